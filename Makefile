@@ -1,0 +1,29 @@
+# `make demo` and `make test` set everything up from nothing, idempotently.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: demo test lint clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.base-installed: $(BIN)/python setup.cfg pyproject.toml
+	$(BIN)/pip install --quiet -e ".[cpu]"
+	touch $@
+
+$(VENV)/.test-installed: $(VENV)/.base-installed
+	$(BIN)/pip install --quiet -e ".[cpu,torch,test]"
+	touch $@
+
+demo: $(VENV)/.base-installed
+	$(BIN)/python recipes/demo.py
+
+lint: $(VENV)/.test-installed
+	$(BIN)/ruff check .
+
+test: lint
+	$(BIN)/python -m pytest
+
+clean:
+	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,341 @@
+"""One builder for every VGG network, reading `keras_vgg.configs`.
+
+`VGG16` and `VGG19` keep the `keras.applications` contract (arguments, checks, layer
+names), so official Keras weight files load unchanged; `VGG11`, `VGG13` and `vgg(config)`
+extend it to every network of the paper.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import keras
+
+from keras_vgg import configs, weights as weight_files
+from keras_vgg.layers import LocalResponseNormalization
+
+# Sect. 3.1: "weights sampled from a normal distribution with zero mean and 10^-2 variance".
+PAPER_INIT_STDDEV = 0.1
+# Sect. 3.1: dropout ratio on the first two fully-connected layers.
+PAPER_DROPOUT = 0.5
+# torchvision's BatchNorm2d defaults (eps 1e-5, momentum 0.1 == Keras momentum 0.9), so that
+# converted `vgg*_bn` checkpoints compute the same function.
+BN_EPSILON = 1e-5
+BN_MOMENTUM = 0.9
+
+POOLING_MODES = (None, "avg", "max")
+
+
+def kernel_initializer_from(identifier: Any) -> keras.initializers.Initializer:
+    """A fresh initializer: "gaussian" (the paper's N(0, 1e-2)), "glorot", or any Keras one."""
+    if identifier == "gaussian":
+        return keras.initializers.RandomNormal(mean=0.0, stddev=PAPER_INIT_STDDEV)
+    if identifier == "glorot":
+        return keras.initializers.GlorotUniform()
+    if isinstance(identifier, keras.initializers.Initializer):
+        return identifier
+    try:
+        return keras.initializers.get(identifier)
+    except ValueError as error:
+        raise ValueError(
+            f"unknown kernel_initializer {identifier!r}: expected 'gaussian' (the paper's "
+            "N(0, 1e-2)), 'glorot', or a Keras initializer"
+        ) from error
+
+
+def scaled_width(units: int, width_multiplier: float) -> int:
+    """Filters or units after `width_multiplier`; at least 1."""
+    return max(1, int(round(units * width_multiplier)))
+
+
+def _check_arguments(
+    config: configs.VGGConfig,
+    *,
+    include_top: bool,
+    weights: str | os.PathLike | None,
+    pooling: str | None,
+    classes: int,
+    classifier_activation: Any,
+    dropout: float,
+    width_multiplier: float,
+) -> None:
+    """The keras.applications checks, plus ours; each raises a ValueError naming the value."""
+    if not (weights in (None, "imagenet") or os.path.isfile(weights)):
+        raise ValueError(
+            "The `weights` argument should be either `None` (random initialization), "
+            "'imagenet' (pre-training on ImageNet), or the path to the weights file to be "
+            f"loaded. Received: weights={weights!r} (no such file)"
+        )
+    if weights == "imagenet":
+        weight_files.check_imagenet_available(config, width_multiplier=width_multiplier)
+        if include_top and classes != 1000:
+            raise ValueError(
+                "If using `weights='imagenet'` with `include_top=True`, `classes` should be "
+                f"1000. Received classes={classes}"
+            )
+    if not isinstance(classes, int) or classes < 1:
+        raise ValueError(f"`classes` must be a positive integer. Received classes={classes!r}")
+    if pooling not in POOLING_MODES:
+        raise ValueError(
+            f"`pooling` must be one of {POOLING_MODES}. Received pooling={pooling!r}"
+        )
+    if include_top and weights is not None:
+        activation = keras.activations.get(classifier_activation)
+        if activation not in (keras.activations.get("softmax"), keras.activations.get(None)):
+            raise ValueError(
+                "Only `None` and `softmax` activations are allowed for the "
+                "`classifier_activation` argument when using pretrained weights, with "
+                f"`include_top=True`; Received: classifier_activation={classifier_activation!r}"
+            )
+    if not 0.0 <= dropout < 1.0:
+        raise ValueError(f"`dropout` must be in [0, 1). Received dropout={dropout!r}")
+    if not width_multiplier > 0:
+        raise ValueError(
+            f"`width_multiplier` must be positive. Received width_multiplier={width_multiplier!r}"
+        )
+
+
+def _input_shape(
+    input_shape: tuple | None,
+    *,
+    input_tensor: Any,
+    include_top: bool,
+    weights: Any,
+) -> tuple:
+    """Validated `(height, width, channels)`; the keras.applications rules, channels last."""
+    if keras.backend.image_data_format() != "channels_last":
+        raise ValueError(
+            "keras_vgg builds channels_last models only (TensorFlow's CPU kernels need it); "
+            f"keras.backend.image_data_format() is {keras.backend.image_data_format()!r}"
+        )
+    if input_shape is None and input_tensor is not None:
+        input_shape = tuple(input_tensor.shape[1:])
+    default_shape = (configs.DEFAULT_INPUT_SIZE, configs.DEFAULT_INPUT_SIZE, 3)
+    if input_shape is None:
+        return default_shape if include_top else (None, None, 3)
+    input_shape = tuple(input_shape)
+    if len(input_shape) != 3:
+        raise ValueError(
+            "`input_shape` must be a tuple of three integers (height, width, channels). "
+            f"Received: input_shape={input_shape}"
+        )
+    if weights == "imagenet":
+        if include_top and input_shape != default_shape:
+            raise ValueError(
+                "When setting `include_top=True` and loading `imagenet` weights, "
+                f"`input_shape` should be {default_shape}. Received: input_shape={input_shape}"
+            )
+        if input_shape[-1] != 3:
+            raise ValueError(f"The input must have 3 channels; Received input_shape={input_shape}")
+    for side in input_shape[:2]:
+        if side is not None and side < configs.MIN_INPUT_SIZE:
+            raise ValueError(
+                f"Input size must be at least {configs.MIN_INPUT_SIZE}x{configs.MIN_INPUT_SIZE} "
+                f"(five 2x2 max-pools); Received: input_shape={input_shape}"
+            )
+    if include_top and None in input_shape:
+        raise ValueError(
+            "If `include_top` is True, you should specify a static `input_shape` (the Flatten "
+            f"before fc1 needs it). Received: input_shape={input_shape}"
+        )
+    return input_shape
+
+
+def _input_layer(input_tensor: Any, input_shape: tuple):
+    if input_tensor is None:
+        return keras.Input(shape=input_shape)
+    if not keras.backend.is_keras_tensor(input_tensor):
+        raise TypeError(
+            "`input_tensor` must be a Keras tensor (e.g. the output of `keras.Input`). "
+            f"Received: {type(input_tensor).__name__}"
+        )
+    return input_tensor
+
+
+def _conv_stages(x, config: configs.VGGConfig, *, width_multiplier: float, initializer: Any):
+    """Table 1's convolutional part: `[b, H, W, 3]` -> `[b, H // 32, W // 32, widths[-1]]`."""
+    for block, (kernel_sizes, width) in enumerate(
+        zip(config.kernel_sizes, config.widths), start=1
+    ):
+        filters = scaled_width(width, width_multiplier)
+        for index, kernel_size in enumerate(kernel_sizes, start=1):
+            name = f"block{block}_conv{index}"
+            x = keras.layers.Conv2D(
+                filters,
+                kernel_size,
+                padding="same",
+                activation=None if config.batch_norm else "relu",
+                kernel_initializer=kernel_initializer_from(initializer),
+                name=name,
+            )(x)
+            if config.batch_norm:
+                x = keras.layers.BatchNormalization(
+                    epsilon=BN_EPSILON, momentum=BN_MOMENTUM, name=f"block{block}_bn{index}"
+                )(x)
+                x = keras.layers.ReLU(name=f"block{block}_relu{index}")(x)
+            if config.lrn and block == 1 and index == 1:
+                x = LocalResponseNormalization(name="block1_lrn")(x)
+        x = keras.layers.MaxPooling2D((2, 2), strides=(2, 2), name=f"block{block}_pool")(x)
+    return x
+
+
+def _classifier(
+    x,
+    config: configs.VGGConfig,
+    *,
+    classes: int,
+    classifier_activation: Any,
+    dropout: float,
+    width_multiplier: float,
+    initializer: Any,
+):
+    """Table 1's head: flatten -> (FC -> ReLU -> dropout) x 2 -> FC -> activation."""
+    x = keras.layers.Flatten(name="flatten")(x)
+    for index, units in enumerate(config.fc_units, start=1):
+        x = keras.layers.Dense(
+            scaled_width(units, width_multiplier),
+            activation="relu",
+            kernel_initializer=kernel_initializer_from(initializer),
+            name=f"fc{index}",
+        )(x)
+        if dropout:
+            x = keras.layers.Dropout(dropout, name=f"fc{index}_dropout")(x)
+    return keras.layers.Dense(
+        classes,
+        activation=classifier_activation,
+        kernel_initializer=kernel_initializer_from(initializer),
+        name="predictions",
+    )(x)
+
+
+def vgg(
+    config: str | configs.VGGConfig,
+    *,
+    include_top: bool = True,
+    weights: str | os.PathLike | None = None,
+    input_tensor: Any = None,
+    input_shape: tuple | None = None,
+    pooling: str | None = None,
+    classes: int = 1000,
+    classifier_activation: Any = "softmax",
+    name: str | None = None,
+    dropout: float = PAPER_DROPOUT,
+    kernel_initializer: Any = "glorot_uniform",
+    batch_norm: bool = False,
+    width_multiplier: float = 1.0,
+) -> keras.Model:
+    """Builds any VGG network of the paper.
+
+    Args:
+      config: paper letter ("A", "A-LRN", "B", "C", "D", "E"), variant ("D-BN", "B-5x5"),
+        model name ("vgg16", "vgg19_bn") or a `VGGConfig`.
+      include_top: keep flatten + fc1 + fc2 + predictions.
+      weights: None (random), "imagenet" (official Keras files, D and E), or the path to a
+        Keras `.weights.h5` / `.h5` / `.keras` file or a torchvision/timm `.pth` /
+        `.safetensors` checkpoint.
+      input_tensor: optional Keras tensor to build the model on.
+      input_shape: `(height, width, 3)`; default `(224, 224, 3)` with the top,
+        `(None, None, 3)` without.
+      pooling: without the top: None (`[b, H/32, W/32, C]`), "avg" or "max" (`[b, C]`).
+      classes: output classes of `predictions`.
+      classifier_activation: activation of `predictions` (None for logits).
+      name: model name; default the config's (e.g. "vgg16").
+      dropout: rate after fc1 and fc2 (the paper's 0.5; 0 removes the layers).
+      kernel_initializer: "gaussian" (N(0, 1e-2), the paper), "glorot"/"glorot_uniform"
+        (Keras' default) or any Keras initializer. Biases start at zero.
+      batch_norm: conv -> BatchNorm -> ReLU (torchvision's `vgg*_bn`).
+      width_multiplier: scales conv filters and fc1/fc2 units (1.0 is the paper).
+
+    Returns:
+      A functional `keras.Model`, input `[batch, height, width, 3]` float (preprocessed with
+      `keras_vgg.preprocess_input`), output `[batch, classes]` with the top.
+    """
+    config = configs.get(config)
+    if batch_norm:
+        config = configs.with_batch_norm(config)
+    _check_arguments(
+        config,
+        include_top=include_top,
+        weights=weights,
+        pooling=pooling,
+        classes=classes,
+        classifier_activation=classifier_activation,
+        dropout=dropout,
+        width_multiplier=width_multiplier,
+    )
+    shape = _input_shape(
+        input_shape, input_tensor=input_tensor, include_top=include_top, weights=weights
+    )
+    inputs = _input_layer(input_tensor, shape)
+    x = _conv_stages(
+        inputs, config, width_multiplier=width_multiplier, initializer=kernel_initializer
+    )
+    if include_top:
+        x = _classifier(
+            x,
+            config,
+            classes=classes,
+            classifier_activation=classifier_activation,
+            dropout=dropout,
+            width_multiplier=width_multiplier,
+            initializer=kernel_initializer,
+        )
+    elif pooling == "avg":
+        x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
+    elif pooling == "max":
+        x = keras.layers.GlobalMaxPooling2D(name="max_pool")(x)
+    source_inputs = inputs if input_tensor is None else keras.utils.get_source_inputs(inputs)
+    model = keras.Model(source_inputs, x, name=name or config.model_name)
+
+    if weights == "imagenet":
+        weight_files.load_weights(
+            model, weight_files.fetch_imagenet_weights(config, include_top=include_top)
+        )
+    elif weights is not None:
+        weight_files.load_weights(model, weights)
+    return model
+
+
+def _named_builder(letter: str, default_weights: str | None):
+    """A keras.applications-style builder for one column of Table 1."""
+    config = configs.TABLE_1[letter]
+
+    def builder(
+        include_top: bool = True,
+        weights: str | os.PathLike | None = default_weights,
+        input_tensor: Any = None,
+        input_shape: tuple | None = None,
+        pooling: str | None = None,
+        classes: int = 1000,
+        classifier_activation: Any = "softmax",
+        name: str = config.model_name,
+        **kwargs: Any,
+    ) -> keras.Model:
+        return vgg(
+            config,
+            include_top=include_top,
+            weights=weights,
+            input_tensor=input_tensor,
+            input_shape=input_shape,
+            pooling=pooling,
+            classes=classes,
+            classifier_activation=classifier_activation,
+            name=name,
+            **kwargs,
+        )
+
+    builder.__name__ = builder.__qualname__ = f"VGG{config.weight_layers}"
+    builder.__doc__ = (
+        f"VGG{config.weight_layers} (config {letter} of Table 1): `keras.applications.VGG16`'s "
+        f"arguments, plus `vgg()`'s keyword arguments (dropout, kernel_initializer, "
+        f"batch_norm, width_multiplier). Default weights: {default_weights!r}."
+    )
+    return builder
+
+
+# keras.applications defaults to ImageNet weights where Keras publishes them (D and E).
+VGG11 = _named_builder("A", default_weights=None)
+VGG13 = _named_builder("B", default_weights=None)
+VGG16 = _named_builder("D", default_weights="imagenet")
+VGG19 = _named_builder("E", default_weights="imagenet")

@@ -1,0 +1,353 @@
+"""Weight files: the official Keras ImageNet files, Keras h5/.keras files, and
+torchvision / timm checkpoints, all loaded by layer name and all-or-nothing.
+
+Every reader returns `{layer_name: [arrays in the order of layer.weights]}`; `load_weights`
+checks every layer of the model against it before assigning anything, so a bad file leaves
+the model unchanged and the error names the file and the first mismatching layer.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import os
+import re
+import zipfile
+from collections.abc import Mapping
+
+import h5py
+import keras
+import numpy as np
+
+from keras_vgg import configs
+
+WeightsByLayer = dict[str, list[np.ndarray]]
+
+_KERAS_APPLICATIONS_URL = "https://storage.googleapis.com/tensorflow/keras-applications/"
+
+
+@dataclasses.dataclass(frozen=True)
+class PublishedWeights:
+    """A file of the Keras Applications bucket and its published MD5."""
+
+    fname: str
+    origin: str
+    md5: str
+
+
+def _published(model_dir: str, fname: str, md5: str) -> PublishedWeights:
+    return PublishedWeights(fname, f"{_KERAS_APPLICATIONS_URL}{model_dir}/{fname}", md5)
+
+
+# (config letter, include_top) -> file; the hashes keras.applications publishes.
+IMAGENET_WEIGHTS: dict[tuple[str, bool], PublishedWeights] = {
+    ("D", True): _published(
+        "vgg16", "vgg16_weights_tf_dim_ordering_tf_kernels.h5",
+        "64373286793e3c8b2b4e3219cbf3544b",
+    ),
+    ("D", False): _published(
+        "vgg16", "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5",
+        "6d6bbae143d832006294945121d1f1fc",
+    ),
+    ("E", True): _published(
+        "vgg19", "vgg19_weights_tf_dim_ordering_tf_kernels.h5",
+        "cbe5617147190e668d6c5d5026f83318",
+    ),
+    ("E", False): _published(
+        "vgg19", "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5",
+        "253f8cb515780f3b799900260a226db6",
+    ),
+}
+
+HEAD_LAYERS = ("fc1", "fc2", "predictions")
+KERAS_SUFFIXES = (".h5", ".hdf5", ".keras")
+TORCH_SUFFIXES = (".pth", ".pt", ".bin")
+SAFETENSORS_SUFFIX = ".safetensors"
+
+
+def check_imagenet_available(config: configs.VGGConfig, *, width_multiplier: float) -> None:
+    """Raises a ValueError unless Keras publishes ImageNet weights for this network."""
+    published = sorted({letter for letter, _ in IMAGENET_WEIGHTS})
+    if config.name not in published:
+        raise ValueError(
+            f"weights='imagenet' exists for configs {published} (VGG16, VGG19: the official "
+            f"Keras Applications files), not for {config.name!r}. For A and B (VGG11, VGG13) "
+            "and the batch-norm variants, pass the path of a torchvision or timm checkpoint "
+            "as `weights`."
+        )
+    if width_multiplier != 1.0:
+        raise ValueError(
+            "weights='imagenet' needs the paper's widths (width_multiplier=1.0). Received "
+            f"width_multiplier={width_multiplier}"
+        )
+
+
+def fetch_imagenet_weights(
+    config: configs.VGGConfig, *, include_top: bool, cache_dir: str | None = None
+) -> str:
+    """Downloads (once) the official Keras ImageNet file and checks its MD5; returns its path."""
+    published = IMAGENET_WEIGHTS[(config.name, include_top)]
+    try:
+        return keras.utils.get_file(
+            published.fname,
+            published.origin,
+            cache_subdir="models",
+            file_hash=published.md5,
+            hash_algorithm="md5",
+            cache_dir=cache_dir,
+        )
+    except ValueError as error:
+        raise ValueError(
+            f"{published.fname} (from {published.origin}) does not match its published MD5 "
+            f"{published.md5}: the download is truncated or corrupted ({error})"
+        ) from error
+
+
+def load_weights(model: keras.Model, path: str | os.PathLike) -> None:
+    """Loads any supported weight file into `model`, by layer name, all or nothing.
+
+    Formats, chosen by suffix: Keras 3 `.weights.h5`, legacy Keras `.h5` (the official
+    keras.applications files and `model.save('x.h5')`), `.keras` archives, torchvision/timm
+    `.pth` (needs torch; read with `weights_only=True`) and `.safetensors` (no torch needed).
+
+    Raises:
+      ValueError: the file cannot be read, or a layer is missing or has other shapes; the
+        message names the file and the first mismatching layer, and the model is unchanged.
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise ValueError(f"weights file {path!r} does not exist")
+    lower = path.lower()
+    if lower.endswith(KERAS_SUFFIXES):
+        weights = read_keras_file(path)
+    elif lower.endswith(TORCH_SUFFIXES + (SAFETENSORS_SUFFIX,)):
+        weights = from_torch_state_dict(read_torch_file(path), model, source=path)
+    else:
+        raise ValueError(
+            f"weights file {path!r}: unknown format; expected a Keras file "
+            f"{KERAS_SUFFIXES} or a torchvision/timm checkpoint "
+            f"{TORCH_SUFFIXES + (SAFETENSORS_SUFFIX,)}"
+        )
+    assign_weights(model, weights, source=path)
+
+
+def assign_weights(model: keras.Model, weights: Mapping[str, list], *, source: str) -> None:
+    """Sets every weighted layer of `model` from `weights`, after checking all of them.
+
+    Entries for the head (fc1, fc2, predictions) are ignored when the model has no head, as
+    loading a full file for feature extraction; any other unused entry is an error.
+    """
+    plan = []
+    for layer in model.layers:
+        if not layer.weights:
+            continue
+        if layer.name not in weights:
+            raise ValueError(
+                f"{source}: no weights for layer {layer.name!r} (the file has "
+                f"{sorted(weights)}); is it a checkpoint of another VGG configuration?"
+            )
+        arrays = [np.asarray(array) for array in weights[layer.name]]
+        expected = [tuple(variable.shape) for variable in layer.weights]
+        found = [tuple(array.shape) for array in arrays]
+        if expected != found:
+            raise ValueError(
+                f"{source}: layer {layer.name!r} expects weights of shapes {expected}, the "
+                f"file has {found}; is it a checkpoint of another configuration, width or "
+                "class count?"
+            )
+        plan.append((layer, arrays))
+    model_layers = {layer.name for layer in model.layers}
+    unused = sorted(set(weights) - model_layers - _ignorable_head(model_layers))
+    if unused:
+        raise ValueError(
+            f"{source}: the file has weights for layers the model does not have: {unused}; "
+            "is it a checkpoint of another VGG configuration (e.g. with batch norm)?"
+        )
+    for layer, arrays in plan:
+        layer.set_weights(arrays)
+
+
+def _ignorable_head(model_layers: set[str]) -> set[str]:
+    return set() if "predictions" in model_layers else set(HEAD_LAYERS)
+
+
+def _decode(value) -> str:
+    return value.decode("utf8") if isinstance(value, bytes) else str(value)
+
+
+def read_keras_file(path: str) -> WeightsByLayer:
+    """`{layer_name: arrays}` from a Keras 3 `.weights.h5`, a legacy `.h5` or a `.keras` file."""
+    try:
+        if path.lower().endswith(".keras"):
+            with zipfile.ZipFile(path) as archive:
+                buffer = io.BytesIO(archive.read("model.weights.h5"))
+            with h5py.File(buffer, "r") as file:
+                return _read_keras_h5(file, path)
+        with h5py.File(path, "r") as file:
+            return _read_keras_h5(file, path)
+    except (OSError, KeyError, zipfile.BadZipFile) as error:
+        raise ValueError(
+            f"cannot read weights file {path!r}: truncated, corrupted or not a Keras file "
+            f"({error})"
+        ) from error
+
+
+def _read_keras_h5(file: h5py.File, path: str) -> WeightsByLayer:
+    if "layer_names" in file.attrs:  # legacy weights-only (the official files)
+        return _read_legacy_group(file)
+    if "model_weights" in file:  # legacy full model, model.save("x.h5")
+        return _read_legacy_group(file["model_weights"])
+    if "layers" in file:  # Keras 3 .weights.h5
+        weights = {}
+        for group in file["layers"].values():
+            if "vars" not in group:
+                continue
+            variables = group["vars"]
+            if "name" not in variables.attrs:
+                raise ValueError(
+                    f"{path}: this .weights.h5 file does not record layer names (written "
+                    "before Keras 3.x stored them); load it with model.load_weights()"
+                )
+            if len(variables):
+                weights[_decode(variables.attrs["name"])] = [
+                    variables[str(index)][()] for index in range(len(variables))
+                ]
+        return weights
+    raise ValueError(f"{path}: HDF5 file without Keras weights (no layers or layer_names)")
+
+
+def _read_legacy_group(group: h5py.Group) -> WeightsByLayer:
+    weights = {}
+    for layer_name in (_decode(name) for name in group.attrs["layer_names"]):
+        names = [_decode(name) for name in group[layer_name].attrs["weight_names"]]
+        if names:
+            weights[layer_name] = [group[layer_name][name][()] for name in names]
+    return weights
+
+
+def read_torch_file(path: str) -> dict[str, np.ndarray]:
+    """A flat `{key: array}` state dict from a `.safetensors` file or a torch pickle.
+
+    Torch pickles are read with `weights_only=True`, which refuses arbitrary objects.
+    Checkpoints that wrap the state dict under "state_dict" or "model" are unwrapped.
+    """
+    if path.lower().endswith(SAFETENSORS_SUFFIX):
+        from safetensors import SafetensorError
+        from safetensors.numpy import load_file
+
+        try:
+            return load_file(path)
+        except (SafetensorError, OSError) as error:
+            raise ValueError(
+                f"cannot read weights file {path!r}: truncated or not a safetensors file "
+                f"({error})"
+            ) from error
+    try:
+        import torch
+    except ImportError as error:
+        raise ValueError(
+            f"reading {path!r} needs PyTorch (pip install 'keras-vgg[torch]'), or convert "
+            "it to .safetensors, which loads without torch"
+        ) from error
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises RuntimeError, UnpicklingError, EOFError...
+        raise ValueError(
+            f"cannot read weights file {path!r} as a torch state dict with "
+            f"weights_only=True: truncated, corrupted, or it holds more than tensors "
+            f"({type(error).__name__}: {error})"
+        ) from error
+    for wrapper in ("state_dict", "model"):
+        if isinstance(checkpoint, dict) and isinstance(checkpoint.get(wrapper), dict):
+            checkpoint = checkpoint[wrapper]
+    if not isinstance(checkpoint, dict):
+        raise ValueError(f"{path}: expected a state dict, found {type(checkpoint).__name__}")
+    return {
+        key: value.detach().cpu().numpy()
+        for key, value in checkpoint.items()
+        if isinstance(value, torch.Tensor)
+    }
+
+
+# torchvision: classifier.{0,3,6}; timm: pre_logits.fc1, pre_logits.fc2, head.fc.
+_TORCH_HEAD_MODULES = {
+    "classifier.0": "fc1", "classifier.3": "fc2", "classifier.6": "predictions",
+    "pre_logits.fc1": "fc1", "pre_logits.fc2": "fc2", "head.fc": "predictions",
+}
+_FEATURE_MODULE = re.compile(r"^features\.(\d+)$")
+
+
+def from_torch_state_dict(
+    state_dict: Mapping[str, np.ndarray], model: keras.Model, *, source: str
+) -> WeightsByLayer:
+    """Maps a torchvision / timm VGG state dict onto the layer names of `model`.
+
+    The `features.N` modules with parameters (convs, and BatchNorms in `_bn` models) pair in
+    order with the model's conv and BatchNorm layers. Conv kernels go from torch's
+    `[out, in, kh, kw]` to Keras' `[kh, kw, in, out]`; fc1's input is reordered from
+    torch's NCHW flatten to Keras' NHWC one (the feature map's size is read from `model`).
+    """
+    modules: dict[str, dict[str, np.ndarray]] = {}
+    for key, value in state_dict.items():
+        module, _, parameter = key.rpartition(".")
+        modules.setdefault(module, {})[parameter] = np.asarray(value)
+
+    feature_modules = sorted(
+        (int(match.group(1)), module)
+        for module in modules
+        if (match := _FEATURE_MODULE.match(module))
+    )
+    feature_layers = [
+        layer for layer in model.layers if layer.weights and layer.name not in HEAD_LAYERS
+    ]
+    weights: WeightsByLayer = {}
+    for position, (_, module) in enumerate(feature_modules):
+        if position >= len(feature_layers):
+            raise ValueError(
+                f"{source}: checkpoint module {module!r} has no counterpart: the model has "
+                f"only {len(feature_layers)} conv/BatchNorm layers; is it a checkpoint of "
+                "another VGG configuration?"
+            )
+        layer = feature_layers[position]
+        weights[layer.name] = _convert_feature_module(modules[module], layer, module, source)
+
+    for module, layer_name in _TORCH_HEAD_MODULES.items():
+        if module in modules:
+            weights[layer_name] = _convert_head_module(modules[module], model, layer_name)
+    unknown = sorted(
+        module for module in modules
+        if not _FEATURE_MODULE.match(module) and module not in _TORCH_HEAD_MODULES
+    )
+    if unknown:
+        raise ValueError(f"{source}: not a torchvision/timm VGG checkpoint: modules {unknown}")
+    return weights
+
+
+def _convert_feature_module(parameters, layer, module: str, source: str) -> list[np.ndarray]:
+    if isinstance(layer, keras.layers.BatchNormalization):
+        names = ("weight", "bias", "running_mean", "running_var")
+        if "running_mean" not in parameters:
+            raise ValueError(
+                f"{source}: model layer {layer.name!r} is a BatchNorm but checkpoint module "
+                f"{module!r} is not (no running_mean); is it a checkpoint without batch norm?"
+            )
+        return [parameters[name] for name in names]
+    if parameters.get("weight") is None or parameters["weight"].ndim != 4:
+        raise ValueError(
+            f"{source}: model layer {layer.name!r} is a conv but checkpoint module {module!r} "
+            f"holds {sorted(parameters)}; is it a checkpoint with batch norm?"
+        )
+    return [parameters["weight"].transpose(2, 3, 1, 0), parameters["bias"]]
+
+
+def _convert_head_module(parameters, model: keras.Model, layer_name: str) -> list[np.ndarray]:
+    kernel = parameters["weight"]
+    out_features = kernel.shape[0]
+    if layer_name == "fc1" and "flatten" in {layer.name for layer in model.layers}:
+        _, height, width, channels = model.get_layer("flatten").input.shape
+        if kernel.size == out_features * height * width * channels:
+            # [out, C, H, W] (timm's conv, or torchvision's NCHW flatten) -> [H*W*C, out].
+            kernel = kernel.reshape(out_features, channels, height, width)
+            return [kernel.transpose(2, 3, 1, 0).reshape(-1, out_features), parameters["bias"]]
+    # Linear [out, in] or 1x1 conv [out, in, 1, 1] -> Dense [in, out].
+    return [kernel.reshape(out_features, -1).T, parameters["bias"]]
