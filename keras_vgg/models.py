@@ -12,7 +12,8 @@ from typing import Any
 
 import keras
 
-from keras_vgg import configs, weights as weight_files
+from keras_vgg import configs
+from keras_vgg import weights as weight_files
 from keras_vgg.layers import LocalResponseNormalization
 
 # Sect. 3.1: "weights sampled from a normal distribution with zero mean and 10^-2 variance".
@@ -156,7 +157,7 @@ def _input_layer(input_tensor: Any, input_shape: tuple):
 def _conv_stages(x, config: configs.VGGConfig, *, width_multiplier: float, initializer: Any):
     """Table 1's convolutional part: `[b, H, W, 3]` -> `[b, H // 32, W // 32, widths[-1]]`."""
     for block, (kernel_sizes, width) in enumerate(
-        zip(config.kernel_sizes, config.widths), start=1
+        zip(config.kernel_sizes, config.widths, strict=True), start=1
     ):
         filters = scaled_width(width, width_multiplier)
         for index, kernel_size in enumerate(kernel_sizes, start=1):

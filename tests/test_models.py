@@ -30,9 +30,9 @@ def test_parameter_counts_equal_the_paper(name):
 @pytest.mark.full_size
 def test_batch_norm_adds_scale_and_shift_per_channel():
     model = keras_vgg.vgg("D", batch_norm=True)
+    d = configs.TABLE_1["D"]
     channels = sum(
-        width * len(kernels)
-        for width, kernels in zip(configs.STAGE_WIDTHS, configs.TABLE_1["D"].kernel_sizes)
+        width * len(kernels) for width, kernels in zip(d.widths, d.kernel_sizes, strict=True)
     )
     trainable = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
     assert trainable == PAPER_PARAMETERS["D"] + 2 * channels  # torchvision vgg16_bn: 138,365,992

@@ -1,0 +1,387 @@
+import functools
+import hashlib
+import os
+
+import h5py
+import keras
+import numpy as np
+import pytest
+from conftest import NARROW
+from keras.src.legacy.saving import legacy_h5_format
+from safetensors.numpy import save_file
+
+import keras_vgg
+from keras_vgg import configs, models
+from keras_vgg import weights as weight_files
+
+torch = pytest.importorskip("torch", reason="torch reads .pth checkpoints and is the reference")
+F = torch.nn.functional
+
+
+def save_official_layout(model, path):
+    """A weights-only legacy HDF5 file, the layout of the official keras.applications files."""
+    with h5py.File(path, "w") as file:
+        legacy_h5_format.save_weights_to_hdf5_group(file, model)
+    return path
+
+
+def snapshot(model):
+    return [np.array(w) for w in model.get_weights()]
+
+
+def assert_unchanged(model, before):
+    for old, new in zip(before, model.get_weights(), strict=True):
+        np.testing.assert_array_equal(old, new)
+
+
+# --- Official Keras files --------------------------------------------------------------
+
+
+@pytest.mark.full_size
+@pytest.mark.parametrize(
+    "ours, theirs, include_top, writer",
+    [
+        (keras_vgg.VGG16, keras.applications.VGG16, True, "official"),
+        (keras_vgg.VGG16, keras.applications.VGG16, True, "weights.h5"),
+        (keras_vgg.VGG19, keras.applications.VGG19, True, "official"),
+        (keras_vgg.VGG16, keras.applications.VGG16, False, "official"),
+        (keras_vgg.VGG16, keras.applications.VGG16, False, "weights.h5"),
+        (keras_vgg.VGG19, keras.applications.VGG19, False, "official"),
+        (keras_vgg.VGG19, keras.applications.VGG19, False, "model.h5"),
+    ],
+)
+def test_keras_applications_weights_give_the_same_outputs(
+    ours, theirs, include_top, writer, tmp_path, images
+):
+    reference = theirs(weights=None, include_top=include_top)
+    if writer == "official":
+        path = save_official_layout(reference, tmp_path / "reference.h5")
+    elif writer == "weights.h5":
+        path = tmp_path / "reference.weights.h5"
+        reference.save_weights(path)
+    else:
+        path = tmp_path / "reference.h5"
+        reference.save(path)
+    model = ours(weights=str(path), include_top=include_top)
+    x = keras_vgg.preprocess_input(images(2, 224))
+    expected = reference.predict(x, verbose=0)
+    assert np.abs(model.predict(x, verbose=0) - expected).max() < 1e-5
+    if writer == "official":  # Keras' own loader reads the same file into our model too
+        other = ours(weights=None, include_top=include_top)
+        other.load_weights(path)
+        assert np.abs(other.predict(x, verbose=0) - expected).max() < 1e-5
+
+
+@pytest.mark.full_size
+def test_imagenet_download_checks_the_published_md5(tmp_path, monkeypatch, images):
+    reference = keras.applications.VGG16(weights=None, include_top=False)
+    served = save_official_layout(reference, tmp_path / "served.h5")
+    md5 = hashlib.md5(served.read_bytes()).hexdigest()
+    fname = "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5"
+    table = dict(weight_files.IMAGENET_WEIGHTS)
+    table[("D", False)] = weight_files.PublishedWeights(fname, served.as_uri(), md5)
+    monkeypatch.setattr(weight_files, "IMAGENET_WEIGHTS", table)
+    cache = tmp_path / "cache"
+    cache.mkdir()  # get_file falls back to /tmp/.keras for a folder it cannot write
+    monkeypatch.setattr(
+        weight_files, "fetch_imagenet_weights",
+        functools.partial(weight_files.fetch_imagenet_weights, cache_dir=str(cache)),
+    )
+    model = keras_vgg.VGG16(include_top=False)  # weights="imagenet" is the default
+    assert (cache / "models" / fname).is_file()
+    x = keras_vgg.preprocess_input(images(1, 64))
+    np.testing.assert_allclose(model.predict(x, verbose=0), reference.predict(x, verbose=0),
+                               atol=1e-5)
+
+
+def test_imagenet_hash_mismatch_names_the_file(tmp_path, monkeypatch):
+    corrupt = tmp_path / "served.h5"
+    corrupt.write_bytes(b"not the published weights")
+    fname = "vgg19_weights_tf_dim_ordering_tf_kernels.h5"
+    published = weight_files.IMAGENET_WEIGHTS[("E", True)]
+    table = dict(weight_files.IMAGENET_WEIGHTS)
+    table[("E", True)] = weight_files.PublishedWeights(fname, corrupt.as_uri(), published.md5)
+    monkeypatch.setattr(weight_files, "IMAGENET_WEIGHTS", table)
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    with pytest.raises(ValueError, match=f"{fname}.*published MD5 {published.md5}"):
+        weight_files.fetch_imagenet_weights(
+            configs.TABLE_1["E"], include_top=True, cache_dir=str(cache)
+        )
+
+
+def test_published_files_are_the_keras_applications_ones():
+    assert weight_files.IMAGENET_WEIGHTS[("D", True)].origin == (
+        keras.src.applications.vgg16.WEIGHTS_PATH
+    )
+    assert weight_files.IMAGENET_WEIGHTS[("E", False)].origin == (
+        keras.src.applications.vgg19.WEIGHTS_PATH_NO_TOP
+    )
+
+
+# --- torchvision / timm checkpoints -------------------------------------------------------
+
+
+def torchvision_state_dict(config, *, width_multiplier, classes, seed=0):
+    """Random weights under torchvision's exact keys and shapes (`vgg.py`'s make_layers):
+    `features.N` counts conv, [BatchNorm2d], ReLU and MaxPool2d modules; the classifier is
+    Linear(C*7*7, 4096), ReLU, Dropout, Linear(4096, 4096), ReLU, Dropout, Linear(4096, classes).
+    """
+    rng = np.random.default_rng(seed)
+    state, index, channels = {}, 0, 3
+
+    def normal(std, *shape):
+        return rng.normal(0, std, shape).astype("float32")
+
+    for kernels, width in zip(config.kernel_sizes, config.widths, strict=True):
+        filters = models.scaled_width(width, width_multiplier)
+        for kernel in kernels:
+            state[f"features.{index}.weight"] = normal(
+                np.sqrt(2 / (kernel * kernel * channels)), filters, channels, kernel, kernel)
+            state[f"features.{index}.bias"] = normal(0.1, filters)
+            index += 1
+            if config.batch_norm:
+                state[f"features.{index}.weight"] = 1 + normal(0.1, filters)
+                state[f"features.{index}.bias"] = normal(0.1, filters)
+                state[f"features.{index}.running_mean"] = normal(0.5, filters)
+                state[f"features.{index}.running_var"] = rng.uniform(0.5, 2, filters).astype(
+                    "float32")
+                state[f"features.{index}.num_batches_tracked"] = np.array(7, dtype="int64")
+                index += 1
+            index += 1  # ReLU
+            channels = filters
+        index += 1  # MaxPool2d
+    units = models.scaled_width(4096, width_multiplier)
+    for module, (fan_out, fan_in) in {
+        "classifier.0": (units, channels * 7 * 7),
+        "classifier.3": (units, units),
+        "classifier.6": (classes, units),
+    }.items():
+        state[f"{module}.weight"] = normal(np.sqrt(2 / fan_in), fan_out, fan_in)
+        state[f"{module}.bias"] = normal(0.1, fan_out)
+    return state
+
+
+def as_timm(state, channels):
+    """timm's layout: fc1 and fc2 as 7x7 and 1x1 convs (`pre_logits`), `head.fc`."""
+    timm = {k: v for k, v in state.items() if k.startswith("features.")}
+    timm["pre_logits.fc1.weight"] = state["classifier.0.weight"].reshape(-1, channels, 7, 7)
+    timm["pre_logits.fc2.weight"] = state["classifier.3.weight"].reshape(
+        *state["classifier.3.weight"].shape, 1, 1)
+    timm["head.fc.weight"] = state["classifier.6.weight"]
+    for ours, theirs in [("0", "pre_logits.fc1"), ("3", "pre_logits.fc2"), ("6", "head.fc")]:
+        timm[f"{theirs}.bias"] = state[f"classifier.{ours}.bias"]
+    return timm
+
+
+def torch_reference_logits(state, config, images_nhwc):
+    """torchvision's VGG forward pass (eval mode), in torch, on NCHW tensors."""
+    t = {k: torch.from_numpy(np.asarray(v)) for k, v in state.items()}
+    x = torch.from_numpy(images_nhwc).permute(0, 3, 1, 2)
+    index = 0
+    with torch.no_grad():
+        for kernels in config.kernel_sizes:
+            for kernel in kernels:
+                x = F.conv2d(x, t[f"features.{index}.weight"], t[f"features.{index}.bias"],
+                             padding=kernel // 2)
+                index += 1
+                if config.batch_norm:
+                    p = f"features.{index}."
+                    x = F.batch_norm(x, t[p + "running_mean"], t[p + "running_var"],
+                                     t[p + "weight"], t[p + "bias"], training=False, eps=1e-5)
+                    index += 1
+                x = F.relu(x)
+                index += 1
+            x = F.max_pool2d(x, 2)
+            index += 1
+        x = torch.flatten(F.adaptive_avg_pool2d(x, (7, 7)), 1)
+        x = F.relu(F.linear(x, t["classifier.0.weight"], t["classifier.0.bias"]))
+        x = F.relu(F.linear(x, t["classifier.3.weight"], t["classifier.3.bias"]))
+        return F.linear(x, t["classifier.6.weight"], t["classifier.6.bias"]).numpy()
+
+
+def write_checkpoint(state, path):
+    if path.suffix == ".safetensors":
+        save_file(state, str(path))
+    else:
+        torch.save({k: torch.from_numpy(np.asarray(v)) for k, v in state.items()}, path)
+    return path
+
+
+@pytest.mark.parametrize(
+    "name, layout, suffix",
+    [("A", "torchvision", ".pth"), ("A", "timm", ".safetensors"),
+     ("B", "torchvision", ".safetensors"), ("D-BN", "torchvision", ".pth"),
+     ("E-BN", "timm", ".pth")],
+)
+def test_torch_checkpoints_compute_the_same_forward_pass(name, layout, suffix, tmp_path):
+    config = configs.get(name)
+    state = torchvision_state_dict(config, width_multiplier=NARROW, classes=10)
+    last_width = models.scaled_width(config.widths[-1], NARROW)
+    path = write_checkpoint(
+        state if layout == "torchvision" else as_timm(state, last_width),
+        tmp_path / f"checkpoint{suffix}",
+    )
+    model = keras_vgg.vgg(name, weights=str(path), width_multiplier=NARROW, classes=10,
+                          classifier_activation=None)
+    x = np.random.default_rng(1).normal(0, 1, (2, 224, 224, 3)).astype("float32")
+    expected = torch_reference_logits(state, config, x)
+    np.testing.assert_allclose(model.predict(x, verbose=0), expected, rtol=1e-4, atol=1e-4)
+
+
+def test_torch_checkpoint_without_the_top_feeds_feature_extraction(tmp_path):
+    config = configs.get("B")
+    state = torchvision_state_dict(config, width_multiplier=NARROW, classes=1000)
+    path = write_checkpoint(state, tmp_path / "vgg13.safetensors")
+    model = keras_vgg.VGG13(weights=str(path), include_top=False, width_multiplier=NARROW)
+    kernel = np.asarray(model.get_layer("block1_conv1").kernel)
+    np.testing.assert_array_equal(kernel, state["features.0.weight"].transpose(2, 3, 1, 0))
+
+
+def test_wrapped_pth_state_dict_loads(tmp_path):
+    state = torchvision_state_dict(configs.get("A"), width_multiplier=NARROW, classes=10)
+    path = tmp_path / "wrapped.pth"
+    torch.save({"epoch": 3, "state_dict": {k: torch.from_numpy(v) for k, v in state.items()}},
+               path)
+    model = keras_vgg.VGG11(weights=str(path), width_multiplier=NARROW, classes=10)
+    np.testing.assert_array_equal(
+        np.asarray(model.get_layer("predictions").kernel), state["classifier.6.weight"].T)
+
+
+class NotATensor:
+    pass
+
+
+def test_pth_with_arbitrary_objects_is_refused(tmp_path):
+    path = tmp_path / "pickled.pth"
+    torch.save({"features.0.weight": NotATensor()}, path)
+    with pytest.raises(ValueError, match="pickled.pth.*weights_only=True"):
+        keras_vgg.VGG11(weights=str(path), width_multiplier=NARROW)
+
+
+# --- Bad files: clear error, model unchanged ------------------------------------------
+
+
+@pytest.fixture
+def narrow_d():
+    return keras_vgg.vgg("D", width_multiplier=NARROW, input_shape=(32, 32, 3))
+
+
+def keras_file(model, path):
+    model.save_weights(path)
+    return path
+
+
+def test_truncated_keras_file(tmp_path, narrow_d):
+    path = keras_file(keras_vgg.vgg("D", width_multiplier=NARROW, input_shape=(32, 32, 3)),
+                      tmp_path / "d.weights.h5")
+    with open(path, "r+b") as file:
+        file.truncate(os.path.getsize(path) // 2)
+    before = snapshot(narrow_d)
+    with pytest.raises(ValueError, match="d.weights.h5.*truncated"):
+        keras_vgg.load_weights(narrow_d, path)
+    assert_unchanged(narrow_d, before)
+
+
+def test_truncated_safetensors(tmp_path, narrow_d):
+    state = torchvision_state_dict(configs.get("D"), width_multiplier=NARROW, classes=1000)
+    path = write_checkpoint(state, tmp_path / "d.safetensors")
+    with open(path, "r+b") as file:
+        file.truncate(os.path.getsize(path) - 100)
+    with pytest.raises(ValueError, match="d.safetensors.*truncated"):
+        keras_vgg.load_weights(narrow_d, path)
+
+
+def test_truncated_pth(tmp_path, narrow_d):
+    state = torchvision_state_dict(configs.get("D"), width_multiplier=NARROW, classes=1000)
+    path = write_checkpoint(state, tmp_path / "d.pth")
+    with open(path, "r+b") as file:
+        file.truncate(os.path.getsize(path) // 2)
+    with pytest.raises(ValueError, match="d.pth"):
+        keras_vgg.load_weights(narrow_d, path)
+
+
+def test_keras_file_of_a_shallower_config_names_the_missing_layer(tmp_path):
+    path = keras_file(keras_vgg.vgg("D", width_multiplier=NARROW), tmp_path / "d.weights.h5")
+    model = keras_vgg.vgg("E", width_multiplier=NARROW)
+    before = snapshot(model)
+    with pytest.raises(ValueError, match="d.weights.h5: no weights for layer 'block3_conv4'"):
+        keras_vgg.load_weights(model, path)
+    assert_unchanged(model, before)
+
+
+def test_keras_file_of_a_deeper_config_names_the_extra_layers(tmp_path, narrow_d):
+    path = save_official_layout(keras_vgg.vgg("E", width_multiplier=NARROW, input_shape=(32,) * 2
+                                              + (3,)), tmp_path / "e.h5")
+    before = snapshot(narrow_d)
+    with pytest.raises(ValueError, match=r"e.h5: .*layers the model does not have.*block3_conv4"):
+        keras_vgg.load_weights(narrow_d, path)
+    assert_unchanged(narrow_d, before)
+
+
+def test_keras_file_of_another_width_names_the_first_layer(tmp_path, narrow_d):
+    path = keras_file(keras_vgg.vgg("D", width_multiplier=2 * NARROW, input_shape=(32, 32, 3)),
+                      tmp_path / "wide.weights.h5")
+    before = snapshot(narrow_d)
+    with pytest.raises(ValueError, match=r"wide.weights.h5: layer 'block1_conv1' expects"):
+        keras_vgg.load_weights(narrow_d, path)
+    assert_unchanged(narrow_d, before)
+
+
+def test_batch_norm_keras_file_into_plain_model(tmp_path, narrow_d):
+    path = keras_file(keras_vgg.vgg("D-BN", width_multiplier=NARROW, input_shape=(32, 32, 3)),
+                      tmp_path / "bn.weights.h5")
+    with pytest.raises(ValueError, match=r"bn.weights.h5: .*block1_bn1"):
+        keras_vgg.load_weights(narrow_d, path)
+
+
+@pytest.mark.parametrize(
+    "checkpoint_config, model_config, error",
+    [
+        ("A", "D", r"layer 'block1_conv2' expects"),
+        ("D-BN", "D", r"block1_conv2' is a conv but checkpoint module 'features.1'"),
+        ("D", "D-BN", r"block1_bn1' is a BatchNorm but checkpoint module 'features.2'"),
+        ("E", "D", r"module 'features.\d+' has no counterpart"),
+    ],
+)
+def test_torch_checkpoint_of_another_architecture(checkpoint_config, model_config, error,
+                                                  tmp_path):
+    state = torchvision_state_dict(configs.get(checkpoint_config), width_multiplier=NARROW,
+                                   classes=1000)
+    path = write_checkpoint(state, tmp_path / "other.safetensors")
+    model = keras_vgg.vgg(model_config, width_multiplier=NARROW)
+    before = snapshot(model)
+    with pytest.raises(ValueError, match="other.safetensors.*" + error):
+        keras_vgg.load_weights(model, path)
+    assert_unchanged(model, before)
+
+
+def test_checkpoint_of_another_model_family(tmp_path, narrow_d):
+    path = tmp_path / "resnet.safetensors"
+    save_file({"conv1.weight": np.zeros((64, 3, 7, 7), "float32")}, str(path))
+    with pytest.raises(ValueError, match=r"resnet.safetensors: not a torchvision/timm VGG"):
+        keras_vgg.load_weights(narrow_d, path)
+
+
+def test_unknown_format(tmp_path, narrow_d):
+    path = tmp_path / "weights.npz"
+    path.write_bytes(b"")
+    with pytest.raises(ValueError, match="weights.npz.*unknown format"):
+        keras_vgg.load_weights(narrow_d, path)
+
+
+def test_h5_without_keras_weights(tmp_path, narrow_d):
+    path = tmp_path / "data.h5"
+    with h5py.File(path, "w") as file:
+        file["x"] = np.zeros(3)
+    with pytest.raises(ValueError, match="data.h5: HDF5 file without Keras weights"):
+        keras_vgg.load_weights(narrow_d, path)
+
+
+def test_keras_archive_loads(tmp_path, narrow_d, images):
+    source = keras_vgg.vgg("D", width_multiplier=NARROW, input_shape=(32, 32, 3))
+    source.save(tmp_path / "d.keras")
+    keras_vgg.load_weights(narrow_d, tmp_path / "d.keras")
+    x = images(2, 32)
+    np.testing.assert_allclose(narrow_d.predict(x, verbose=0), source.predict(x, verbose=0),
+                               atol=1e-6)
