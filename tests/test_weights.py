@@ -1,6 +1,7 @@
 import functools
 import hashlib
 import os
+import sys
 
 import h5py
 import keras
@@ -385,3 +386,11 @@ def test_keras_archive_loads(tmp_path, narrow_d, images):
     x = images(2, 32)
     np.testing.assert_allclose(narrow_d.predict(x, verbose=0), source.predict(x, verbose=0),
                                atol=1e-6)
+
+
+def test_pth_without_torch_says_how_to_get_it(tmp_path, narrow_d, monkeypatch):
+    path = tmp_path / "vgg16.pth"
+    path.write_bytes(b"\x80")
+    monkeypatch.setitem(sys.modules, "torch", None)  # `import torch` raises ImportError
+    with pytest.raises(ValueError, match=r"vgg16.pth.*needs PyTorch.*safetensors"):
+        keras_vgg.load_weights(narrow_d, path)
