@@ -147,7 +147,7 @@ def _input_layer(input_tensor: Any, input_shape: tuple):
     if input_tensor is None:
         return keras.Input(shape=input_shape)
     if not keras.backend.is_keras_tensor(input_tensor):
-        raise TypeError(
+        raise ValueError(
             "`input_tensor` must be a Keras tensor (e.g. the output of `keras.Input`). "
             f"Received: {type(input_tensor).__name__}"
         )

@@ -147,14 +147,7 @@ def assign_weights(model: keras.Model, weights: Mapping[str, list], *, source: s
                 f"{sorted(weights)}); is it a checkpoint of another VGG configuration?"
             )
         arrays = [np.asarray(array) for array in weights[layer.name]]
-        expected = [tuple(variable.shape) for variable in layer.weights]
-        found = [tuple(array.shape) for array in arrays]
-        if expected != found:
-            raise ValueError(
-                f"{source}: layer {layer.name!r} expects weights of shapes {expected}, the "
-                f"file has {found}; is it a checkpoint of another configuration, width or "
-                "class count?"
-            )
+        check_shapes(layer, arrays, source=source)
         plan.append((layer, arrays))
     model_layers = {layer.name for layer in model.layers}
     unused = sorted(set(weights) - model_layers - _ignorable_head(model_layers))
@@ -165,6 +158,18 @@ def assign_weights(model: keras.Model, weights: Mapping[str, list], *, source: s
         )
     for layer, arrays in plan:
         layer.set_weights(arrays)
+
+
+def check_shapes(layer: keras.layers.Layer, arrays: list[np.ndarray], *, source: str) -> None:
+    """Raises a ValueError naming `source` and the layer unless shapes match layer.weights."""
+    expected = [tuple(variable.shape) for variable in layer.weights]
+    found = [tuple(np.shape(array)) for array in arrays]
+    if expected != found:
+        raise ValueError(
+            f"{source}: layer {layer.name!r} expects weights of shapes {expected}, the "
+            f"file has {found}; is it a checkpoint of another configuration, width or "
+            "class count?"
+        )
 
 
 def _ignorable_head(model_layers: set[str]) -> set[str]:
@@ -301,19 +306,22 @@ def from_torch_state_dict(
         layer for layer in model.layers if layer.weights and layer.name not in HEAD_LAYERS
     ]
     weights: WeightsByLayer = {}
-    for position, (_, module) in enumerate(feature_modules):
-        if position >= len(feature_layers):
-            raise ValueError(
-                f"{source}: checkpoint module {module!r} has no counterpart: the model has "
-                f"only {len(feature_layers)} conv/BatchNorm layers; is it a checkpoint of "
-                "another VGG configuration?"
-            )
-        layer = feature_layers[position]
-        weights[layer.name] = _convert_feature_module(modules[module], layer, module, source)
+    for (_, module), layer in zip(feature_modules, feature_layers, strict=False):
+        arrays = _convert_feature_module(modules[module], layer, module, source)
+        check_shapes(layer, arrays, source=source)  # so the first mismatch in order is named
+        weights[layer.name] = arrays
+    if len(feature_modules) > len(feature_layers):
+        surplus = feature_modules[len(feature_layers)][1]
+        raise ValueError(
+            f"{source}: checkpoint module {surplus!r} has no counterpart: the model has only "
+            f"{len(feature_layers)} conv/BatchNorm layers; is it a checkpoint of a deeper "
+            "VGG configuration?"
+        )
 
     for module, layer_name in _TORCH_HEAD_MODULES.items():
         if module in modules:
-            weights[layer_name] = _convert_head_module(modules[module], model, layer_name)
+            kernel, bias = _tensors(modules[module], ("weight", "bias"), module, layer_name, source)
+            weights[layer_name] = [_head_kernel(kernel, model, layer_name), bias]
     unknown = sorted(
         module for module in modules
         if not _FEATURE_MODULE.match(module) and module not in _TORCH_HEAD_MODULES
@@ -321,6 +329,16 @@ def from_torch_state_dict(
     if unknown:
         raise ValueError(f"{source}: not a torchvision/timm VGG checkpoint: modules {unknown}")
     return weights
+
+
+def _tensors(parameters, names, module: str, layer_name: str, source: str) -> list[np.ndarray]:
+    missing = [name for name in names if name not in parameters]
+    if missing:
+        raise ValueError(
+            f"{source}: checkpoint module {module!r} (for layer {layer_name!r}) lacks "
+            f"{[f'{module}.{name}' for name in missing]}"
+        )
+    return [parameters[name] for name in names]
 
 
 def _convert_feature_module(parameters, layer, module: str, source: str) -> list[np.ndarray]:
@@ -331,23 +349,23 @@ def _convert_feature_module(parameters, layer, module: str, source: str) -> list
                 f"{source}: model layer {layer.name!r} is a BatchNorm but checkpoint module "
                 f"{module!r} is not (no running_mean); is it a checkpoint without batch norm?"
             )
-        return [parameters[name] for name in names]
+        return _tensors(parameters, names, module, layer.name, source)
     if parameters.get("weight") is None or parameters["weight"].ndim != 4:
         raise ValueError(
             f"{source}: model layer {layer.name!r} is a conv but checkpoint module {module!r} "
             f"holds {sorted(parameters)}; is it a checkpoint with batch norm?"
         )
-    return [parameters["weight"].transpose(2, 3, 1, 0), parameters["bias"]]
+    kernel, bias = _tensors(parameters, ("weight", "bias"), module, layer.name, source)
+    return [kernel.transpose(2, 3, 1, 0), bias]
 
 
-def _convert_head_module(parameters, model: keras.Model, layer_name: str) -> list[np.ndarray]:
-    kernel = parameters["weight"]
+def _head_kernel(kernel: np.ndarray, model: keras.Model, layer_name: str) -> np.ndarray:
+    """A torch Linear `[out, in]` or conv `[out, in, kh, kw]` weight as a Dense kernel."""
     out_features = kernel.shape[0]
     if layer_name == "fc1" and "flatten" in {layer.name for layer in model.layers}:
         _, height, width, channels = model.get_layer("flatten").input.shape
         if kernel.size == out_features * height * width * channels:
             # [out, C, H, W] (timm's conv, or torchvision's NCHW flatten) -> [H*W*C, out].
             kernel = kernel.reshape(out_features, channels, height, width)
-            return [kernel.transpose(2, 3, 1, 0).reshape(-1, out_features), parameters["bias"]]
-    # Linear [out, in] or 1x1 conv [out, in, 1, 1] -> Dense [in, out].
-    return [kernel.reshape(out_features, -1).T, parameters["bias"]]
+            return kernel.transpose(2, 3, 1, 0).reshape(-1, out_features)
+    return kernel.reshape(out_features, -1).T

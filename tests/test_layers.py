@@ -25,6 +25,17 @@ def test_lrn_matches_the_formula(size, alpha, beta, k):
     )
 
 
+def test_lrn_is_caffe_and_torch_local_response_norm():
+    torch = pytest.importorskip("torch")
+    x = np.random.default_rng(1).normal(0, 30, (2, 6, 7, 16)).astype("float32")
+    reference = torch.nn.LocalResponseNorm(size=5, alpha=1e-4, beta=0.75, k=2.0)(
+        torch.from_numpy(x).permute(0, 3, 1, 2)
+    ).permute(0, 2, 3, 1)
+    np.testing.assert_allclose(
+        np.asarray(LocalResponseNormalization()(x)), reference.numpy(), rtol=1e-5, atol=1e-6
+    )
+
+
 def test_lrn_serializes():
     layer = LocalResponseNormalization(size=3, alpha=0.1, name="lrn")
     restored = keras.layers.deserialize(keras.layers.serialize(layer))

@@ -226,6 +226,6 @@ def test_imagenet_weights_only_for_d_and_e(name):
 
 
 def test_input_tensor_must_be_a_keras_tensor():
-    with pytest.raises(TypeError, match="Keras tensor"):
+    with pytest.raises(ValueError, match="Keras tensor"):
         keras_vgg.VGG16(weights=None, include_top=False, input_tensor=np.zeros((1, 32, 32, 3)),
                         input_shape=(32, 32, 3))
