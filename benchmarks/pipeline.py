@@ -1,0 +1,137 @@
+"""Input pipeline throughput per CPU core: decode-only, the naive path, and ours.
+
+Real photographs (the ones scikit-image ships) re-encoded as ImageNet-typical JPEGs
+(500x375 or 375x500, quality 90), augmented with the paper's scale jittering S in
+[256, 512] and 224 crops. Each path runs on one tf.data thread, alternating, best of
+`--repeats`:
+  decode-only  decode_jpeg of the whole image (the ceiling for any path that decodes)
+  naive        decode all, rescale all to S, random crop, flip, colour shift
+  ours         keras_vgg.data.train_transform (decode only the crop window, resize it)
+  ours+guard   the same inside the skip-undecodable-files guard train_dataset uses
+
+    python -m benchmarks.pipeline [--images=256] [--repeats=3] [--quick]
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+from absl import app, flags  # noqa: E402
+
+from benchmarks import report  # noqa: E402
+from keras_vgg import data  # noqa: E402
+
+FLAGS = flags.FLAGS
+flags.DEFINE_integer("images", 256, "Images per timed pass.")
+flags.DEFINE_integer("repeats", 3, "Timed passes per path (best is kept).")
+flags.DEFINE_bool("quick", False, "Smoke run: few images, one pass, BENCHMARKS.md untouched.")
+
+PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "retina", "hubble_deep_field",
+          "immunohistochemistry", "camera")
+
+
+def imagenet_like_jpegs() -> list[bytes]:
+    """The photographs, resized to 500x375 (landscape) or 375x500 (portrait), as JPEGs."""
+    import skimage.data
+
+    encoded = []
+    for name in PHOTOS:
+        photo = getattr(skimage.data, name)()
+        if photo.ndim == 2:
+            photo = np.stack([photo] * 3, axis=-1)
+        photo = photo[..., :3]
+        size = (375, 500) if photo.shape[1] >= photo.shape[0] else (500, 375)
+        resized = tf.cast(tf.image.resize(photo, size, antialias=True), tf.uint8)
+        encoded.append(tf.io.encode_jpeg(resized, quality=90).numpy())
+    return encoded
+
+
+def naive_transform(contents, seed):
+    scale_seed, crop_seed, flip_seed, colour_seed = tf.unstack(
+        tf.random.experimental.stateless_split(seed, 4))
+    s = tf.random.stateless_uniform([], scale_seed, data.SCALE_JITTER[0],
+                                    data.SCALE_JITTER[1] + 1, dtype=tf.int32)
+    image = data.rescale_shorter_side(tf.io.decode_jpeg(contents, channels=3), s)
+    image = tf.image.stateless_random_crop(image, [data.CROP_SIZE, data.CROP_SIZE, 3], crop_seed)
+    image = tf.image.stateless_random_flip_left_right(image, flip_seed)
+    return data.colour_shift(image, colour_seed)
+
+
+def records(jpegs: list[bytes], count: int) -> tf.data.Dataset:
+    contents = [jpegs[i % len(jpegs)] for i in range(count)]
+    seeds = np.stack([np.arange(count), np.arange(count) + 7], axis=1)
+    return tf.data.Dataset.from_tensor_slices({"image": contents, "seed": seeds,
+                                               "label": np.zeros(count, "int32"),
+                                               "id": [str(i) for i in range(count)]})
+
+
+def single_core(dataset: tf.data.Dataset) -> tf.data.Dataset:
+    options = tf.data.Options()
+    options.threading.private_threadpool_size = 1
+    options.threading.max_intra_op_parallelism = 1
+    options.autotune.enabled = False
+    return dataset.with_options(options)
+
+
+def paths(jpegs, count):
+    base = records(jpegs, count)
+    return {
+        "decode-only": base.map(lambda r: tf.io.decode_jpeg(r["image"], channels=3)),
+        "naive": base.map(lambda r: naive_transform(r["image"], r["seed"])),
+        "ours": base.map(lambda r: data.train_transform(r["image"], r["seed"])),
+        "ours+guard": data.map_skipping_undecodable(
+            base, lambda r: data.train_transform(r["image"], r["seed"])),
+    }
+
+
+def images_per_second(dataset: tf.data.Dataset, count: int) -> float:
+    start = time.perf_counter()
+    seen = sum(1 for _ in dataset)
+    elapsed = time.perf_counter() - start
+    if seen != count:
+        raise RuntimeError(f"expected {count} images, the pipeline gave {seen}")
+    return count / elapsed
+
+
+def main(argv):
+    del argv
+    count, repeats = (32, 1) if FLAGS.quick else (FLAGS.images, FLAGS.repeats)
+    jpegs = imagenet_like_jpegs()
+    datasets = {name: single_core(ds) for name, ds in paths(jpegs, count).items()}
+    for dataset in datasets.values():  # warm-up: trace functions, fill caches
+        for _ in dataset.take(4):
+            pass
+    best = dict.fromkeys(datasets, 0.0)
+    for repeat in range(repeats):
+        for name, dataset in datasets.items():
+            best[name] = max(best[name], images_per_second(dataset, count))
+        print(f"pass {repeat + 1}/{repeats}: " + ", ".join(
+            f"{name} {rate:.0f}/s" for name, rate in best.items()), file=sys.stderr)
+    rows = [
+        "| path | images/s per core | vs naive | vs decode-only |",
+        "|---|---|---|---|",
+    ]
+    for name, rate in best.items():
+        rows.append(f"| {name} | {rate:.0f} | {rate / best['naive']:.2f}x | "
+                    f"{rate / best['decode-only']:.0%} |")
+    table = "\n".join(rows)
+    print(table)
+    if not FLAGS.quick:
+        report.write_section(
+            "Input pipeline (per core)",
+            f"python -m benchmarks.pipeline --images={count} --repeats={repeats}",
+            f"{len(PHOTOS)} scikit-image photographs re-encoded at 500x375 / 375x500 (JPEG q90); "
+            f"scale jitter S in {list(data.SCALE_JITTER)}, {data.CROP_SIZE} crops, flip and "
+            f"colour shift; one tf.data thread per path, best of {repeats} passes of {count} "
+            f"images.\n\n{table}\n",
+        )
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,453 @@
+"""tf.data pipelines: the paper's training augmentation (Sect. 3.1) and test-time
+preprocessing (Sect. 3.2), decoding only the pixels that are used, skipping bad files loudly.
+
+Training, per image: rescale isotropically so the shorter side is S (fixed, or uniform in
+[S_min, S_max]), take a random crop, flip it at random, add AlexNet's PCA colour shift,
+and apply the preprocessing of the weights in use. The crop window is computed in the
+original image's coordinates and only that window is decoded (`decode_and_crop_jpeg`,
+with libjpeg's DCT down-scaling for huge images), then resized to the crop size: the same
+pixels as rescale-then-crop at a fraction of the cost. Non-JPEG files (PNG, GIF, BMP, and
+JPEGs without an end marker) are decoded whole and cropped the same way.
+
+A file that cannot be decoded is skipped; each skip is printed to stderr with its id (path)
+and a running count. All randomness is stateless and seeded per image.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Sequence
+
+import tensorflow as tf
+
+from keras_vgg import imagenet, sources
+
+# Sect. 3.1: training crop, and the scale-jittering range of S.
+CROP_SIZE = 224
+SCALE_JITTER = (256, 512)
+# Sect. 3.1 / AlexNet: PCA colour augmentation on 0-255 RGB pixels.
+PCA_EIGENVALUES = (0.2175, 0.0188, 0.0045)
+PCA_EIGENVECTORS = (
+    (-0.5675, 0.7192, 0.4009),
+    (-0.5808, -0.0045, -0.8140),
+    (-0.5836, -0.6948, 0.4203),
+)
+PCA_ALPHA_STDDEV = 0.1
+# Sect. 3.2: dense evaluation scale for jittered training, and the 5x5 multi-crop grid.
+TEST_SCALE = 384
+MULTI_CROP_GRID = 5
+# libjpeg's DCT-domain down-scaling factors, used to keep huge images' memory bounded.
+JPEG_RATIOS = (1, 2, 4, 8)
+_JPEG_END = b"\xff\xd9"
+
+
+def parse_scale(scale: int | str | Sequence[int]) -> tuple[int, int]:
+    """`256`, `"256"`, `"256,512"` or `(256, 512)` -> `(S_min, S_max)` in pixels."""
+    if isinstance(scale, str):
+        scale = [int(part) for part in scale.split(",")]
+    if isinstance(scale, int):
+        scale = (scale, scale)
+    scale = tuple(int(s) for s in scale)
+    if len(scale) != 2 or not 0 < scale[0] <= scale[1]:
+        raise ValueError(f"scale must be S or 'S_min,S_max' with 0 < S_min <= S_max, got {scale}")
+    return scale
+
+
+def parse_crop_size(crop_size: int | Sequence[int]) -> tuple[int, int]:
+    """`224` or `(height, width)` -> `(height, width)` in pixels."""
+    size = (crop_size, crop_size) if isinstance(crop_size, int) else tuple(crop_size)
+    if len(size) != 2 or min(size) < 1:
+        raise ValueError(f"crop_size must be a positive int or (height, width), got {crop_size}")
+    return size
+
+
+# --- Sampling and decoding ------------------------------------------------------------
+
+
+def crop_window(
+    image_shape: tf.Tensor,
+    *,
+    scale: tuple[int, int],
+    crop_size: tuple[int, int],
+    seed: tf.Tensor,
+) -> tf.Tensor:
+    """The region of the original image that becomes the crop, `[y, x, height, width]` int32.
+
+    S is drawn uniformly from `scale` (inclusive); at that scale the crop is `crop_size`, so
+    in original pixels it is `crop_size * min(h, w) / S` (clipped to the image: an image
+    smaller than the crop is upscaled). Its position is uniform over the image.
+    """
+    height, width = image_shape[0], image_shape[1]
+    # One draw for S, y and x keeps the per-image op count (and tf.data overhead) low.
+    u_scale, u_y, u_x = tf.unstack(tf.random.stateless_uniform([3], seed))
+    s = scale[0] + tf.cast(u_scale * (scale[1] - scale[0] + 1), tf.int32)
+    pixels_per_crop_pixel = tf.cast(tf.minimum(height, width), tf.float32) / tf.cast(s, tf.float32)
+
+    def window_side(crop_side, image_side):
+        side = tf.cast(tf.round(crop_side * pixels_per_crop_pixel), tf.int32)
+        return tf.clip_by_value(side, 1, image_side)
+
+    def offset(u, image_side, side):
+        return tf.minimum(tf.cast(u * tf.cast(image_side - side + 1, tf.float32), tf.int32),
+                          image_side - side)
+
+    window_h = window_side(crop_size[0], height)
+    window_w = window_side(crop_size[1], width)
+    return tf.stack([offset(u_y, height, window_h), offset(u_x, width, window_w),
+                     window_h, window_w])
+
+
+def _decode_jpeg_window(contents, window, crop_size) -> tf.Tensor:
+    """Decodes only `window` of a JPEG; a window over twice the crop size (huge images) is
+    decoded at the coarsest DCT scale (1/2, 1/4, 1/8) that keeps it at least the crop."""
+    y, x, height, width = tf.unstack(window)
+
+    def decode_at(ratio):
+        def decode():
+            scaled = tf.stack([y // ratio, x // ratio, tf.maximum(height // ratio, 1),
+                               tf.maximum(width // ratio, 1)])
+            return tf.io.decode_and_crop_jpeg(contents, scaled, channels=3, ratio=ratio)
+
+        return decode
+
+    def coarsest_ratio():
+        index = tf.constant(0)
+        for position, ratio in enumerate(JPEG_RATIOS):
+            fits = tf.logical_and(height // ratio >= crop_size[0], width // ratio >= crop_size[1])
+            index = tf.where(fits, position, index)
+        return tf.switch_case(index, [decode_at(ratio) for ratio in JPEG_RATIOS])
+
+    small = tf.logical_or(height < 2 * crop_size[0], width < 2 * crop_size[1])
+    return tf.cond(small, decode_at(1), coarsest_ratio)
+
+
+def decode_window(
+    contents: tf.Tensor,
+    window_of: Callable[[tf.Tensor], tf.Tensor],
+    crop_size: tuple[int, int] = (CROP_SIZE, CROP_SIZE),
+) -> tf.Tensor:
+    """Decodes the part `window_of(image_shape)` of an encoded image: `[h, w, 3]` uint8.
+
+    JPEGs (including CMYK and grayscale ones) take the fast path; anything else
+    `tf.io.decode_image` reads (PNG, GIF, BMP, a PNG named .JPEG, a JPEG without its end
+    marker) is decoded whole, then cropped.
+    """
+    complete_jpeg = tf.logical_and(
+        tf.io.is_jpeg(contents),
+        tf.equal(tf.strings.substr(contents, -2, 2), _JPEG_END),
+    )
+
+    def fast():
+        window = window_of(tf.image.extract_jpeg_shape(contents))
+        return _decode_jpeg_window(contents, window, crop_size)
+
+    def whole():
+        image = tf.io.decode_image(contents, channels=3, expand_animations=False)
+        y, x, height, width = tf.unstack(window_of(tf.shape(image)))
+        return image[y : y + height, x : x + width]
+
+    return tf.cond(complete_jpeg, fast, whole)
+
+
+def decode_image(contents: tf.Tensor) -> tf.Tensor:
+    """A whole image of any format `decode_image` reads: `[h, w, 3]` uint8."""
+    image = tf.io.decode_image(contents, channels=3, expand_animations=False)
+    image.set_shape([None, None, 3])
+    return image
+
+
+# --- Augmentation and evaluation transforms ---------------------------------------------
+
+
+def colour_shift(image: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
+    """AlexNet's PCA lighting noise: adds `eigvecs @ (alpha * eigvals) * 255` to every pixel,
+    alpha ~ N(0, 0.1) per channel. `[height, width, 3]` float RGB in [0, 255]."""
+    alpha = tf.random.stateless_normal([3], seed, stddev=PCA_ALPHA_STDDEV)
+    shift = 255.0 * tf.reduce_sum(
+        tf.constant(PCA_EIGENVECTORS) * (alpha * tf.constant(PCA_EIGENVALUES)), axis=1
+    )
+    # Adding a [width * 3] row vectorises; broadcasting a [3] vector over pixels does not.
+    shape = tf.shape(image)
+    rows = tf.reshape(image, [shape[0], -1]) + tf.tile(shift, [shape[1]])
+    return tf.reshape(rows, shape)
+
+
+def rescale_shorter_side(image: tf.Tensor, size: int | tf.Tensor) -> tf.Tensor:
+    """Isotropic rescale so that min(height, width) == size: `[h, w, 3]` -> float32."""
+    shape = tf.cast(tf.shape(image)[:2], tf.float32)
+    factor = tf.cast(size, tf.float32) / tf.reduce_min(shape)
+    new_shape = tf.maximum(tf.cast(tf.round(shape * factor), tf.int32), 1)
+    return tf.image.resize(image, new_shape, method="bilinear")
+
+
+def central_crop(image: tf.Tensor, crop_size: tuple[int, int]) -> tf.Tensor:
+    """The centred `crop_size` window of an image at least that large."""
+    shape = tf.shape(image)
+    y = (shape[0] - crop_size[0]) // 2
+    x = (shape[1] - crop_size[1]) // 2
+    return image[y : y + crop_size[0], x : x + crop_size[1]]
+
+
+def multi_crop(
+    image: tf.Tensor,
+    crop_size: tuple[int, int] = (CROP_SIZE, CROP_SIZE),
+    *,
+    grid: int = MULTI_CROP_GRID,
+    flip: bool = True,
+) -> tf.Tensor:
+    """Sect. 3.2's crops of an image already rescaled to Q: a `grid` x `grid` lattice of
+    `crop_size` windows spanning the image, and their mirror images.
+
+    Returns `[grid * grid * (2 if flip else 1), crop_h, crop_w, 3]`, row-major, flips last.
+    """
+    shape = tf.shape(image)
+
+    def offsets(image_side, crop_side):
+        span = tf.cast(image_side - crop_side, tf.float32)
+        return tf.cast(tf.round(tf.linspace(0.0, span, grid)), tf.int32)
+
+    ys, xs = offsets(shape[0], crop_size[0]), offsets(shape[1], crop_size[1])
+    boxes = tf.reshape(tf.stack(tf.meshgrid(ys, xs, indexing="ij"), axis=-1), [-1, 2])
+    crops = tf.map_fn(
+        lambda yx: tf.image.crop_to_bounding_box(image, yx[0], yx[1], *crop_size),
+        boxes,
+        fn_output_signature=tf.TensorSpec([*crop_size, 3], image.dtype),
+    )
+    if flip:
+        crops = tf.concat([crops, tf.image.flip_left_right(crops)], axis=0)
+    return crops
+
+
+def train_transform(
+    contents: tf.Tensor,
+    seed: tf.Tensor,
+    *,
+    scale: tuple[int, int] = SCALE_JITTER,
+    crop_size: tuple[int, int] = (CROP_SIZE, CROP_SIZE),
+    colour: bool = True,
+    flip: bool = True,
+) -> tf.Tensor:
+    """Encoded image -> one augmented training crop, `[crop_h, crop_w, 3]` float32 RGB
+    (0-255 plus the colour shift; apply the weights' preprocessing after)."""
+    window_seed, flip_seed, colour_seed = tf.unstack(
+        tf.random.experimental.stateless_split(seed, 3)
+    )
+    window = decode_window(
+        contents,
+        lambda shape: crop_window(shape, scale=scale, crop_size=crop_size, seed=window_seed),
+        crop_size,
+    )
+    image = tf.image.resize(window, crop_size, method="bilinear")
+    if flip:
+        image = tf.image.stateless_random_flip_left_right(image, flip_seed)
+    if colour:
+        image = colour_shift(image, colour_seed)
+    return image
+
+
+# --- Datasets ------------------------------------------------------------------------------
+
+
+# Records go through `transform` in groups; each group is a small tf.data pipeline whose
+# failures `ignore_errors` drops, and whose survivors are compared with the group's ids.
+GUARD_GROUP_SIZE = 16
+
+
+def map_skipping_undecodable(
+    records: tf.data.Dataset,
+    transform: Callable[[dict], tf.Tensor],
+    *,
+    group_size: int = GUARD_GROUP_SIZE,
+    deterministic: bool = True,
+) -> tf.data.Dataset:
+    """`record["image"] = transform(record)` for each record; records whose transform fails
+    (corrupt, truncated or non-image files) are dropped, and each drop is printed to stderr
+    with the record's id and the number dropped so far by this iterator.
+
+    tf.data has no try/except, and `ignore_errors` drops failures without saying which.
+    Running it on groups of `group_size` records and comparing the survivors' ids with the
+    group's names the dropped ones at a cost per group, not per record. Transforms whose
+    outputs differ in shape need `group_size=1`.
+    """
+
+    def run_group(group):
+        def transformed(record):
+            return {**record, "image": transform(record)}
+
+        done = tf.data.Dataset.from_tensor_slices(group).map(transformed).ignore_errors()
+        empty = tf.nest.map_structure(
+            lambda spec: tf.zeros([0] + [0 if d is None else d for d in spec.shape], spec.dtype),
+            done.element_spec,
+        )
+        survivors = done.batch(group_size).concatenate(tf.data.Dataset.from_tensors(empty))
+        return survivors.take(1).map(lambda batch: (batch, group["id"]))
+
+    def account(dropped, group):
+        batch, group_ids = group
+        survived = tf.reduce_any(tf.equal(group_ids[:, None], batch["id"][None, :]), axis=1)
+        missing = tf.boolean_mask(group_ids, tf.logical_not(survived))
+        dropped += tf.cast(tf.size(missing), tf.int64)
+
+        def report():
+            return tf.print(
+                "keras_vgg.data: skipped undecodable image(s)", missing,
+                tf.strings.format("({} skipped so far)", dropped), output_stream=sys.stderr,
+            )
+
+        with tf.control_dependencies([tf.cond(tf.size(missing) > 0, report, tf.no_op)]):
+            return dropped, tf.nest.map_structure(tf.identity, batch)
+
+    return (
+        records.batch(group_size)
+        .interleave(
+            run_group, cycle_length=tf.data.AUTOTUNE, num_parallel_calls=tf.data.AUTOTUNE,
+            deterministic=deterministic,
+        )
+        .scan(tf.constant(0, tf.int64), account)
+        .unbatch()
+    )
+
+
+def _with_seeds(records: tf.data.Dataset, seed: int | None) -> tf.data.Dataset:
+    """Adds `record["seed"]`, a stateless seed pair, different every epoch, reproducible."""
+    seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+    return tf.data.Dataset.zip(records, seeds).map(lambda record, pair: {**record, "seed": pair})
+
+
+def _finish(
+    dataset: tf.data.Dataset,
+    *,
+    batch_size: int,
+    preprocessing: str,
+    with_ids: bool,
+    data_service: str | None,
+    job_name: str | None,
+    deterministic: bool,
+) -> tf.data.Dataset:
+    def output(record):
+        image = imagenet.preprocess_input(record["image"], mode=preprocessing)
+        if with_ids:
+            return image, record["label"], record["id"]
+        return image, record["label"]
+
+    dataset = dataset.map(output, num_parallel_calls=tf.data.AUTOTUNE).batch(batch_size)
+    if data_service:
+        dataset = dataset.apply(
+            tf.data.experimental.service.distribute(
+                processing_mode=tf.data.experimental.service.ShardingPolicy.DYNAMIC,
+                service=data_service,
+                job_name=job_name,
+            )
+        )
+    options = tf.data.Options()
+    options.deterministic = deterministic
+    return dataset.with_options(options).prefetch(tf.data.AUTOTUNE)
+
+
+def _batch_size(global_batch_size: int, input_context) -> int:
+    if input_context is None:
+        return global_batch_size
+    return input_context.get_per_replica_batch_size(global_batch_size)
+
+
+def train_dataset(
+    source: str,
+    *,
+    global_batch_size: int,
+    input_context: tf.distribute.InputContext | None = None,
+    scale: int | str | Sequence[int] = SCALE_JITTER,
+    crop_size: int | Sequence[int] = CROP_SIZE,
+    preprocessing: str = "caffe",
+    colour: bool = True,
+    flip: bool = True,
+    shuffle_buffer: int = 1024,
+    seed: int | None = None,
+    with_ids: bool = False,
+    data_service: str | None = None,
+    job_name: str | None = None,
+    deterministic: bool = True,
+) -> tf.data.Dataset:
+    """One epoch of augmented training batches: `([b, crop_h, crop_w, 3] float32, [b] int32)`.
+
+    With `input_context` (from `strategy.distribute_datasets_from_function`) the source is
+    sharded per input pipeline and `b` is the per-replica batch. With `data_service` (a
+    `grpc://host:port` tf.data service dispatcher) the work runs on the service's workers,
+    which split each epoch dynamically between them (each image once per epoch); the
+    service does the sharding, so `input_context` then only sets the batch size.
+    """
+    scale = parse_scale(scale)
+    crop = parse_crop_size(crop_size)
+    if min(crop) > scale[0]:
+        raise ValueError(
+            f"crop_size {crop} is larger than the smallest training scale S={scale[0]}: the "
+            "crop is taken from the image rescaled so its shorter side is S"
+        )
+    records = sources.open_source(
+        source, split="train", input_context=None if data_service else input_context,
+        shuffle_files=True, seed=seed,
+    ).dataset
+    if shuffle_buffer > 1:
+        records = records.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+    records = map_skipping_undecodable(
+        _with_seeds(records, seed),
+        lambda r: train_transform(
+            r["image"], r["seed"], scale=scale, crop_size=crop, colour=colour, flip=flip
+        ),
+        deterministic=deterministic,
+    )
+    return _finish(
+        records, batch_size=_batch_size(global_batch_size, input_context),
+        preprocessing=preprocessing, with_ids=with_ids, data_service=data_service,
+        job_name=job_name, deterministic=deterministic,
+    )
+
+
+EVAL_PROTOCOLS = ("center", "dense", "multi_crop")
+
+
+def eval_dataset(
+    source: str,
+    *,
+    protocol: str = "center",
+    test_scale: int = TEST_SCALE,
+    crop_size: int | Sequence[int] = CROP_SIZE,
+    batch_size: int = 32,
+    split: str = "validation",
+    preprocessing: str = "caffe",
+    flip: bool = False,
+    input_context: tf.distribute.InputContext | None = None,
+    with_ids: bool = False,
+) -> tf.data.Dataset:
+    """Test-time images (Sect. 3.2), in source order, each exactly once.
+
+    protocol:
+      "center": rescale to shorter side Q, centre crop; `[b, crop_h, crop_w, 3]`.
+      "dense": rescale to Q, no crop; batch of one `[1, H, W, 3]` (sizes differ);
+        with `flip`, `[2, H, W, 3]` (the image and its mirror).
+      "multi_crop": rescale to Q, 5x5 grid of crops (x 2 with `flip`);
+        `[1, 25 or 50, crop_h, crop_w, 3]`.
+    """
+    if protocol not in EVAL_PROTOCOLS:
+        raise ValueError(f"unknown protocol {protocol!r}; expected one of {EVAL_PROTOCOLS}")
+    crop = parse_crop_size(crop_size)
+    if min(crop) > test_scale:
+        raise ValueError(f"crop_size {crop} is larger than the test scale Q={test_scale}")
+    records = sources.open_source(source, split=split, input_context=input_context).dataset
+
+    def transform(record):
+        image = rescale_shorter_side(decode_image(record["image"]), test_scale)
+        if protocol == "center":
+            image = central_crop(image, crop)
+            image.set_shape([*crop, 3])
+            return image
+        if protocol == "multi_crop":
+            return multi_crop(image, crop, flip=flip)
+        return tf.stack([image, tf.image.flip_left_right(image)]) if flip else image[None]
+
+    records = map_skipping_undecodable(records, transform)
+    return _finish(
+        records,
+        batch_size=_batch_size(batch_size, input_context) if protocol == "center" else 1,
+        preprocessing=preprocessing, with_ids=with_ids, data_service=None, job_name=None,
+        deterministic=True,
+    )

@@ -1,0 +1,320 @@
+"""Where training and evaluation images come from, named by one string everywhere.
+
+    tfds:imagenet2012?data_dir=D&manual_dir=M   TFDS's own builder (manual_dir holds
+                                                ILSVRC2012_img_train.tar / _val.tar)
+    folder:/data/train                          root/<synset>/<image>, class = sorted synsets
+    folder:/data/train?classes=imagenet         ... class = ImageNet id of the synset
+    folder:/data/val?labels=/data/val.txt       flat folder + labels file
+    tfrecord:/data/train-*?label_offset=1       image/encoded + image/class/label shards
+
+Every source yields records `{"image": encoded bytes (tf.string), "label": int32,
+"id": tf.string}`; the id (a path or file name) names an image in logs and tests.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import glob
+import os
+import re
+import urllib.parse
+
+import tensorflow as tf
+
+from keras_vgg import imagenet
+
+SOURCE_KINDS = ("tfds", "folder", "tfrecord")
+# TFRecords written by the common ImageNet scripts (Inception's build_imagenet_data.py,
+# the TPU imagenet_to_gcs.py) number classes 1..1000, keeping 0 for "background".
+TFRECORD_LABEL_OFFSET = 1
+_VAL_INDEX = re.compile(r"ILSVRC2012_val_(\d{8})\.", re.IGNORECASE)
+
+
+@dataclasses.dataclass(frozen=True)
+class Records:
+    """A source opened for reading.
+
+    Attributes:
+      dataset: elements `{"image": tf.string, "label": tf.int32, "id": tf.string}`.
+      num_examples: examples in this shard, when the source knows it.
+      num_classes: classes of the labelling.
+    """
+
+    dataset: tf.data.Dataset
+    num_examples: int | None
+    num_classes: int
+
+
+@dataclasses.dataclass(frozen=True)
+class SourceSpec:
+    kind: str
+    location: str
+    options: dict[str, str]
+
+    @classmethod
+    def parse(cls, spec: str) -> SourceSpec:
+        """`kind:location?key=value&...` -> SourceSpec; raises ValueError on bad specs."""
+        kind, sep, rest = spec.partition(":")
+        if not sep or kind not in SOURCE_KINDS or not rest:
+            raise ValueError(
+                f"bad data source {spec!r}: expected 'tfds:NAME', 'folder:PATH' or "
+                "'tfrecord:GLOB', with optional '?key=value&...' options"
+            )
+        location, _, query = rest.partition("?")
+        options = dict(urllib.parse.parse_qsl(query, strict_parsing=bool(query)))
+        return cls(kind, location, options)
+
+    def take(self, *allowed: str) -> dict[str, str]:
+        unknown = sorted(set(self.options) - set(allowed))
+        if unknown:
+            raise ValueError(
+                f"data source {self.kind}:{self.location}: unknown options {unknown}; "
+                f"this kind accepts {sorted(allowed)}"
+            )
+        return self.options
+
+
+def open_source(
+    spec: str,
+    *,
+    split: str = "train",
+    input_context: tf.distribute.InputContext | None = None,
+    shuffle_files: bool = False,
+    seed: int | None = None,
+) -> Records:
+    """Opens a source for one split, sharded for `input_context` (one shard per input
+    pipeline, i.e. per worker), file order shuffled each epoch if `shuffle_files`."""
+    parsed = SourceSpec.parse(spec)
+    opener = {"tfds": _open_tfds, "folder": _open_folder, "tfrecord": _open_tfrecord}
+    return opener[parsed.kind](
+        parsed, split=split, input_context=input_context,
+        shuffle_files=shuffle_files, seed=seed,
+    )
+
+
+def _shard(paths: list, input_context: tf.distribute.InputContext | None) -> list:
+    if input_context is None or input_context.num_input_pipelines == 1:
+        return paths
+    return paths[input_context.input_pipeline_id :: input_context.num_input_pipelines]
+
+
+def _file_list(paths: list[str], *, shuffle: bool, seed: int | None) -> tf.data.Dataset:
+    dataset = tf.data.Dataset.from_tensor_slices(paths)
+    if shuffle:
+        dataset = dataset.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True)
+    return dataset
+
+
+# --- TFDS ------------------------------------------------------------------------------
+
+
+def _open_tfds(spec, *, split, input_context, shuffle_files, seed) -> Records:
+    import tensorflow_datasets as tfds
+
+    options = spec.take("data_dir", "manual_dir", "split")
+    builder = tfds.builder(spec.location, data_dir=options.get("data_dir"))
+    if not builder.is_prepared():
+        if "manual_dir" not in options:
+            raise ValueError(
+                f"TFDS dataset {spec.location!r} is not prepared in {builder.data_dir!r}; "
+                "add '?manual_dir=DIR' (for imagenet2012 a folder holding "
+                "ILSVRC2012_img_train.tar and ILSVRC2012_img_val.tar) to prepare it once"
+            )
+        builder.download_and_prepare(
+            download_config=tfds.download.DownloadConfig(manual_dir=options["manual_dir"])
+        )
+    split = options.get("split", split)
+    if split not in builder.info.splits:
+        raise ValueError(
+            f"TFDS dataset {spec.location!r} has splits {sorted(builder.info.splits)}, "
+            f"not {split!r}"
+        )
+    features = builder.info.features
+    dataset = builder.as_dataset(
+        split=split,
+        shuffle_files=shuffle_files,
+        decoders={"image": tfds.decode.SkipDecoding()},
+        read_config=tfds.ReadConfig(
+            input_context=input_context, shuffle_seed=seed, try_autocache=False
+        ),
+    )
+    has_names = "file_name" in features
+
+    def record(example):
+        return {
+            "image": example["image"],
+            "label": tf.cast(example["label"], tf.int32),
+            "id": example["file_name"] if has_names else tf.constant(""),
+        }
+
+    num_examples = builder.info.splits[split].num_examples
+    if input_context is not None and input_context.num_input_pipelines > 1:
+        num_examples = None  # TFDS shards by file; per-shard counts are not known up front
+    return Records(
+        dataset.map(record, num_parallel_calls=tf.data.AUTOTUNE),
+        num_examples,
+        features["label"].num_classes,
+    )
+
+
+# --- Folders -----------------------------------------------------------------------------
+
+
+def _is_listed(name: str) -> bool:
+    return not name.startswith(".")
+
+
+def _class_list(option: str | None, synsets: list[str], root: str) -> list[str]:
+    """Class names in label order: sorted synset folders, ImageNet's order, or a file's."""
+    if option is None:
+        return synsets
+    if option == "imagenet":
+        names = [synset for synset, _ in imagenet.class_index().values()]
+    else:
+        with open(option, encoding="utf8") as file:
+            names = [line.strip() for line in file if line.strip()]
+    missing = sorted(set(synsets) - set(names))
+    if missing:
+        raise ValueError(
+            f"folder {root!r}: class folders {missing[:5]} are not in the class list "
+            f"{option!r}; their images would be lost"
+        )
+    return names
+
+
+def _read_labels_file(path: str, file_names: list[str], classes: list[str]) -> list[int]:
+    """Labels of `file_names` from `path`: lines 'FILE LABEL', or one LABEL per line in the
+    sorted order of the files (TFDS's validation_labels.txt). A label is a class name or an
+    integer index."""
+    with open(path, encoding="utf8") as file:
+        lines = [line.split() for line in file if line.strip()]
+    index = {name: position for position, name in enumerate(classes)}
+
+    def label(value: str) -> int:
+        if value in index:
+            return index[value]
+        if value.isdigit() and int(value) < len(classes):
+            return int(value)
+        raise ValueError(f"labels file {path!r}: unknown label {value!r}")
+
+    if all(len(line) == 2 for line in lines):
+        by_name = {os.path.basename(name): label(value) for name, value in lines}
+        missing = [name for name in file_names if name not in by_name]
+        if missing:
+            raise ValueError(f"labels file {path!r} has no label for {missing[:5]}")
+        return [by_name[name] for name in file_names]
+    if all(len(line) == 1 for line in lines) and len(lines) == len(file_names):
+        return [label(line[0]) for line in lines]
+    if all(len(line) == 1 for line in lines) and all(_VAL_INDEX.match(n) for n in file_names):
+        # ILSVRC2012_val_00000042.JPEG is line 42 of the 50,000-line validation file.
+        return [label(lines[int(_VAL_INDEX.match(n).group(1)) - 1][0]) for n in file_names]
+    raise ValueError(
+        f"labels file {path!r}: expected lines 'FILE LABEL', or one label per line for the "
+        f"{len(file_names)} files in sorted order"
+    )
+
+
+def _tfds_validation_labels() -> str:
+    import tensorflow_datasets as tfds
+
+    return os.fspath(tfds.core.tfds_path("datasets/imagenet2012/validation_labels.txt"))
+
+
+def _open_folder(spec, *, split, input_context, shuffle_files, seed) -> Records:
+    options = spec.take("classes", "labels")
+    root = spec.location
+    if not os.path.isdir(root):
+        raise ValueError(f"image folder {root!r} does not exist")
+    entries = sorted(name for name in os.listdir(root) if _is_listed(name))
+    synsets = [name for name in entries if os.path.isdir(os.path.join(root, name))]
+    if synsets:  # root/<class>/<image>
+        classes = _class_list(options.get("classes"), synsets, root)
+        index = {name: position for position, name in enumerate(classes)}
+        paths, labels = [], []
+        for synset in synsets:
+            folder = os.path.join(root, synset)
+            for name in sorted(os.listdir(folder)):
+                if _is_listed(name) and os.path.isfile(os.path.join(folder, name)):
+                    paths.append(os.path.join(folder, name))
+                    labels.append(index[synset])
+    else:  # flat folder + labels file
+        classes = _class_list(options.get("classes", "imagenet"), [], root)
+        labels_file = options.get("labels")
+        if labels_file is None and entries and all(_VAL_INDEX.match(n) for n in entries):
+            labels_file = _tfds_validation_labels()
+        if labels_file is None:
+            raise ValueError(
+                f"folder {root!r} has no class subfolders; give its labels with "
+                "'?labels=FILE' (lines 'FILE LABEL' or one label per sorted file)"
+            )
+        paths = [os.path.join(root, name) for name in entries]
+        labels = _read_labels_file(labels_file, entries, classes)
+    if not paths:
+        raise ValueError(f"image folder {root!r} holds no images")
+    pairs = _shard(list(zip(paths, labels, strict=True)), input_context)
+    paths = [path for path, _ in pairs]
+    labels = [label for _, label in pairs]
+    dataset = tf.data.Dataset.from_tensor_slices((paths, labels))
+    if shuffle_files:
+        dataset = dataset.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True)
+    dataset = dataset.map(
+        lambda path, label: {"image": tf.io.read_file(path), "label": label, "id": path},
+        num_parallel_calls=tf.data.AUTOTUNE,
+    )
+    return Records(dataset, len(paths), len(classes))
+
+
+# --- TFRecords ---------------------------------------------------------------------------
+
+
+def _open_tfrecord(spec, *, split, input_context, shuffle_files, seed) -> Records:
+    options = spec.take("label_offset", "classes")
+    files = sorted(glob.glob(spec.location))
+    if not files:
+        raise ValueError(f"no TFRecord files match {spec.location!r}")
+    offset = int(options.get("label_offset", TFRECORD_LABEL_OFFSET))
+    num_classes = int(options.get("classes", imagenet.NUM_CLASSES))
+    by_file = input_context is not None and len(files) >= input_context.num_input_pipelines
+    if by_file:
+        files = _shard(files, input_context)
+    features = {
+        "image/encoded": tf.io.FixedLenFeature([], tf.string),
+        "image/class/label": tf.io.FixedLenFeature([], tf.int64),
+        "image/filename": tf.io.FixedLenFeature([], tf.string, default_value=""),
+    }
+
+    def read(path):
+        def record(position, serialized):
+            example = tf.io.parse_single_example(serialized, features)
+            label = tf.cast(example["image/class/label"], tf.int32) - offset
+            checks = [
+                tf.debugging.assert_less(
+                    label, num_classes,
+                    message=f"TFRecord label out of range (label_offset={offset}, "
+                            f"classes={num_classes}); 0-based records need '?label_offset=0'",
+                ),
+                tf.debugging.assert_non_negative(
+                    label,
+                    message=f"TFRecord label below 0 after label_offset={offset}; 0-based "
+                            "records need '?label_offset=0'",
+                ),
+            ]
+            with tf.control_dependencies(checks):
+                label = tf.identity(label)
+            name = example["image/filename"]
+            record_id = tf.where(
+                tf.strings.length(name) > 0,
+                name,
+                tf.strings.join([path, tf.strings.as_string(position)], separator=":"),
+            )
+            return {"image": example["image/encoded"], "label": label, "id": record_id}
+
+        return tf.data.TFRecordDataset(path).enumerate().map(record)
+
+    dataset = _file_list(files, shuffle=shuffle_files, seed=seed).interleave(
+        read, cycle_length=min(len(files), 16), num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=True,
+    )
+    if input_context is not None and input_context.num_input_pipelines > 1 and not by_file:
+        dataset = dataset.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
+    return Records(dataset, None, num_classes)
