@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint clean
+.PHONY: demo test lint bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,10 @@ lint: $(VENV)/.test-installed
 
 test: lint
 	$(BIN)/python -m pytest
+
+# Measured comparisons; each writes its figures into BENCHMARKS.md.
+bench: $(VENV)/.test-installed
+	$(BIN)/python -m benchmarks.pipeline
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -98,8 +98,9 @@ def crop_window(
 
 
 def _decode_jpeg_window(contents, window, crop_size) -> tf.Tensor:
-    """Decodes only `window` of a JPEG; a window over twice the crop size (huge images) is
-    decoded at the coarsest DCT scale (1/2, 1/4, 1/8) that keeps it at least the crop."""
+    """Decodes only `window` of a JPEG. A window of four or more crop sizes (a huge image)
+    is decoded at the coarsest DCT scale (1/2, 1/4, 1/8) that keeps it at least twice the
+    crop, which bounds memory; its offset then snaps to that scale's pixel grid."""
     y, x, height, width = tf.unstack(window)
 
     def decode_at(ratio):
@@ -113,11 +114,12 @@ def _decode_jpeg_window(contents, window, crop_size) -> tf.Tensor:
     def coarsest_ratio():
         index = tf.constant(0)
         for position, ratio in enumerate(JPEG_RATIOS):
-            fits = tf.logical_and(height // ratio >= crop_size[0], width // ratio >= crop_size[1])
+            fits = tf.logical_and(height // ratio >= 2 * crop_size[0],
+                                  width // ratio >= 2 * crop_size[1])
             index = tf.where(fits, position, index)
         return tf.switch_case(index, [decode_at(ratio) for ratio in JPEG_RATIOS])
 
-    small = tf.logical_or(height < 2 * crop_size[0], width < 2 * crop_size[1])
+    small = tf.logical_or(height < 4 * crop_size[0], width < 4 * crop_size[1])
     return tf.cond(small, decode_at(1), coarsest_ratio)
 
 
@@ -317,7 +319,7 @@ def _with_seeds(records: tf.data.Dataset, seed: int | None) -> tf.data.Dataset:
 def _finish(
     dataset: tf.data.Dataset,
     *,
-    batch_size: int,
+    batch_size: int | None,
     preprocessing: str,
     with_ids: bool,
     data_service: str | None,
@@ -330,7 +332,9 @@ def _finish(
             return image, record["label"], record["id"]
         return image, record["label"]
 
-    dataset = dataset.map(output, num_parallel_calls=tf.data.AUTOTUNE).batch(batch_size)
+    dataset = dataset.map(output, num_parallel_calls=tf.data.AUTOTUNE)
+    if batch_size:
+        dataset = dataset.batch(batch_size)
     if data_service:
         dataset = dataset.apply(
             tf.data.experimental.service.distribute(
@@ -421,11 +425,12 @@ def eval_dataset(
     """Test-time images (Sect. 3.2), in source order, each exactly once.
 
     protocol:
-      "center": rescale to shorter side Q, centre crop; `[b, crop_h, crop_w, 3]`.
-      "dense": rescale to Q, no crop; batch of one `[1, H, W, 3]` (sizes differ);
-        with `flip`, `[2, H, W, 3]` (the image and its mirror).
-      "multi_crop": rescale to Q, 5x5 grid of crops (x 2 with `flip`);
-        `[1, 25 or 50, crop_h, crop_w, 3]`.
+      "center": rescale to shorter side Q, centre crop; batches `[b, crop_h, crop_w, 3]`
+        with labels `[b]`.
+      "dense": rescale to Q, no crop; one image per element, `[1, H, W, 3]` (sizes
+        differ), or `[2, H, W, 3]` with `flip` (the image and its mirror); label `[]`.
+      "multi_crop": rescale to Q, 5x5 grid of crops (and their mirrors with `flip`); one
+        image per element, `[25 or 50, crop_h, crop_w, 3]`; label `[]`.
     """
     if protocol not in EVAL_PROTOCOLS:
         raise ValueError(f"unknown protocol {protocol!r}; expected one of {EVAL_PROTOCOLS}")
@@ -444,10 +449,13 @@ def eval_dataset(
             return multi_crop(image, crop, flip=flip)
         return tf.stack([image, tf.image.flip_left_right(image)]) if flip else image[None]
 
-    records = map_skipping_undecodable(records, transform)
+    batched = protocol == "center"
+    records = map_skipping_undecodable(
+        records, transform, group_size=GUARD_GROUP_SIZE if batched else 1
+    )
     return _finish(
         records,
-        batch_size=_batch_size(batch_size, input_context) if protocol == "center" else 1,
+        batch_size=_batch_size(batch_size, input_context) if batched else None,
         preprocessing=preprocessing, with_ids=with_ids, data_service=None, job_name=None,
         deterministic=True,
     )

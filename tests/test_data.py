@@ -1,0 +1,312 @@
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from image_files import (
+    PHOTOS,
+    broken_files,
+    encode,
+    imagenet_folder,
+    photo,
+    valid_oddities,
+    write,
+)
+from PIL import Image
+
+from keras_vgg import data
+
+CROP = (224, 224)
+
+
+def run_python(script):
+    return subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
+        check=False, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+    )
+
+
+def window_at(image_shape, scale, seed):
+    return data.crop_window(tf.constant(image_shape), scale=(scale, scale), crop_size=CROP,
+                            seed=tf.constant(seed))
+
+
+def fast_crop(contents, scale, seed):
+    window = data.decode_window(contents, lambda shape: window_at(shape, scale, seed), CROP)
+    return tf.image.resize(window, CROP).numpy()
+
+
+def rescale_then_crop(image, scale, window, *, antialias=False):
+    """The naive path: rescale the whole image to shorter side S, crop the same region.
+
+    The window's corner falls between rescaled pixels; of the crops at the pixels around
+    it, the closest to `reference` is returned when one is given.
+    """
+    height, width = image.shape[:2]
+    factor = scale / min(height, width)
+    size = (round(height * factor), round(width * factor))
+    rescaled = tf.image.resize(image, size, antialias=antialias).numpy()
+    crops = []
+    for y in {int(np.floor(window[0] * factor)), int(np.ceil(window[0] * factor))}:
+        for x in {int(np.floor(window[1] * factor)), int(np.ceil(window[1] * factor))}:
+            y, x = min(y, size[0] - CROP[0]), min(x, size[1] - CROP[1])
+            crops.append(rescaled[y : y + CROP[0], x : x + CROP[1]])
+    return crops
+
+
+def closest(ours, crops):
+    return min(blurred_difference(ours, crop) for crop in crops)
+
+
+def blurred_difference(a, b):
+    """Mean |a - b| after 4x4 average pooling: insensitive to the sub-pixel offset between
+    cropping in original pixels (ours) and at whole rescaled pixels (the naive path)."""
+    pool = lambda x: tf.nn.avg_pool2d(x[None], 4, 4, "VALID")[0]  # noqa: E731
+    return float(tf.reduce_mean(tf.abs(pool(a) - pool(b))))
+
+
+@pytest.mark.parametrize("name", PHOTOS)
+@pytest.mark.parametrize("scale", [256, 384, 512])
+def test_fast_path_samples_the_same_region_as_rescale_then_crop(name, scale):
+    image = photo(name)
+    contents = encode(image, quality=95)
+    decoded = tf.io.decode_jpeg(contents).numpy()
+    for seed in ([1, 2], [3, 4], [5, 6]):
+        window = window_at(image.shape, scale, seed).numpy()
+        ours = fast_crop(contents, scale, seed)
+        assert ours.shape == (*CROP, 3)
+        same = closest(ours, rescale_then_crop(decoded, scale, window))
+        assert same < 4, (name, scale, seed)  # at most half a pixel apart
+        # and the measure tells regions apart: the crop 12 px further is clearly different
+        moved = window + np.array([12, 12, 0, 0])
+        if np.all(moved[:2] + moved[2:] <= image.shape[:2]):
+            assert closest(ours, rescale_then_crop(decoded, scale, moved)) > 2 * same
+
+
+def test_huge_photo_is_decoded_at_a_coarser_dct_scale(tmp_path):
+    image = np.asarray(Image.fromarray(photo("astronaut")).resize((4096, 3072)))
+    contents = encode(image, quality=90)
+    window = window_at(image.shape, 256, [7, 8]).numpy()
+    decoded = data.decode_window(
+        tf.constant(contents), lambda shape: window_at(shape, 256, [7, 8]), CROP).numpy()
+    assert decoded.shape[0] <= window[2] // 4  # a coarse DCT scale, not the full window
+    assert min(decoded.shape[:2]) >= 2 * CROP[0]
+    ours = tf.image.resize(decoded, CROP).numpy()
+    assert closest(ours, rescale_then_crop(image, 256, window, antialias=True)) < 4
+
+
+def test_non_jpeg_files_take_the_whole_decode_path_and_match():
+    image = photo("chelsea")
+    window = window_at(image.shape, 384, [1, 1]).numpy()
+    for contents in (encode(image, "PNG"), encode(image, "BMP"), encode(image, "GIF")):
+        ours = fast_crop(contents, 384, [1, 1])
+        decoded = tf.io.decode_image(contents, channels=3, expand_animations=False).numpy()
+        y, x, h, w = window
+        np.testing.assert_allclose(
+            ours, tf.image.resize(decoded[y : y + h, x : x + w], CROP).numpy(), atol=1e-3)
+    png = fast_crop(encode(image, "PNG"), 384, [1, 1])
+    assert closest(png, rescale_then_crop(image, 384, window)) < 2
+
+
+def test_jpeg_without_end_marker_but_trailing_bytes_is_still_read():
+    contents = encode(photo("coffee")) + b"camera trailer"
+    assert fast_crop(contents, 256, [1, 2]).shape == (*CROP, 3)
+
+
+def test_odd_but_valid_files_decode_correctly():
+    odd = valid_oddities()
+    astronaut = photo("astronaut").astype(float)
+    decode = data.decode_image
+    assert np.abs(decode(odd["cmyk.JPEG"]).numpy() - astronaut).mean() < 6
+    np.testing.assert_array_equal(decode(odd["png_named.JPEG"]).numpy(), astronaut)
+    np.testing.assert_array_equal(decode(odd["rgba.png"]).numpy(), astronaut)
+    gray = decode(odd["grayscale.JPEG"]).numpy()
+    assert gray.shape[2] == 3 and np.array_equal(gray[..., 0], gray[..., 2])
+    tiny = fast_crop(odd["tiny.JPEG"], 256, [1, 1])  # 30x20 px, upscaled to the crop
+    assert tiny.shape == (*CROP, 3)
+    assert np.abs(tiny.mean(axis=(0, 1)) - astronaut[100:120, 200:230].mean(axis=(0, 1))).max() < 8
+
+
+def test_every_valid_image_kept_every_broken_one_reported(tmp_path, capfd):
+    good = imagenet_folder(str(tmp_path), ["n01", "n02"], per_class=3)
+    good += write(str(tmp_path / "n02"), valid_oddities())
+    broken = write(str(tmp_path / "n01"), broken_files())
+    dataset = data.train_dataset(f"folder:{tmp_path}", global_batch_size=5, seed=0,
+                                 with_ids=True)
+    seen = [i.decode() for _, _, ids in dataset for i in ids.numpy()]
+    assert sorted(seen) == sorted(good)
+    log = capfd.readouterr().err
+    for path in broken:
+        assert path in log
+    assert f"({len(broken)} skipped so far)" in log
+
+
+def test_labels_follow_their_images(tmp_path):
+    imagenet_folder(str(tmp_path), ["n01", "n02", "n03"], per_class=2)
+    dataset = data.train_dataset(f"folder:{tmp_path}", global_batch_size=4, seed=0,
+                                 with_ids=True)
+    for _, labels, ids in dataset:
+        for label, path in zip(labels.numpy(), ids.numpy(), strict=True):
+            assert ["n01", "n02", "n03"][label] == path.decode().split(os.sep)[-2]
+
+
+def test_huge_image_memory_is_bounded(tmp_path):
+    """A 10000x8000 JPEG: peak memory grows far less than its 240 MB of decoded pixels."""
+    path = tmp_path / "huge.JPEG"
+    Image.new("RGB", (10000, 8000), (120, 60, 30)).save(path, quality=80)
+    script = textwrap.dedent(f"""
+        import resource, tensorflow as tf
+        from keras_vgg import data
+        def peak_mb():
+            return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        small = tf.io.encode_jpeg(tf.zeros([400, 300, 3], tf.uint8))
+        data.train_transform(small, tf.constant([1, 2]))  # warm up
+        before = peak_mb()
+        contents = tf.io.read_file({str(path)!r})
+        for seed in range(3):
+            image = data.train_transform(contents, tf.constant([seed, 1]))
+            assert image.shape == (224, 224, 3)
+        print(peak_mb() - before)
+    """)
+    result = run_python(script)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert float(result.stdout.split()[-1]) < 100  # a full decode alone would add 240 MB
+
+
+def batches(dataset):
+    return [(images.numpy(), labels.numpy()) for images, labels in dataset]
+
+
+def test_seeded_pipeline_is_reproducible_and_rerandomized_each_epoch(tmp_path):
+    imagenet_folder(str(tmp_path), ["n01", "n02"], per_class=3)
+
+    def make(seed):
+        return data.train_dataset(f"folder:{tmp_path}", global_batch_size=3, seed=seed)
+
+    first, again = batches(make(1)), batches(make(1))
+    for (a, la), (b, lb) in zip(first, again, strict=True):
+        np.testing.assert_array_equal(a, b)
+        np.testing.assert_array_equal(la, lb)
+    dataset = make(1)
+    epoch1, epoch2 = batches(dataset), batches(dataset)
+    assert not all(np.array_equal(a, b) for (a, _), (b, _) in zip(epoch1, epoch2, strict=True))
+    other = batches(make(2))
+    assert not all(np.array_equal(a, b) for (a, _), (b, _) in zip(first, other, strict=True))
+
+
+def test_colour_shift_has_alexnets_pca_covariance():
+    seeds = tf.random.experimental.stateless_split(tf.constant([0, 0]), 4000)
+    shifts = tf.stack([data.colour_shift(tf.zeros([1, 1, 3]), seed)[0, 0] for seed in seeds])
+    eigenvectors = np.array(data.PCA_EIGENVECTORS)
+    expected = (eigenvectors * (255 * 0.1 * np.array(data.PCA_EIGENVALUES)) ** 2) @ eigenvectors.T
+    np.testing.assert_allclose(np.cov(shifts.numpy().T), expected, rtol=0.15, atol=0.2)
+
+
+def test_colour_shift_adds_the_same_vector_to_every_pixel():
+    image = tf.random.stateless_uniform([5, 7, 3], [1, 1], maxval=255)
+    shifted = data.colour_shift(image, tf.constant([4, 2]))
+    delta = (shifted - image).numpy().reshape(-1, 3)
+    np.testing.assert_allclose(delta, np.broadcast_to(delta[0], delta.shape), atol=1e-4)
+    assert np.abs(delta[0]).max() > 0
+
+
+def test_preprocessing_matches_the_weights(tmp_path):
+    imagenet_folder(str(tmp_path), ["n01"], per_class=2)
+
+    def images(mode):
+        dataset = data.train_dataset(f"folder:{tmp_path}", global_batch_size=2, seed=3,
+                                     preprocessing=mode, colour=False, flip=False)
+        return next(iter(dataset))[0].numpy()
+
+    caffe, torch_mode = images("caffe"), images("torch")
+    rgb = caffe[..., ::-1] + np.array([123.68, 116.779, 103.939])
+    std = np.array([0.229, 0.224, 0.225])
+    np.testing.assert_allclose(torch_mode, (rgb / 255 - [0.485, 0.456, 0.406]) / std,
+                               rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize(
+    "kwargs, error",
+    [(dict(scale=(256, 512), crop_size=300), "larger than the smallest training scale"),
+     (dict(scale="512,256"), "S_min <= S_max"), (dict(scale=(0, 0)), "0 < S_min"),
+     (dict(crop_size=(0, 10)), "crop_size")],
+)
+def test_bad_augmentation_arguments(kwargs, error, tmp_path):
+    with pytest.raises(ValueError, match=error):
+        data.train_dataset(f"folder:{tmp_path}", global_batch_size=2, **kwargs)
+
+
+def test_eval_protocols(tmp_path):
+    folder = tmp_path / "val"
+    write(str(folder), {"a.jpg": encode(photo("coffee")), "b.jpg": encode(photo("astronaut"))})
+    labels = tmp_path / "labels.txt"
+    labels.write_text("a.jpg 1\nb.jpg 2\n")
+    spec = f"folder:{folder}?labels={labels}"
+    centre = list(data.eval_dataset(spec, protocol="center", test_scale=256, batch_size=8))
+    assert [tuple(x.shape) for x, _ in centre] == [(2, 224, 224, 3)]
+    dense = [x.shape for x, _ in data.eval_dataset(spec, protocol="dense", test_scale=384)]
+    assert dense == [(1, 384, 576, 3), (1, 384, 384, 3)]  # coffee is 400x600
+    flipped, label = next(iter(data.eval_dataset(spec, protocol="dense", test_scale=256,
+                                                 flip=True)))
+    assert label.shape == () and int(label) == 1
+    np.testing.assert_allclose(flipped[1], flipped[0][:, ::-1])
+    crops = next(iter(data.eval_dataset(spec, protocol="multi_crop", test_scale=256,
+                                        flip=True, preprocessing="tf")))[0]
+    assert crops.shape == (50, 224, 224, 3)
+    scaled = data.rescale_shorter_side(tf.io.decode_jpeg(encode(photo("coffee"))), 256) / 127.5 - 1
+    np.testing.assert_allclose(crops[0], scaled[:224, :224], atol=1e-4)  # top left
+    np.testing.assert_allclose(crops[2], scaled[:224, 80:304], atol=1e-4)  # top middle (w 384)
+    np.testing.assert_allclose(crops[24], scaled[-224:, -224:], atol=1e-4)  # bottom right
+    np.testing.assert_allclose(crops[25], crops[0][:, ::-1], atol=1e-6)  # mirrored
+
+
+def collect_ids_with_replicas(source, replicas, batch):
+    """Runs the dataset under MirroredStrategy on `replicas` logical CPUs in a new process."""
+    script = textwrap.dedent(f"""
+        import tensorflow as tf
+        from keras_vgg import data
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        tf.config.set_logical_device_configuration(
+            cpu, [tf.config.LogicalDeviceConfiguration()] * {replicas})
+        strategy = tf.distribute.MirroredStrategy([f"/cpu:{{i}}" for i in range({replicas})])
+        dataset = strategy.distribute_datasets_from_function(
+            lambda context: data.train_dataset({source!r}, global_batch_size={batch},
+                                               input_context=context, seed=0, with_ids=True))
+        used = set()
+        for _, _, ids in dataset:
+            for index, local in enumerate(strategy.experimental_local_results(ids)):
+                for i in local.numpy():
+                    print("ID", i.decode())
+                    used.add(index)
+        print("REPLICAS", len(used), strategy.num_replicas_in_sync)
+    """)
+    result = run_python(script)
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = result.stdout.splitlines()
+    return ([line[3:] for line in lines if line.startswith("ID ")],
+            [line for line in lines if line.startswith("REPLICAS")][0].split()[1:])
+
+
+def test_four_replicas_see_every_image_exactly_once(tmp_path):
+    good = imagenet_folder(str(tmp_path), ["n01", "n02", "n03"], per_class=7)  # 21 images
+    write(str(tmp_path / "n03"), broken_files())
+    ids, (used, replicas) = collect_ids_with_replicas(f"folder:{tmp_path}", 4, batch=8)
+    assert sorted(ids) == sorted(good)
+    assert (used, replicas) == ("4", "4")
+
+
+def test_tf_data_service_serves_each_image_once(tmp_path):
+    good = imagenet_folder(str(tmp_path), ["n01", "n02"], per_class=5)
+    dispatcher = tf.data.experimental.service.DispatchServer()
+    address = dispatcher.target.split("://")[1]
+    workers = [tf.data.experimental.service.WorkerServer(
+        tf.data.experimental.service.WorkerConfig(dispatcher_address=address))
+        for _ in range(2)]
+    dataset = data.train_dataset(f"folder:{tmp_path}", global_batch_size=3, seed=0,
+                                 with_ids=True, data_service=dispatcher.target)
+    ids = [i.decode() for _, _, batch in dataset for i in batch.numpy()]
+    assert sorted(ids) == sorted(good)
+    del workers
