@@ -82,8 +82,9 @@ def open_source(
     shuffle_files: bool = False,
     seed: int | None = None,
 ) -> Records:
-    """Opens a source for one split, sharded for `input_context` (one shard per input
-    pipeline, i.e. per worker), file order shuffled each epoch if `shuffle_files`."""
+    """Opens a source, sharded for `input_context` (one shard per input pipeline, i.e. per
+    worker), file order shuffled each epoch if `shuffle_files`. `split` selects a TFDS
+    split; a folder or TFRecord spec names one split by its path."""
     parsed = SourceSpec.parse(spec)
     opener = {"tfds": _open_tfds, "folder": _open_folder, "tfrecord": _open_tfrecord}
     return opener[parsed.kind](
