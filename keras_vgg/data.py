@@ -382,11 +382,19 @@ def train_dataset(
     """
     scale = parse_scale(scale)
     crop = parse_crop_size(crop_size)
-    if min(crop) > scale[0]:
+    if max(crop) > scale[0]:
         raise ValueError(
             f"crop_size {crop} is larger than the smallest training scale S={scale[0]}: the "
             "crop is taken from the image rescaled so its shorter side is S"
         )
+    pipelines = 1 if input_context is None else input_context.num_input_pipelines
+    if data_service and pipelines > 1 and not job_name:
+        raise ValueError(
+            f"data_service with {pipelines} input pipelines needs a shared `job_name`, or "
+            "each pipeline would read the whole epoch"
+        )
+    if seed is not None and input_context is not None:
+        seed += 7919 * input_context.input_pipeline_id  # other draws on each worker
     records = sources.open_source(
         source, split="train", input_context=None if data_service else input_context,
         shuffle_files=True, seed=seed,

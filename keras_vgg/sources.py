@@ -141,18 +141,19 @@ def _open_tfds(spec, *, split, input_context, shuffle_files, seed) -> Records:
     )
     has_names = "file_name" in features
 
-    def record(example):
+    def record(position, example):
+        fallback = tf.strings.join([f"{spec.location}/{split}:", tf.strings.as_string(position)])
         return {
             "image": example["image"],
             "label": tf.cast(example["label"], tf.int32),
-            "id": example["file_name"] if has_names else tf.constant(""),
+            "id": example["file_name"] if has_names else fallback,
         }
 
     num_examples = builder.info.splits[split].num_examples
     if input_context is not None and input_context.num_input_pipelines > 1:
         num_examples = None  # TFDS shards by file; per-shard counts are not known up front
     return Records(
-        dataset.map(record, num_parallel_calls=tf.data.AUTOTUNE),
+        dataset.enumerate().map(record, num_parallel_calls=tf.data.AUTOTUNE),
         num_examples,
         features["label"].num_classes,
     )
@@ -312,6 +313,9 @@ def _open_tfrecord(spec, *, split, input_context, shuffle_files, seed) -> Record
 
         return tf.data.TFRecordDataset(path).enumerate().map(record)
 
+    # Record-level sharding needs every pipeline to read the files in the same order.
+    shuffle_files = shuffle_files and (by_file or input_context is None
+                                       or input_context.num_input_pipelines == 1)
     dataset = _file_list(files, shuffle=shuffle_files, seed=seed).interleave(
         read, cycle_length=min(len(files), 16), num_parallel_calls=tf.data.AUTOTUNE,
         deterministic=True,

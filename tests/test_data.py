@@ -5,6 +5,7 @@ import textwrap
 
 import numpy as np
 import pytest
+import skimage.data
 import tensorflow as tf
 from image_files import (
     PHOTOS,
@@ -130,6 +131,35 @@ def test_odd_but_valid_files_decode_correctly():
     assert np.abs(tiny.mean(axis=(0, 1)) - astronaut[100:120, 200:230].mean(axis=(0, 1))).max() < 8
 
 
+def test_cmyk_and_grayscale_jpegs_on_the_fast_path():
+    odd = valid_oddities()
+    rgb = fast_crop(encode(photo("astronaut"), quality=95), 384, [2, 3])
+    assert np.abs(fast_crop(odd["cmyk.JPEG"], 384, [2, 3]) - rgb).mean() < 6
+    gray = fast_crop(odd["grayscale.JPEG"], 384, [2, 3])
+    np.testing.assert_allclose(gray[..., 0], gray[..., 2])
+    camera = skimage.data.camera()
+    as_rgb = fast_crop(encode(np.stack([camera] * 3, axis=-1), quality=95), 384, [2, 3])
+    assert np.abs(gray - as_rgb).mean() < 6
+
+
+def test_input_pipelines_split_the_epoch_between_them(tmp_path):
+    good = imagenet_folder(str(tmp_path), ["n01", "n02"], per_class=5)
+    seen = []
+    for index in range(3):
+        context = tf.distribute.InputContext(3, index, 3)
+        dataset = data.train_dataset(f"folder:{tmp_path}", global_batch_size=6, seed=0,
+                                     input_context=context, with_ids=True)
+        seen += [i.decode() for _, _, ids in dataset for i in ids.numpy()]
+    assert sorted(seen) == sorted(good)
+
+
+def test_data_service_with_several_pipelines_needs_a_job_name(tmp_path):
+    with pytest.raises(ValueError, match="shared `job_name`"):
+        data.train_dataset(f"folder:{tmp_path}", global_batch_size=4,
+                           input_context=tf.distribute.InputContext(2, 0, 2),
+                           data_service="grpc://localhost:1")
+
+
 def test_every_valid_image_kept_every_broken_one_reported(tmp_path, capfd):
     good = imagenet_folder(str(tmp_path), ["n01", "n02"], per_class=3)
     good += write(str(tmp_path / "n02"), valid_oddities())
@@ -231,6 +261,7 @@ def test_preprocessing_matches_the_weights(tmp_path):
 @pytest.mark.parametrize(
     "kwargs, error",
     [(dict(scale=(256, 512), crop_size=300), "larger than the smallest training scale"),
+     (dict(scale=256, crop_size=(224, 300)), "larger than the smallest training scale"),
      (dict(scale="512,256"), "S_min <= S_max"), (dict(scale=(0, 0)), "0 < S_min"),
      (dict(crop_size=(0, 10)), "crop_size")],
 )

@@ -148,6 +148,19 @@ def test_sharding_partitions_folder_and_tfrecords(tmp_path, pipelines):
         assert all(shards)
 
 
+@pytest.mark.parametrize("seed", [None, 3])
+def test_record_level_sharding_of_few_shuffled_tfrecord_files(tmp_path, seed):
+    write_tfrecords(tmp_path, count=20, shards=2)
+    spec = f"tfrecord:{tmp_path}/train-*"
+    shards = [
+        [name for name, _, _ in read_all(sources.open_source(
+            spec, input_context=tf.distribute.InputContext(3, index, 3),
+            shuffle_files=True, seed=seed))]
+        for index in range(3)
+    ]
+    assert sorted(sum(shards, [])) == sorted(f"img{i}.JPEG" for i in range(20))
+
+
 def test_tfds_imagenet2012_builder_on_a_tiny_manual_dir(tmp_path):
     synsets = ["n01440764", "n01443537", "n15075141"]
     imagenet_manual_dir(str(tmp_path / "manual"), synsets, per_class=2, val=4)
