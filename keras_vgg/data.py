@@ -38,6 +38,7 @@ TEST_SCALE = 384
 MULTI_CROP_GRID = 5
 # libjpeg's DCT-domain down-scaling factors, used to keep huge images' memory bounded.
 JPEG_RATIOS = (1, 2, 4, 8)
+_JPEG_START = b"\xff\xd8\xff"  # SOI marker and the next marker's first byte
 _JPEG_END = b"\xff\xd9"
 
 
@@ -76,31 +77,24 @@ def crop_window(
     S is drawn uniformly from `scale` (inclusive); at that scale the crop is `crop_size`, so
     in original pixels it is `crop_size * min(h, w) / S` (clipped to the image: an image
     smaller than the crop is upscaled). Its position is uniform over the image.
+
+    Written with few, vectorised ops: in a tf.data map each op costs microseconds.
     """
-    height, width = image_shape[0], image_shape[1]
-    # One draw for S, y and x keeps the per-image op count (and tf.data overhead) low.
-    u_scale, u_y, u_x = tf.unstack(tf.random.stateless_uniform([3], seed))
-    s = scale[0] + tf.cast(u_scale * (scale[1] - scale[0] + 1), tf.int32)
-    pixels_per_crop_pixel = tf.cast(tf.minimum(height, width), tf.float32) / tf.cast(s, tf.float32)
-
-    def window_side(crop_side, image_side):
-        side = tf.cast(tf.round(crop_side * pixels_per_crop_pixel), tf.int32)
-        return tf.clip_by_value(side, 1, image_side)
-
-    def offset(u, image_side, side):
-        return tf.minimum(tf.cast(u * tf.cast(image_side - side + 1, tf.float32), tf.int32),
-                          image_side - side)
-
-    window_h = window_side(crop_size[0], height)
-    window_w = window_side(crop_size[1], width)
-    return tf.stack([offset(u_y, height, window_h), offset(u_x, width, window_w),
-                     window_h, window_w])
+    image_hw = tf.cast(image_shape[:2], tf.float32)
+    draws = tf.random.stateless_uniform([3], seed)  # S, y, x
+    s = tf.floor(scale[0] + draws[0] * (scale[1] - scale[0] + 1))
+    side = tf.clip_by_value(
+        tf.round(tf.constant(crop_size, tf.float32) * (tf.reduce_min(image_hw) / s)),
+        1.0, image_hw,
+    )
+    offset = tf.floor(draws[1:] * (image_hw - side + 1.0))  # draws < 1: offset <= hw - side
+    return tf.cast(tf.concat([offset, side], axis=0), tf.int32)
 
 
-def _decode_jpeg_window(contents, window, crop_size) -> tf.Tensor:
-    """Decodes only `window` of a JPEG. A window of four or more crop sizes (a huge image)
-    is decoded at the coarsest DCT scale (1/2, 1/4, 1/8) that keeps it at least twice the
-    crop, which bounds memory; its offset then snaps to that scale's pixel grid."""
+def _decode_huge_jpeg_window(contents, window, crop_size) -> tf.Tensor:
+    """A window of four or more crop sizes (a huge image), decoded at the coarsest DCT scale
+    (1/2, 1/4, 1/8) that keeps it at least twice the crop: bounded memory. Its offset snaps
+    to that scale's pixel grid."""
     y, x, height, width = tf.unstack(window)
 
     def decode_at(ratio):
@@ -111,16 +105,12 @@ def _decode_jpeg_window(contents, window, crop_size) -> tf.Tensor:
 
         return decode
 
-    def coarsest_ratio():
-        index = tf.constant(0)
-        for position, ratio in enumerate(JPEG_RATIOS):
-            fits = tf.logical_and(height // ratio >= 2 * crop_size[0],
-                                  width // ratio >= 2 * crop_size[1])
-            index = tf.where(fits, position, index)
-        return tf.switch_case(index, [decode_at(ratio) for ratio in JPEG_RATIOS])
-
-    small = tf.logical_or(height < 4 * crop_size[0], width < 4 * crop_size[1])
-    return tf.cond(small, decode_at(1), coarsest_ratio)
+    index = tf.constant(0)
+    for position, ratio in enumerate(JPEG_RATIOS):
+        fits = tf.logical_and(height // ratio >= 2 * crop_size[0],
+                              width // ratio >= 2 * crop_size[1])
+        index = tf.where(fits, position, index)
+    return tf.switch_case(index, [decode_at(ratio) for ratio in JPEG_RATIOS])
 
 
 def decode_window(
@@ -130,18 +120,22 @@ def decode_window(
 ) -> tf.Tensor:
     """Decodes the part `window_of(image_shape)` of an encoded image: `[h, w, 3]` uint8.
 
-    JPEGs (including CMYK and grayscale ones) take the fast path; anything else
-    `tf.io.decode_image` reads (PNG, GIF, BMP, a PNG named .JPEG, a JPEG without its end
-    marker) is decoded whole, then cropped.
+    JPEGs (including CMYK and grayscale ones) take the fast path, which decodes only the
+    window; anything else `tf.io.decode_image` reads (PNG, GIF, BMP, a PNG named .JPEG, a
+    JPEG without its end marker) is decoded whole, then cropped.
     """
-    complete_jpeg = tf.logical_and(
-        tf.io.is_jpeg(contents),
-        tf.equal(tf.strings.substr(contents, -2, 2), _JPEG_END),
+    complete_jpeg = tf.equal(
+        tf.strings.join([tf.strings.substr(contents, 0, 3), tf.strings.substr(contents, -2, 2)]),
+        _JPEG_START + _JPEG_END,
     )
 
     def fast():
         window = window_of(tf.image.extract_jpeg_shape(contents))
-        return _decode_jpeg_window(contents, window, crop_size)
+        return tf.cond(
+            tf.reduce_any(window[2:] >= 4 * tf.constant(crop_size)),
+            lambda: _decode_huge_jpeg_window(contents, window, crop_size),
+            lambda: tf.io.decode_and_crop_jpeg(contents, window, channels=3),
+        )
 
     def whole():
         image = tf.io.decode_image(contents, channels=3, expand_animations=False)
@@ -161,17 +155,23 @@ def decode_image(contents: tf.Tensor) -> tf.Tensor:
 # --- Augmentation and evaluation transforms ---------------------------------------------
 
 
-def colour_shift(image: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
-    """AlexNet's PCA lighting noise: adds `eigvecs @ (alpha * eigvals) * 255` to every pixel,
-    alpha ~ N(0, 0.1) per channel. `[height, width, 3]` float RGB in [0, 255]."""
-    alpha = tf.random.stateless_normal([3], seed, stddev=PCA_ALPHA_STDDEV)
-    shift = 255.0 * tf.reduce_sum(
-        tf.constant(PCA_EIGENVECTORS) * (alpha * tf.constant(PCA_EIGENVALUES)), axis=1
+def colour_shift(images: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
+    """AlexNet's PCA lighting noise: adds `eigvecs @ (alpha * eigvals) * 255` to every pixel
+    of an image, alpha ~ N(0, 0.1) per channel, drawn anew for each image of a batch.
+
+    `images`: `[height, width, 3]` or `[batch, height, width, 3]`, float RGB in [0, 255].
+    """
+    single = images.shape.rank == 3
+    batch = images[None] if single else images
+    shape = tf.shape(batch)
+    alpha = tf.random.stateless_normal([shape[0], 3], seed, stddev=PCA_ALPHA_STDDEV)
+    shift = 255.0 * tf.linalg.matmul(
+        alpha * tf.constant(PCA_EIGENVALUES), tf.constant(PCA_EIGENVECTORS), transpose_b=True
     )
     # Adding a [width * 3] row vectorises; broadcasting a [3] vector over pixels does not.
-    shape = tf.shape(image)
-    rows = tf.reshape(image, [shape[0], -1]) + tf.tile(shift, [shape[1]])
-    return tf.reshape(rows, shape)
+    rows = tf.reshape(batch, [shape[0], shape[1], -1]) + tf.tile(shift, [1, shape[2]])[:, None]
+    shifted = tf.reshape(rows, shape)
+    return shifted[0] if single else shifted
 
 
 def rescale_shorter_side(image: tf.Tensor, size: int | tf.Tensor) -> tf.Tensor:
@@ -220,30 +220,31 @@ def multi_crop(
     return crops
 
 
+def derived_seed(seed: tf.Tensor, stream: int) -> tf.Tensor:
+    """An independent stateless seed for one random decision (Philox keys differ)."""
+    return seed + tf.constant([0, stream], seed.dtype)
+
+
 def train_transform(
     contents: tf.Tensor,
     seed: tf.Tensor,
     *,
     scale: tuple[int, int] = SCALE_JITTER,
     crop_size: tuple[int, int] = (CROP_SIZE, CROP_SIZE),
-    colour: bool = True,
     flip: bool = True,
 ) -> tf.Tensor:
-    """Encoded image -> one augmented training crop, `[crop_h, crop_w, 3]` float32 RGB
-    (0-255 plus the colour shift; apply the weights' preprocessing after)."""
-    window_seed, flip_seed, colour_seed = tf.unstack(
-        tf.random.experimental.stateless_split(seed, 3)
-    )
+    """Encoded image -> one training crop, `[crop_h, crop_w, 3]` float32 RGB in [0, 255]:
+    rescale to S, random crop, random flip. The colour shift and the weights'
+    preprocessing follow per batch (`colour_shift`, `preprocess_input`)."""
     window = decode_window(
         contents,
-        lambda shape: crop_window(shape, scale=scale, crop_size=crop_size, seed=window_seed),
+        lambda shape: crop_window(shape, scale=scale, crop_size=crop_size, seed=seed),
         crop_size,
     )
     image = tf.image.resize(window, crop_size, method="bilinear")
     if flip:
-        image = tf.image.stateless_random_flip_left_right(image, flip_seed)
-    if colour:
-        image = colour_shift(image, colour_seed)
+        mirror = tf.random.stateless_uniform([], derived_seed(seed, 1)) < 0.5
+        image = tf.cond(mirror, lambda: tf.reverse(image, [1]), lambda: image)
     return image
 
 
@@ -325,16 +326,20 @@ def _finish(
     data_service: str | None,
     job_name: str | None,
     deterministic: bool,
+    colour: bool = False,
 ) -> tf.data.Dataset:
     def output(record):
-        image = imagenet.preprocess_input(record["image"], mode=preprocessing)
+        image = record["image"]
+        if colour:  # one seed per batch, derived from its first image's
+            image = colour_shift(image, derived_seed(record["seed"][0], 2))
+        image = imagenet.preprocess_input(image, mode=preprocessing)
         if with_ids:
             return image, record["label"], record["id"]
         return image, record["label"]
 
     if batch_size:
         dataset = dataset.batch(batch_size)
-    # The weights' preprocessing runs once per batch: fewer ops per image than per record.
+    # Colour shift and preprocessing run once per batch: fewer ops per image than per record.
     dataset = dataset.map(output, num_parallel_calls=tf.data.AUTOTUNE)
     if data_service:
         dataset = dataset.apply(
@@ -403,15 +408,13 @@ def train_dataset(
         records = records.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
     records = map_skipping_undecodable(
         _with_seeds(records, seed),
-        lambda r: train_transform(
-            r["image"], r["seed"], scale=scale, crop_size=crop, colour=colour, flip=flip
-        ),
+        lambda r: train_transform(r["image"], r["seed"], scale=scale, crop_size=crop, flip=flip),
         deterministic=deterministic,
     )
     return _finish(
         records, batch_size=_batch_size(global_batch_size, input_context),
         preprocessing=preprocessing, with_ids=with_ids, data_service=data_service,
-        job_name=job_name, deterministic=deterministic,
+        job_name=job_name, deterministic=deterministic, colour=colour,
     )
 
 

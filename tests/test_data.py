@@ -243,6 +243,15 @@ def test_colour_shift_adds_the_same_vector_to_every_pixel():
     assert np.abs(delta[0]).max() > 0
 
 
+def test_colour_shift_of_a_batch_draws_one_shift_per_image():
+    images = tf.random.stateless_uniform([4, 5, 6, 3], [2, 2], maxval=255)
+    shifted = data.colour_shift(images, tf.constant([9, 9]))
+    deltas = (shifted - images).numpy().reshape(4, -1, 3)
+    for delta in deltas:
+        np.testing.assert_allclose(delta, np.broadcast_to(delta[0], delta.shape), atol=1e-4)
+    assert len({tuple(np.round(delta[0], 3)) for delta in deltas}) == 4
+
+
 def test_preprocessing_matches_the_weights(tmp_path):
     imagenet_folder(str(tmp_path), ["n01"], per_class=2)
 
