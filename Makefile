@@ -9,11 +9,11 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
 $(VENV)/.base-installed: $(BIN)/python setup.cfg pyproject.toml
-	$(BIN)/pip install --quiet -e ".[cpu]"
+	$(BIN)/pip install --quiet -e ".[cpu,plot]"
 	touch $@
 
 $(VENV)/.test-installed: $(VENV)/.base-installed
-	$(BIN)/pip install --quiet -e ".[cpu,torch,test]"
+	$(BIN)/pip install --quiet -e ".[cpu,plot,torch,test]"
 	touch $@
 
 demo: $(VENV)/.base-installed

@@ -44,11 +44,16 @@ _JPEG_END = b"\xff\xd9"
 
 def parse_scale(scale: int | str | Sequence[int]) -> tuple[int, int]:
     """`256`, `"256"`, `"256,512"` or `(256, 512)` -> `(S_min, S_max)` in pixels."""
-    if isinstance(scale, str):
-        scale = [int(part) for part in scale.split(",")]
-    if isinstance(scale, int):
-        scale = (scale, scale)
-    scale = tuple(int(s) for s in scale)
+    try:
+        if isinstance(scale, str):
+            scale = [int(part) for part in scale.split(",")]
+        if isinstance(scale, int):
+            scale = (scale, scale)
+        scale = tuple(int(s) for s in scale)
+    except ValueError as error:
+        raise ValueError(f"scale must be S or 'S_min,S_max' in pixels, got {scale!r}") from error
+    if len(scale) == 1:
+        scale = scale * 2
     if len(scale) != 2 or not 0 < scale[0] <= scale[1]:
         raise ValueError(f"scale must be S or 'S_min,S_max' with 0 < S_min <= S_max, got {scale}")
     return scale

@@ -154,7 +154,7 @@ def _input_layer(input_tensor: Any, input_shape: tuple):
     return input_tensor
 
 
-def _conv_stages(x, config: configs.VGGConfig, *, width_multiplier: float, initializer: Any):
+def _conv_stages(x, config: configs.VGGConfig, *, width_multiplier: float, kernel_options):
     """Table 1's convolutional part: `[b, H, W, 3]` -> `[b, H // 32, W // 32, widths[-1]]`."""
     for block, (kernel_sizes, width) in enumerate(
         zip(config.kernel_sizes, config.widths, strict=True), start=1
@@ -167,8 +167,8 @@ def _conv_stages(x, config: configs.VGGConfig, *, width_multiplier: float, initi
                 kernel_size,
                 padding="same",
                 activation=None if config.batch_norm else "relu",
-                kernel_initializer=kernel_initializer_from(initializer),
                 name=name,
+                **kernel_options(),
             )(x)
             if config.batch_norm:
                 x = keras.layers.BatchNormalization(
@@ -189,7 +189,7 @@ def _classifier(
     classifier_activation: Any,
     dropout: float,
     width_multiplier: float,
-    initializer: Any,
+    kernel_options,
 ):
     """Table 1's head: flatten -> (FC -> ReLU -> dropout) x 2 -> FC -> activation."""
     x = keras.layers.Flatten(name="flatten")(x)
@@ -197,16 +197,16 @@ def _classifier(
         x = keras.layers.Dense(
             scaled_width(units, width_multiplier),
             activation="relu",
-            kernel_initializer=kernel_initializer_from(initializer),
             name=f"fc{index}",
+            **kernel_options(),
         )(x)
         if dropout:
             x = keras.layers.Dropout(dropout, name=f"fc{index}_dropout")(x)
     return keras.layers.Dense(
         classes,
         activation=classifier_activation,
-        kernel_initializer=kernel_initializer_from(initializer),
         name="predictions",
+        **kernel_options(),
     )(x)
 
 
@@ -223,6 +223,7 @@ def vgg(
     name: str | None = None,
     dropout: float = PAPER_DROPOUT,
     kernel_initializer: Any = "glorot_uniform",
+    kernel_regularizer: Any = None,
     batch_norm: bool = False,
     width_multiplier: float = 1.0,
 ) -> keras.Model:
@@ -245,6 +246,8 @@ def vgg(
       dropout: rate after fc1 and fc2 (the paper's 0.5; 0 removes the layers).
       kernel_initializer: "gaussian" (N(0, 1e-2), the paper), "glorot"/"glorot_uniform"
         (Keras' default) or any Keras initializer. Biases start at zero.
+      kernel_regularizer: a Keras regularizer for every conv and dense kernel (training
+        uses L2(2.5e-4), the paper's Caffe weight decay 5e-4).
       batch_norm: conv -> BatchNorm -> ReLU (torchvision's `vgg*_bn`).
       width_multiplier: scales conv filters and fc1/fc2 units (1.0 is the paper).
 
@@ -269,8 +272,14 @@ def vgg(
         input_shape, input_tensor=input_tensor, include_top=include_top, weights=weights
     )
     inputs = _input_layer(input_tensor, shape)
+    def kernel_options():
+        return {
+            "kernel_initializer": kernel_initializer_from(kernel_initializer),
+            "kernel_regularizer": kernel_regularizer,
+        }
+
     x = _conv_stages(
-        inputs, config, width_multiplier=width_multiplier, initializer=kernel_initializer
+        inputs, config, width_multiplier=width_multiplier, kernel_options=kernel_options
     )
     if include_top:
         x = _classifier(
@@ -280,7 +289,7 @@ def vgg(
             classifier_activation=classifier_activation,
             dropout=dropout,
             width_multiplier=width_multiplier,
-            initializer=kernel_initializer,
+            kernel_options=kernel_options,
         )
     elif pooling == "avg":
         x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)

@@ -369,3 +369,51 @@ def _head_kernel(kernel: np.ndarray, model: keras.Model, layer_name: str) -> np.
             kernel = kernel.reshape(out_features, channels, height, width)
             return kernel.transpose(2, 3, 1, 0).reshape(-1, out_features)
     return kernel.reshape(out_features, -1).T
+
+
+def warm_start_from_config_a(model: keras.Model, path: str | os.PathLike) -> list[str]:
+    """Sect. 3.1's initialisation of deeper nets: copies the first four conv layers and the
+    three fully-connected layers of a trained config-A checkpoint into the same-named
+    layers of `model`; the rest keeps its initialisation. Returns the copied layer names.
+
+    Raises:
+      ValueError: the file is not a config-A checkpoint, or its layers do not fit `model`
+        (width, classes), naming the file and the layer; `model` is then unchanged.
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise ValueError(f"warm-start file {path!r} does not exist")
+    if not path.lower().endswith(KERAS_SUFFIXES):
+        raise ValueError(
+            f"warm-start file {path!r}: expected a Keras file {KERAS_SUFFIXES}; convert a "
+            "torch checkpoint with keras_vgg.VGG11(weights=PATH).save_weights('a.weights.h5')"
+        )
+    a_model_layers = _config_a_layer_names()
+    weights = read_keras_file(path)
+    if set(weights) - set(a_model_layers["all"]):
+        raise ValueError(
+            f"{path}: not a config-A checkpoint: it has layers "
+            f"{sorted(set(weights) - set(a_model_layers['all']))[:5]} that config A lacks"
+        )
+    copied = a_model_layers["first_convs"] + list(HEAD_LAYERS)
+    layers = {layer.name: layer for layer in model.layers}
+    plan = []
+    for name in copied:
+        if name not in weights:
+            raise ValueError(f"{path}: the config-A checkpoint has no layer {name!r}")
+        if name not in layers:
+            raise ValueError(f"{path}: the model has no layer {name!r} to warm-start")
+        check_shapes(layers[name], weights[name], source=path)
+        plan.append((layers[name], weights[name]))
+    for layer, arrays in plan:
+        layer.set_weights(arrays)
+    return copied
+
+
+def _config_a_layer_names() -> dict[str, list[str]]:
+    convs = [
+        f"block{block}_conv{index}"
+        for block, kernels in enumerate(configs.TABLE_1["A"].kernel_sizes, start=1)
+        for index in range(1, len(kernels) + 1)
+    ]
+    return {"first_convs": convs[:4], "all": convs + list(HEAD_LAYERS)}

@@ -1,0 +1,86 @@
+"""A small image classification set the demo makes on the spot: ten classes of drawn
+shapes and textures in random colours, sizes and places, written as JPEG files in
+ImageNet's folder layout (`root/train/<class>/*.JPEG`, `root/val/<class>/*.JPEG`), so the
+real pipeline (scale jitter, crop, flip, colour shift) reads them like ImageNet.
+
+Every class survives a horizontal flip (stripes are horizontal, vertical or one diagonal
+family folded with its mirror), so flip augmentation keeps labels right.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import numpy as np
+import tensorflow as tf
+
+CLASSES = ("checkerboard", "circle", "cross", "diagonal", "dots", "horizontal", "ring",
+           "square", "triangle", "vertical")
+
+
+def _grid(height: int, width: int):
+    return np.mgrid[0:height, 0:width].astype(np.float32)
+
+
+def draw(label: int, rng: np.random.Generator, height: int, width: int) -> np.ndarray:
+    """One `[height, width, 3]` uint8 image of class `label`."""
+    y, x = _grid(height, width)
+    background, foreground = rng.uniform(0, 255, 3), rng.uniform(0, 255, 3)
+    while np.abs(background - foreground).sum() < 150:  # keep the figure visible
+        foreground = rng.uniform(0, 255, 3)
+    side = min(height, width)
+    cy, cx = rng.uniform(0.35, 0.65) * height, rng.uniform(0.35, 0.65) * width
+    radius = rng.uniform(0.22, 0.32) * side
+    period = rng.uniform(0.08, 0.16) * side
+    name = CLASSES[label]
+    if name == "circle":
+        mask = (y - cy) ** 2 + (x - cx) ** 2 < radius**2
+    elif name == "ring":
+        distance = np.sqrt((y - cy) ** 2 + (x - cx) ** 2)
+        mask = np.abs(distance - radius) < 0.25 * radius
+    elif name == "square":
+        mask = (np.abs(y - cy) < radius * 0.85) & (np.abs(x - cx) < radius * 0.85)
+    elif name == "triangle":
+        mask = (y - cy < radius) & (np.abs(x - cx) < (y - cy + radius) * 0.6)
+    elif name == "cross":
+        bar = 0.3 * radius
+        mask = ((np.abs(y - cy) < bar) & (np.abs(x - cx) < radius)) | (
+            (np.abs(x - cx) < bar) & (np.abs(y - cy) < radius))
+    elif name == "horizontal":
+        mask = (y / period) % 2 < 1
+    elif name == "vertical":
+        mask = (x / period) % 2 < 1
+    elif name == "diagonal":
+        direction = rng.choice([-1, 1])  # "/" and "\" are one class: flips swap them
+        mask = ((y + direction * x) / period) % 2 < 1
+    elif name == "checkerboard":
+        mask = ((y // period) + (x // period)) % 2 < 1
+    else:  # dots
+        mask = ((y % (2 * period)) - period) ** 2 + ((x % (2 * period)) - period) ** 2 < (
+            0.45 * period) ** 2
+    image = np.where(mask[..., None], foreground, background)
+    image += rng.normal(0, 12, image.shape)
+    return np.clip(image, 0, 255).astype(np.uint8)
+
+
+def write(root: str, *, train_per_class: int = 150, val_per_class: int = 40,
+          seed: int = 0) -> None:
+    """Writes the set under `root` (train/ and val/), unless it is there already."""
+    marker = os.path.join(root, "COMPLETE")
+    summary = f"{len(CLASSES)} classes, {train_per_class} + {val_per_class} per class\n"
+    if os.path.exists(marker) and open(marker, encoding="utf8").read() == summary:
+        return
+    shutil.rmtree(root, ignore_errors=True)
+    rng = np.random.default_rng(seed)
+    for split, count in (("train", train_per_class), ("val", val_per_class)):
+        for label, name in enumerate(CLASSES):
+            folder = os.path.join(root, split, name)
+            os.makedirs(folder, exist_ok=True)
+            for index in range(count):
+                height, width = rng.choice([(96, 128), (128, 96), (112, 112), (96, 144)])
+                image = draw(label, rng, int(height), int(width))
+                tf.io.write_file(os.path.join(folder, f"{name}_{index:04d}.JPEG"),
+                                 tf.io.encode_jpeg(image, quality=90))
+    with open(marker, "w", encoding="utf8") as file:
+        file.write(summary)
