@@ -316,10 +316,21 @@ def map_skipping_undecodable(
     )
 
 
-def _with_seeds(records: tf.data.Dataset, seed: int | None) -> tf.data.Dataset:
-    """Adds `record["seed"]`, a stateless seed pair, different every epoch, reproducible."""
-    seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
-    return tf.data.Dataset.zip(records, seeds).map(lambda record, pair: {**record, "seed": pair})
+def _with_seeds(
+    records: tf.data.Dataset, seed: int | None, epoch: tf.Variable | None
+) -> tf.data.Dataset:
+    """Adds `record["seed"]`, a stateless seed pair, different for every image and epoch:
+    drawn anew each iteration, or, with `epoch`, `[seed, epoch * 2**32 + position]`."""
+    if epoch is None:
+        seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+        return tf.data.Dataset.zip(records, seeds).map(
+            lambda record, pair: {**record, "seed": pair})
+
+    def keyed(position, record):
+        stream = tf.cast(epoch.read_value(), tf.int64) * (1 << 32) + position
+        return {**record, "seed": tf.stack([tf.constant(seed, tf.int64), stream])}
+
+    return records.enumerate().map(keyed)
 
 
 def _finish(
@@ -377,6 +388,7 @@ def train_dataset(
     flip: bool = True,
     shuffle_buffer: int = 1024,
     seed: int | None = None,
+    epoch: tf.Variable | None = None,
     with_ids: bool = False,
     data_service: str | None = None,
     job_name: str | None = None,
@@ -389,7 +401,14 @@ def train_dataset(
     `grpc://host:port` tf.data service dispatcher) the work runs on the service's workers,
     which split each epoch dynamically between them (each image once per epoch); the
     service does the sharding, so `input_context` then only sets the batch size.
+
+    With `epoch` (an int64 variable the trainer sets at each epoch's start, see
+    `keras_vgg.training.EpochCounter`) and a `seed`, every random choice of an epoch is a
+    pure function of `(seed, epoch)`: a run resumed at epoch k sees exactly the data an
+    uninterrupted run sees. Not with `data_service` (a variable cannot be shipped).
     """
+    if epoch is not None and (seed is None or data_service):
+        raise ValueError("an epoch-keyed pipeline needs a seed and no data_service")
     scale = parse_scale(scale)
     crop = parse_crop_size(crop_size)
     if max(crop) > scale[0]:
@@ -407,12 +426,13 @@ def train_dataset(
         seed += 7919 * input_context.input_pipeline_id  # other draws on each worker
     records = sources.open_source(
         source, split="train", input_context=None if data_service else input_context,
-        shuffle_files=True, seed=seed,
+        shuffle_files=True, seed=seed, epoch=epoch,
     ).dataset
-    if shuffle_buffer > 1:
-        records = records.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+    if shuffle_buffer > 1:  # with `epoch`, the input order already changes every epoch
+        records = records.shuffle(shuffle_buffer, seed=seed,
+                                  reshuffle_each_iteration=epoch is None)
     records = map_skipping_undecodable(
-        _with_seeds(records, seed),
+        _with_seeds(records, seed, epoch),
         lambda r: train_transform(r["image"], r["seed"], scale=scale, crop_size=crop, flip=flip),
         deterministic=deterministic,
     )

@@ -81,15 +81,23 @@ def open_source(
     input_context: tf.distribute.InputContext | None = None,
     shuffle_files: bool = False,
     seed: int | None = None,
+    epoch: tf.Variable | None = None,
 ) -> Records:
     """Opens a source, sharded for `input_context` (one shard per input pipeline, i.e. per
     worker), file order shuffled each epoch if `shuffle_files`. `split` selects a TFDS
-    split; a folder or TFRecord spec names one split by its path."""
+    split; a folder or TFRecord spec names one split by its path.
+
+    With `epoch` (an int64 variable holding the current epoch) the file order is a pure
+    function of `(seed, epoch)`, so a resumed run reads epoch k as an uninterrupted one
+    does; TFDS sources then keep one file order (TFDS shuffles with Python seeds only).
+    """
+    if epoch is not None and shuffle_files and seed is None:
+        raise ValueError("an epoch-keyed file order needs a seed")
     parsed = SourceSpec.parse(spec)
     opener = {"tfds": _open_tfds, "folder": _open_folder, "tfrecord": _open_tfrecord}
     return opener[parsed.kind](
         parsed, split=split, input_context=input_context,
-        shuffle_files=shuffle_files, seed=seed,
+        shuffle_files=shuffle_files, seed=seed, epoch=epoch,
     )
 
 
@@ -99,17 +107,32 @@ def _shard(paths: list, input_context: tf.distribute.InputContext | None) -> lis
     return paths[input_context.input_pipeline_id :: input_context.num_input_pipelines]
 
 
-def _file_list(paths: list[str], *, shuffle: bool, seed: int | None) -> tf.data.Dataset:
-    dataset = tf.data.Dataset.from_tensor_slices(paths)
-    if shuffle:
-        dataset = dataset.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True)
-    return dataset
+def shuffled(items: tuple, *, shuffle: bool, seed: int | None,
+             epoch: tf.Variable | None) -> tf.data.Dataset:
+    """The rows of `items` (equal-length lists), in a new random order each epoch when
+    `shuffle`: reshuffled per iteration, or, with `epoch`, permuted by
+    `index_shuffle(seed, epoch)` (stateless, so reproducible across restarts)."""
+    count = len(items[0])
+    if not shuffle:
+        return tf.data.Dataset.from_tensor_slices(items)
+    if epoch is None:
+        return tf.data.Dataset.from_tensor_slices(items).shuffle(
+            count, seed=seed, reshuffle_each_iteration=True
+        )
+    columns = tuple(tf.constant(column) for column in items)
+
+    def row(position):
+        key = tf.stack([tf.constant(seed, tf.int64), tf.cast(epoch.read_value(), tf.int64)])
+        index = tf.random.experimental.index_shuffle(position, key, count - 1)
+        return tuple(tf.gather(column, index) for column in columns)
+
+    return tf.data.Dataset.range(count).map(row)
 
 
 # --- TFDS ------------------------------------------------------------------------------
 
 
-def _open_tfds(spec, *, split, input_context, shuffle_files, seed) -> Records:
+def _open_tfds(spec, *, split, input_context, shuffle_files, seed, epoch) -> Records:
     import tensorflow_datasets as tfds
 
     options = spec.take("data_dir", "manual_dir", "split")
@@ -136,7 +159,8 @@ def _open_tfds(spec, *, split, input_context, shuffle_files, seed) -> Records:
         shuffle_files=shuffle_files,
         decoders={"image": tfds.decode.SkipDecoding()},
         read_config=tfds.ReadConfig(
-            input_context=input_context, shuffle_seed=seed, try_autocache=False
+            input_context=input_context, shuffle_seed=seed, try_autocache=False,
+            shuffle_reshuffle_each_iteration=epoch is None,
         ),
     )
     has_names = "file_name" in features
@@ -222,7 +246,7 @@ def _tfds_validation_labels() -> str:
     return os.fspath(tfds.core.tfds_path("datasets/imagenet2012/validation_labels.txt"))
 
 
-def _open_folder(spec, *, split, input_context, shuffle_files, seed) -> Records:
+def _open_folder(spec, *, split, input_context, shuffle_files, seed, epoch) -> Records:
     options = spec.take("classes", "labels")
     root = spec.location
     if not os.path.isdir(root):
@@ -256,9 +280,7 @@ def _open_folder(spec, *, split, input_context, shuffle_files, seed) -> Records:
     pairs = _shard(list(zip(paths, labels, strict=True)), input_context)
     paths = [path for path, _ in pairs]
     labels = [label for _, label in pairs]
-    dataset = tf.data.Dataset.from_tensor_slices((paths, labels))
-    if shuffle_files:
-        dataset = dataset.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True)
+    dataset = shuffled((paths, labels), shuffle=shuffle_files, seed=seed, epoch=epoch)
     dataset = dataset.map(
         lambda path, label: {"image": tf.io.read_file(path), "label": label, "id": path},
         num_parallel_calls=tf.data.AUTOTUNE,
@@ -269,7 +291,7 @@ def _open_folder(spec, *, split, input_context, shuffle_files, seed) -> Records:
 # --- TFRecords ---------------------------------------------------------------------------
 
 
-def _open_tfrecord(spec, *, split, input_context, shuffle_files, seed) -> Records:
+def _open_tfrecord(spec, *, split, input_context, shuffle_files, seed, epoch) -> Records:
     options = spec.take("label_offset", "classes")
     files = sorted(glob.glob(spec.location))
     if not files:
@@ -316,7 +338,7 @@ def _open_tfrecord(spec, *, split, input_context, shuffle_files, seed) -> Record
     # Record-level sharding needs every pipeline to read the files in the same order.
     shuffle_files = shuffle_files and (by_file or input_context is None
                                        or input_context.num_input_pipelines == 1)
-    dataset = _file_list(files, shuffle=shuffle_files, seed=seed).interleave(
+    dataset = shuffled((files,), shuffle=shuffle_files, seed=seed, epoch=epoch).interleave(
         read, cycle_length=min(len(files), 16), num_parallel_calls=tf.data.AUTOTUNE,
         deterministic=True,
     )

@@ -33,12 +33,25 @@ def l2_for_weight_decay(weight_decay: float) -> keras.regularizers.Regularizer |
     return keras.regularizers.L2(weight_decay / 2) if weight_decay > 0 else None
 
 
+class MultiWorkerUnsupported(RuntimeError):
+    """Keras 3's `model.fit` cannot run under MultiWorkerMirroredStrategy."""
+
+
 def strategy_from_environment() -> tf.distribute.Strategy:
-    """MultiWorkerMirroredStrategy when TF_CONFIG names several workers, MirroredStrategy
-    over the visible GPUs, else the default (single-device) strategy."""
+    """MirroredStrategy over the visible GPUs, else the default (single-device) strategy.
+
+    Raises:
+      MultiWorkerUnsupported: TF_CONFIG names several workers. Keras 3.15's `fit` fails
+        under MultiWorkerMirroredStrategy (its symbolic build all-reduces a nested batch:
+        keras-team/keras#20585, #20329), deep inside TensorFlow; this says so up front.
+    """
     cluster = json.loads(os.environ.get("TF_CONFIG", "{}")).get("cluster", {})
-    if len(cluster.get("worker", [])) > 1:
-        return tf.distribute.MultiWorkerMirroredStrategy()
+    if sum(len(tasks) for tasks in cluster.values()) > 1:
+        raise MultiWorkerUnsupported(
+            f"TF_CONFIG describes a cluster {cluster}: multi-host training needs "
+            "MultiWorkerMirroredStrategy, whose use from Keras 3.15's model.fit is broken "
+            "upstream (keras-team/keras#20585). Train on one host (all its GPUs) for now."
+        )
     if tf.config.list_logical_devices("GPU"):
         return tf.distribute.MirroredStrategy()
     return tf.distribute.get_strategy()
@@ -76,25 +89,103 @@ class StopAfterLearningRateDrops(keras.callbacks.Callback):
         super().__init__()
         self.max_drops = max_drops
         self.drops = 0
-        self._last_rate = None
+        self.last_rate = None
 
     def _rate(self) -> float:
         return float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
 
     def on_train_begin(self, logs=None):
-        self._last_rate = self._rate()
+        self.last_rate = self._rate()
 
     def on_epoch_end(self, epoch, logs=None):
         rate = self._rate()
-        if rate < self._last_rate:
+        if rate < self.last_rate:
             if self.drops == self.max_drops:
-                self.model.optimizer.learning_rate = self._last_rate
+                self.model.optimizer.learning_rate = self.last_rate
                 print(f"\nValidation accuracy stopped improving after {self.drops} "
                       "learning-rate drops: stopping, as the paper does.")
                 self.model.stop_training = True
                 return
             self.drops += 1
-        self._last_rate = rate
+        self.last_rate = rate
+
+
+class ResumeStateBackup(keras.callbacks.Callback):
+    """What BackupAndRestore leaves out, saved beside its checkpoint at each epoch end and
+    restored when it resumes that epoch: the layers' random-generator states (dropout
+    masks), ReduceLROnPlateau's counters and the count of learning-rate drops. A resumed
+    run then trains exactly as an uninterrupted one. Place it after the callbacks whose
+    state it keeps."""
+
+    _PLATEAU_FIELDS = ("best", "wait", "cooldown_counter")
+
+    def __init__(self, backup_dir: str, plateau: keras.callbacks.ReduceLROnPlateau,
+                 stopper: StopAfterLearningRateDrops):
+        super().__init__()
+        self.backup_dir = backup_dir
+        self.plateau = plateau
+        self.stopper = stopper
+        self.path = os.path.join(backup_dir, "resume_state.json")
+
+    def _generators(self) -> dict[str, keras.random.SeedGenerator]:
+        return {
+            layer.name: layer.seed_generator
+            for layer in self.model.layers
+            if isinstance(getattr(layer, "seed_generator", None), keras.random.SeedGenerator)
+        }
+
+    def on_train_begin(self, logs=None):
+        metadata = os.path.join(self.backup_dir, "training_metadata.json")
+        if not (os.path.exists(self.path) and os.path.exists(metadata)):
+            return
+        with open(self.path, encoding="utf8") as file:
+            saved = json.load(file)
+        with open(metadata, encoding="utf8") as file:
+            resumed_epoch = json.load(file)["epoch"]
+        if saved["epoch"] != resumed_epoch:
+            print(f"Saved training state is of epoch {saved['epoch']}, the checkpoint of "
+                  f"epoch {resumed_epoch}: the resumed run will differ from an "
+                  "uninterrupted one.")
+            return
+        for name, generator in self._generators().items():
+            generator.state.assign(saved["random"][name])
+        for field in self._PLATEAU_FIELDS:
+            setattr(self.plateau, field, saved["plateau"][field])
+        self.stopper.drops = saved["drops"]
+        self.stopper.last_rate = saved["last_rate"]
+
+    def on_epoch_end(self, epoch, logs=None):
+        state = {
+            "epoch": epoch + 1,
+            "random": {
+                name: keras.ops.convert_to_numpy(generator.state.value).tolist()
+                for name, generator in self._generators().items()
+            },
+            "plateau": {field: float(getattr(self.plateau, field))
+                        for field in self._PLATEAU_FIELDS},
+            "drops": self.stopper.drops,
+            "last_rate": self.stopper.last_rate,
+        }
+        os.makedirs(self.backup_dir, exist_ok=True)
+        partial = self.path + ".partial"
+        with open(partial, "w", encoding="utf8") as file:
+            json.dump(state, file)
+        os.replace(partial, self.path)
+
+
+class EpochCounter(keras.callbacks.Callback):
+    """Holds the current epoch in an int64 variable that `keras_vgg.data.train_dataset(...,
+    epoch=counter.variable)` reads, set at each epoch's start (also the first epoch of a
+    resumed run): the data of epoch k no longer depends on how many epochs this process
+    has iterated, which BackupAndRestore's resumption needs."""
+
+    def __init__(self):
+        super().__init__()
+        with tf.device("/cpu:0"):
+            self.variable = tf.Variable(0, dtype=tf.int64, trainable=False, name="data_epoch")
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.variable.assign(epoch)
 
 
 class Throughput(keras.callbacks.Callback):
@@ -148,15 +239,19 @@ def callbacks(
     """Backup/restore, the paper's schedule, NaN stop, throughput, TensorBoard and CSV logs,
     all under `model_dir`."""
     os.makedirs(model_dir, exist_ok=True)
+    backup_dir = os.path.join(model_dir, "backup")
+    plateau = keras.callbacks.ReduceLROnPlateau(
+        monitor="val_accuracy", mode="max", factor=LR_DROP_FACTOR, patience=patience,
+        min_delta=1e-4, verbose=1,
+    )
+    stopper = StopAfterLearningRateDrops(max_drops)
     return [
-        keras.callbacks.BackupAndRestore(os.path.join(model_dir, "backup")),
+        keras.callbacks.BackupAndRestore(backup_dir),
         Throughput(global_batch_size),
         StopOnNaN(os.path.join(model_dir, "last_good.weights.h5")),
-        keras.callbacks.ReduceLROnPlateau(
-            monitor="val_accuracy", mode="max", factor=LR_DROP_FACTOR, patience=patience,
-            min_delta=1e-4, verbose=1,
-        ),
-        StopAfterLearningRateDrops(max_drops),
+        plateau,
+        stopper,
+        ResumeStateBackup(backup_dir, plateau, stopper),
         keras.callbacks.CSVLogger(os.path.join(model_dir, "history.csv"), append=True),
         keras.callbacks.TensorBoard(os.path.join(model_dir, "logs")),
     ]

@@ -5,8 +5,9 @@
     python recipes/imagenet_train.py --config=A --data=folder:/data/train \
         --val_data='folder:/data/val' --scale=256,512 --init=glorot --model_dir=/runs/a
 
-Runs under MirroredStrategy on all visible GPUs (the default strategy on a CPU), or
-MultiWorkerMirroredStrategy when TF_CONFIG names several workers. A run killed and started
+Runs under MirroredStrategy on all visible GPUs (the default strategy on a CPU). Multi-host
+training (TF_CONFIG) stops with a clear error: Keras 3.15's fit is broken under
+MultiWorkerMirroredStrategy upstream (keras-team/keras#20585). A run killed and started
 again with the same command resumes from its last completed epoch (BackupAndRestore in
 `--model_dir`). Writes `history.csv`, TensorBoard logs and `final.weights.h5`, which
 `keras_vgg.vgg(config, weights=...)` and the exporter read.
@@ -142,7 +143,10 @@ def train() -> dict[str, float]:
         tf.config.experimental.enable_op_determinism()
     if FLAGS.mixed_precision:
         keras.mixed_precision.set_global_policy(f"mixed_{FLAGS.mixed_precision}")
-    strategy = training.strategy_from_environment()
+    try:
+        strategy = training.strategy_from_environment()
+    except training.MultiWorkerUnsupported as error:
+        raise FlagError(str(error)) from error
     logging.info("Strategy %s with %d replicas", type(strategy).__name__,
                  strategy.num_replicas_in_sync)
     if config.name not in ("A", "A-LRN") and FLAGS.init == "gaussian" and not (
@@ -150,13 +154,16 @@ def train() -> dict[str, float]:
         logging.warning("The paper trained deeper nets than A from --warm_start (a trained "
                         "A); from N(0, 1e-2) alone they may not converge: consider "
                         "--init=glorot.")
+    model_dir = FLAGS.model_dir
     num_classes = sources.open_source(FLAGS.data).num_classes
     model = build_model(config, num_classes, strategy)
+    # With a seed, each epoch's data is a function of (seed, epoch): resumable exactly.
+    epoch_counter = training.EpochCounter() if FLAGS.seed is not None else None
     train_data = strategy.distribute_datasets_from_function(
         lambda context: data.train_dataset(
             FLAGS.data, global_batch_size=FLAGS.batch_size, input_context=context,
             scale=scale, crop_size=FLAGS.crop_size, preprocessing=FLAGS.preprocessing,
-            seed=FLAGS.seed,
+            seed=FLAGS.seed, epoch=epoch_counter and epoch_counter.variable,
         )
     )
     val_spec, val_split = validation_source(FLAGS.data, FLAGS.val_data)
@@ -165,8 +172,9 @@ def train() -> dict[str, float]:
         crop_size=FLAGS.crop_size, batch_size=FLAGS.batch_size,
         preprocessing=FLAGS.preprocessing,
     )
-    callbacks = training.callbacks(FLAGS.model_dir, global_batch_size=FLAGS.batch_size,
-                                   patience=FLAGS.plateau_patience)
+    callbacks = [epoch_counter] if epoch_counter else []
+    callbacks += training.callbacks(model_dir, global_batch_size=FLAGS.batch_size,
+                                    patience=FLAGS.plateau_patience)
     model.fit(
         train_data,
         epochs=FLAGS.epochs,
@@ -179,9 +187,9 @@ def train() -> dict[str, float]:
     if any(isinstance(c, training.StopOnNaN) and c.stopped_on_nan for c in callbacks):
         raise TrainingDiverged(
             "training stopped on a NaN/Inf loss; no final weights were written (the last "
-            f"good ones are in {FLAGS.model_dir}/last_good.weights.h5)"
+            f"good ones are in {model_dir}/last_good.weights.h5)"
         )
-    final = os.path.join(FLAGS.model_dir, "final.weights.h5")
+    final = os.path.join(model_dir, "final.weights.h5")
     model.save_weights(final)
     results = model.evaluate(val_data, steps=FLAGS.validation_steps, return_dict=True,
                              verbose=0)

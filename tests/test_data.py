@@ -227,6 +227,26 @@ def test_seeded_pipeline_is_reproducible_and_rerandomized_each_epoch(tmp_path):
     assert not all(np.array_equal(a, b) for (a, _), (b, _) in zip(first, other, strict=True))
 
 
+def test_epoch_keyed_pipeline_is_a_function_of_seed_and_epoch(tmp_path):
+    good = imagenet_folder(str(tmp_path), ["n01", "n02"], per_class=4)
+    epoch = tf.Variable(0, dtype=tf.int64)
+
+    def one_epoch(value, seed=5):
+        epoch.assign(value)
+        dataset = data.train_dataset(f"folder:{tmp_path}", global_batch_size=3, seed=seed,
+                                     epoch=epoch, with_ids=True)
+        return [(x.numpy(), [i.decode() for i in ids.numpy()]) for x, _, ids in dataset]
+
+    first, again, second = one_epoch(0), one_epoch(0), one_epoch(1)
+    for (a, ids_a), (b, ids_b) in zip(first, again, strict=True):
+        np.testing.assert_array_equal(a, b)
+        assert ids_a == ids_b
+    assert sorted(sum((ids for _, ids in second), [])) == sorted(good)
+    assert [ids for _, ids in first] != [ids for _, ids in second]  # a new order each epoch
+    with pytest.raises(ValueError, match="needs a seed"):
+        data.train_dataset(f"folder:{tmp_path}", global_batch_size=3, epoch=epoch)
+
+
 def test_colour_shift_has_alexnets_pca_covariance():
     seeds = tf.random.experimental.stateless_split(tf.constant([0, 0]), 4000)
     shifts = tf.stack([data.colour_shift(tf.zeros([1, 1, 3]), seed)[0, 0] for seed in seeds])

@@ -74,3 +74,64 @@ def test_warm_start_from_another_architecture_fails_before_training(images, tmp_
     assert result.returncode != 0
     assert "not a config-A checkpoint" in result.stderr
     assert not (tmp_path / "run" / "history.csv").exists()
+
+
+def test_multi_host_config_fails_with_the_upstream_reason(images, tmp_path, monkeypatch):
+    monkeypatch.setenv("TF_CONFIG", '{"cluster": {"worker": ["localhost:1", "localhost:2"]}, '
+                                    '"task": {"type": "worker", "index": 0}}')
+    result = bad_flags(images, tmp_path)
+    assert result.returncode != 0
+    assert "keras-team/keras#20585" in result.stderr
+
+
+def final_weights(path):
+    import h5py
+    import numpy as np
+
+    arrays = []
+    with h5py.File(path) as file:
+        file.visititems(lambda name, item: arrays.append(np.asarray(item))
+                        if isinstance(item, h5py.Dataset) else None)
+    return arrays
+
+
+def test_a_killed_run_resumes_to_the_same_final_weights(tmp_path):
+    import os
+    import signal
+    import time
+
+    import numpy as np
+
+    sys.path.insert(0, str(ROOT / "recipes"))
+    import demo_data
+
+    demo_data.write(str(tmp_path / "images"), train_per_class=30, val_per_class=2)
+
+    def command(model_dir):
+        return [sys.executable, str(ROOT / "recipes" / "imagenet_train.py"), "--config=A",
+                f"--data=folder:{tmp_path}/images/train",
+                f"--val_data=folder:{tmp_path}/images/val", f"--model_dir={model_dir}",
+                "--epochs=3", "--batch_size=16", "--width_multiplier=0.0625", "--scale=40",
+                "--crop_size=32", "--init=glorot", "--seed=3", "--deterministic"]
+
+    environment = {**os.environ, "CI": "1"}
+    subprocess.run(command(tmp_path / "whole"), env=environment, check=True,
+                   capture_output=True, timeout=600)
+    killed = subprocess.Popen(command(tmp_path / "killed"), env=environment, text=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    for line in killed.stdout:
+        if line.startswith("Epoch 2/3"):
+            time.sleep(0.3)  # into the second epoch
+            killed.send_signal(signal.SIGKILL)
+            break
+    assert killed.wait(timeout=60) == -signal.SIGKILL
+    assert (tmp_path / "killed" / "backup" / "training_metadata.json").exists()
+    resumed = subprocess.run(command(tmp_path / "killed"), env=environment, text=True,
+                             capture_output=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    epochs = [line for line in resumed.stdout.splitlines() if line.startswith("Epoch ")]
+    assert epochs and epochs[0] in ("Epoch 2/3", "Epoch 3/3")  # not from the start
+    for whole, again in zip(final_weights(tmp_path / "whole" / "final.weights.h5"),
+                            final_weights(tmp_path / "killed" / "final.weights.h5"),
+                            strict=True):
+        np.testing.assert_array_equal(whole, again)
