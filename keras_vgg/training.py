@@ -161,7 +161,7 @@ class ResumeStateBackup(keras.callbacks.Callback):
                 name: keras.ops.convert_to_numpy(generator.state.value).tolist()
                 for name, generator in self._generators().items()
             },
-            "plateau": {field: float(getattr(self.plateau, field))
+            "plateau": {field: _json_number(getattr(self.plateau, field, None))
                         for field in self._PLATEAU_FIELDS},
             "drops": self.stopper.drops,
             "last_rate": self.stopper.last_rate,
@@ -171,6 +171,10 @@ class ResumeStateBackup(keras.callbacks.Callback):
         with open(partial, "w", encoding="utf8") as file:
             json.dump(state, file)
         os.replace(partial, self.path)
+
+
+def _json_number(value):
+    return None if value is None else float(value)
 
 
 class EpochCounter(keras.callbacks.Callback):
