@@ -202,10 +202,13 @@ def _classifier(
         )(x)
         if dropout:
             x = keras.layers.Dropout(dropout, name=f"fc{index}_dropout")(x)
+    mixed = keras.config.dtype_policy().compute_dtype != keras.config.dtype_policy().variable_dtype
     return keras.layers.Dense(
         classes,
         activation=classifier_activation,
         name="predictions",
+        # Under mixed precision the class scores stay float32 (softmax, loss and top-k).
+        dtype="float32" if mixed else None,
         **kernel_options(),
     )(x)
 

@@ -154,7 +154,6 @@ def train() -> dict[str, float]:
         logging.warning("The paper trained deeper nets than A from --warm_start (a trained "
                         "A); from N(0, 1e-2) alone they may not converge: consider "
                         "--init=glorot.")
-    model_dir = FLAGS.model_dir
     num_classes = sources.open_source(FLAGS.data).num_classes
     model = build_model(config, num_classes, strategy)
     # With a seed, each epoch's data is a function of (seed, epoch): resumable exactly.
@@ -173,7 +172,7 @@ def train() -> dict[str, float]:
         preprocessing=FLAGS.preprocessing,
     )
     callbacks = [epoch_counter] if epoch_counter else []
-    callbacks += training.callbacks(model_dir, global_batch_size=FLAGS.batch_size,
+    callbacks += training.callbacks(FLAGS.model_dir, global_batch_size=FLAGS.batch_size,
                                     patience=FLAGS.plateau_patience)
     model.fit(
         train_data,
@@ -187,9 +186,9 @@ def train() -> dict[str, float]:
     if any(isinstance(c, training.StopOnNaN) and c.stopped_on_nan for c in callbacks):
         raise TrainingDiverged(
             "training stopped on a NaN/Inf loss; no final weights were written (the last "
-            f"good ones are in {model_dir}/last_good.weights.h5)"
+            f"good ones are in {FLAGS.model_dir}/last_good.weights.h5)"
         )
-    final = os.path.join(model_dir, "final.weights.h5")
+    final = os.path.join(FLAGS.model_dir, "final.weights.h5")
     model.save_weights(final)
     results = model.evaluate(val_data, steps=FLAGS.validation_steps, return_dict=True,
                              verbose=0)

@@ -23,7 +23,9 @@ def test_demo_trains_evaluates_and_plots(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Validation (centre crop, Q=80): top-1 error" in result.stdout
     assert (tmp_path / "run" / "training_curves.png").stat().st_size > 10_000
-    assert (tmp_path / "run" / "final.weights.h5").exists()
+    trained = keras_vgg.vgg("A", weights=str(tmp_path / "run" / "final.weights.h5"),
+                            width_multiplier=0.125, input_shape=(64, 64, 3), classes=10)
+    assert trained.get_layer("predictions").units == 10
     history = (tmp_path / "run" / "history.csv").read_text().splitlines()
     assert len(history) == 3 and "images_per_second" in history[0]
     assert len(list((tmp_path / "images" / "train").glob("*/*.JPEG"))) == 60

@@ -138,3 +138,20 @@ def test_one_and_four_replicas_reach_the_same_weights():
     values = dict(line.split() for line in result.stdout.splitlines()
                   if line.startswith(("MAXDIFF", "MOVED")))
     assert float(values["MAXDIFF"]) < 1e-4
+
+
+def test_mixed_bfloat16_trains_with_float32_variables():
+    import keras
+
+    x, y = random_batches(8)
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        model = tiny_model()
+        training.compile_for_training(model)
+        loss = model.train_on_batch(x, y)
+        assert model.get_layer("block1_conv1").compute_dtype == "bfloat16"
+        assert model.get_layer("block1_conv1").kernel.dtype == "float32"
+        assert model.output.dtype == "float32"
+        assert np.all(np.isfinite(loss))
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
