@@ -1,0 +1,77 @@
+"""Dense evaluation (Sect. 3.2): the fully-connected head re-read as convolutions.
+
+fc1 becomes a conv whose kernel is the training crop's last feature map (7x7 for 224 px)
+with `valid` padding, fc2 and predictions become 1x1 convs; the net then takes an image of
+any size and returns a class score map, which is averaged over space before the softmax.
+"""
+
+from __future__ import annotations
+
+import keras
+
+SCORE_MAP = "score_map"
+PROBABILITIES = "probabilities"
+
+
+def _trunk_layers(model: keras.Model) -> list[keras.layers.Layer]:
+    names = [layer.name for layer in model.layers]
+    if "flatten" not in names or "predictions" not in names:
+        raise ValueError(
+            f"model {model.name!r} has no flatten/fc/predictions head (built with "
+            "include_top=False?): there is nothing to make fully convolutional"
+        )
+    return model.layers[1 : names.index("flatten")]
+
+
+def _as_conv(dense: keras.layers.Dense, kernel_size: tuple[int, int], name: str,
+             activation) -> keras.layers.Conv2D:
+    """A Conv2D computing `dense` at every position; kernel `[kh, kw, c_in, units]`."""
+    conv = keras.layers.Conv2D(
+        dense.units, kernel_size, padding="valid", activation=activation, name=name,
+        dtype=dense.dtype_policy,
+    )
+    kernel, bias = dense.get_weights()
+    channels_in = kernel.shape[0] // (kernel_size[0] * kernel_size[1])
+    conv.build((None, None, None, channels_in))
+    # Keras' Flatten of [h, w, c] is row-major, so the Dense rows are already (h, w, c).
+    conv.set_weights([kernel.reshape(*kernel_size, channels_in, dense.units), bias])
+    return conv
+
+
+def fully_convolutional(model: keras.Model, *, name: str | None = None) -> keras.Model:
+    """The test-time form of a VGG model built with its head (any config, width, class
+    count, batch norm, training crop size), sharing the conv layers' weights.
+
+    Args:
+      model: a `keras_vgg` model with `include_top=True`.
+
+    Returns:
+      A model taking `[batch, height, width, 3]` (height and width at least the training
+      crop; smaller images must be upscaled first) and returning a dict:
+      `"score_map"`: `[batch, H/32 - crop/32 + 1, W/32 - crop/32 + 1, classes]` class scores
+      (pre-softmax; for a 224-trained net the side is floor(Q/32) - 6), and
+      `"probabilities"`: `[batch, classes]`, the softmax (the model's own classifier
+      activation) of the spatially averaged scores. At the training crop size it equals
+      `model`'s output.
+    """
+    trunk = _trunk_layers(model)
+    fc_kernel = tuple(model.get_layer("flatten").input.shape[1:3])
+    if None in fc_kernel:
+        raise ValueError(f"model {model.name!r} has no static feature map before flatten")
+    predictions = model.get_layer("predictions")
+    inputs = keras.Input((None, None, model.input_shape[-1]), name="image")
+    x = inputs
+    for layer in trunk:
+        x = layer(x)
+    x = _as_conv(model.get_layer("fc1"), fc_kernel, "fc1_conv", "relu")(x)
+    x = _as_conv(model.get_layer("fc2"), (1, 1), "fc2_conv", "relu")(x)
+    scores = _as_conv(predictions, (1, 1), "predictions_conv", None)(x)
+    averaged = keras.layers.GlobalAveragePooling2D(name="spatial_average", dtype="float32")(
+        scores)
+    probabilities = keras.layers.Activation(
+        predictions.activation, name=PROBABILITIES, dtype="float32")(averaged)
+    return keras.Model(
+        inputs,
+        {SCORE_MAP: scores, PROBABILITIES: probabilities},
+        name=name or f"{model.name}_dense",
+    )
