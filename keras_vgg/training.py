@@ -193,44 +193,50 @@ class EpochCounter(keras.callbacks.Callback):
 
 
 class Throughput(keras.callbacks.Callback):
-    """Adds `images_per_second` (training steps only) to each epoch's logs."""
+    """Adds `images_per_second` over the epoch's training steps (validation excluded)."""
 
     def __init__(self, global_batch_size: int):
         super().__init__()
         self.global_batch_size = global_batch_size
 
     def on_epoch_begin(self, epoch, logs=None):
-        self._start, self._steps = time.perf_counter(), 0
+        self._start = self._last = time.perf_counter()
+        self._steps = 0
 
     def on_train_batch_end(self, batch, logs=None):
         self._steps = batch + 1
+        self._last = time.perf_counter()
 
     def on_epoch_end(self, epoch, logs=None):
-        elapsed = time.perf_counter() - self._start
+        elapsed = self._last - self._start
         if logs is not None and elapsed > 0:
             logs["images_per_second"] = self._steps * self.global_batch_size / elapsed
 
 
+class LossDiverged(RuntimeError):
+    """The training loss became NaN or infinite."""
+
+
 class StopOnNaN(keras.callbacks.Callback):
-    """Stops at the first NaN/Inf loss with a message that says so. The weights of the last
-    completed epoch stay in the BackupAndRestore checkpoint and in `last_good.weights.h5`."""
+    """Ends training at the first NaN/Inf loss by raising `LossDiverged`, which names the
+    step. Raising (rather than `stop_training`) keeps Keras from finishing the epoch, so
+    BackupAndRestore keeps the checkpoint of the last completed epoch (and a rerun resumes
+    from it); the same weights are also in `last_good.weights.h5`."""
 
     def __init__(self, last_good_path: str):
         super().__init__()
         self.last_good_path = last_good_path
-        self.stopped_on_nan = False
 
     def on_train_batch_end(self, batch, logs=None):
         loss = (logs or {}).get("loss")
         if loss is not None and not math.isfinite(float(loss)):
-            print(f"\nThe loss became {loss} at step {batch}: stopping. The last good weights "
-                  f"are in {self.last_good_path}; lower --learning_rate or check the data.")
-            self.stopped_on_nan = True
-            self.model.stop_training = True
+            raise LossDiverged(
+                f"the loss became {loss} at step {batch}: stopped. The last good weights are "
+                f"in {self.last_good_path}; lower --learning_rate or check the data."
+            )
 
     def on_epoch_end(self, epoch, logs=None):
-        if not self.stopped_on_nan:
-            self.model.save_weights(self.last_good_path)
+        self.model.save_weights(self.last_good_path)
 
 
 def callbacks(
@@ -249,12 +255,14 @@ def callbacks(
         min_delta=1e-4, verbose=1,
     )
     stopper = StopAfterLearningRateDrops(max_drops)
+    # BackupAndRestore saves after the schedule has acted on the epoch, so the checkpoint's
+    # learning rate and ResumeStateBackup's counters describe the same moment.
     return [
-        keras.callbacks.BackupAndRestore(backup_dir),
         Throughput(global_batch_size),
         StopOnNaN(os.path.join(model_dir, "last_good.weights.h5")),
         plateau,
         stopper,
+        keras.callbacks.BackupAndRestore(backup_dir),
         ResumeStateBackup(backup_dir, plateau, stopper),
         keras.callbacks.CSVLogger(os.path.join(model_dir, "history.csv"), append=True),
         keras.callbacks.TensorBoard(os.path.join(model_dir, "logs")),

@@ -16,6 +16,7 @@ again with the same command resumes from its last completed epoch (BackupAndRest
 from __future__ import annotations
 
 import os
+import urllib.parse
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -48,7 +49,8 @@ flags.DEFINE_string("warm_start", None, "Trained config-A weights: copy its firs
 flags.DEFINE_string("init_from", None, "Weights of the same network to fine-tune "
                     "(e.g. S=384 from S=256).")
 flags.DEFINE_float("width_multiplier", 1.0, "Scales conv widths and FC units (1.0: paper).")
-flags.DEFINE_integer("steps_per_epoch", None, "Steps per epoch; default: one pass.")
+flags.DEFINE_integer("steps_per_epoch", None,
+                     "Steps per epoch, at most one pass (each epoch restarts the data).")
 flags.DEFINE_integer("validation_steps", None, "Validation batches per epoch; default all.")
 flags.DEFINE_integer("seed", None, "Seed of initialisation and augmentation.")
 flags.DEFINE_bool("deterministic", False, "Enable TensorFlow op determinism (needs --seed).")
@@ -65,16 +67,15 @@ class FlagError(ValueError):
     """A flag value or combination that cannot train."""
 
 
-class TrainingDiverged(RuntimeError):
-    """The loss became NaN or infinite."""
-
-
 def validation_source(train: str, val: str | None) -> tuple[str, str]:
     """The validation spec and its split name."""
     if val:
         return val, "validation"
-    if train.startswith("tfds:"):
-        return train, "validation"
+    if train.startswith("tfds:"):  # the same dataset, without a training ?split= option
+        parsed = sources.SourceSpec.parse(train)
+        options = {key: value for key, value in parsed.options.items() if key != "split"}
+        query = "?" + urllib.parse.urlencode(options) if options else ""
+        return f"tfds:{parsed.location}{query}", "validation"
     raise FlagError("--val_data is needed for folder: and tfrecord: training data")
 
 
@@ -163,7 +164,7 @@ def train() -> dict[str, float]:
             FLAGS.data, global_batch_size=FLAGS.batch_size, input_context=context,
             scale=scale, crop_size=FLAGS.crop_size, preprocessing=FLAGS.preprocessing,
             seed=FLAGS.seed, epoch=epoch_counter and epoch_counter.variable,
-        )
+        ).take(FLAGS.steps_per_epoch or -1)  # a shorter epoch, still one iterator per epoch
     )
     val_spec, val_split = validation_source(FLAGS.data, FLAGS.val_data)
     val_data = data.eval_dataset(
@@ -177,24 +178,18 @@ def train() -> dict[str, float]:
     model.fit(
         train_data,
         epochs=FLAGS.epochs,
-        steps_per_epoch=FLAGS.steps_per_epoch,
         validation_data=val_data,
         validation_steps=FLAGS.validation_steps,
         callbacks=callbacks,
         verbose=2 if os.environ.get("CI") else "auto",
     )
-    if any(isinstance(c, training.StopOnNaN) and c.stopped_on_nan for c in callbacks):
-        raise TrainingDiverged(
-            "training stopped on a NaN/Inf loss; no final weights were written (the last "
-            f"good ones are in {FLAGS.model_dir}/last_good.weights.h5)"
-        )
     final = os.path.join(FLAGS.model_dir, "final.weights.h5")
     model.save_weights(final)
     results = model.evaluate(val_data, steps=FLAGS.validation_steps, return_dict=True,
                              verbose=0)
-    print(f"Validation (centre crop, Q={test_scale}): top-1 error "
-          f"{100 * (1 - results['accuracy']):.1f}%, top-5 error "
-          f"{100 * (1 - results['top5']):.1f}%. Weights: {final}")
+    print(f"Validation (centre crop, Q={test_scale}): top-1 accuracy "
+          f"{100 * results['accuracy']:.1f}% (error {100 * (1 - results['accuracy']):.1f}%), "
+          f"top-5 accuracy {100 * results['top5']:.1f}%. Weights: {final}")
     return results
 
 
@@ -204,9 +199,9 @@ def main(argv):
         train()
     except FlagError as error:
         raise SystemExit(f"imagenet_train.py: error: {error}") from error
-    except TrainingDiverged as error:
-        logging.error("%s", error)
-        raise SystemExit(3) from error
+    except training.LossDiverged as error:
+        raise SystemExit(f"imagenet_train.py: {error} No final weights were written; "
+                         "rerunning the command resumes from the last completed epoch.") from error
 
 
 if __name__ == "__main__":
