@@ -1,0 +1,134 @@
+"""The paper's test protocols (Sect. 3.2) and top-1 / top-5 error.
+
+  dense       the fully-convolutional net on the whole image rescaled to Q, scores averaged
+              over space; several Q average their posteriors.
+  multi_crop  a 5x5 grid of crops (and their mirrors) at each Q through the original net;
+              posteriors averaged over crops and scales (150 crops for 3 scales).
+  combined    the average of the dense and multi-crop posteriors.
+
+Horizontal-flip averaging (`flip=True`) applies to both.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Sequence
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from keras_vgg import data, dense
+
+PROTOCOLS = ("dense", "multi_crop", "combined")
+
+
+@dataclasses.dataclass(frozen=True)
+class Result:
+    """One row of a Table 3-5 style report."""
+
+    protocol: str
+    test_scales: tuple[int, ...]
+    top1_error: float
+    top5_error: float
+    images: int
+    images_per_second: float
+
+
+def top_k_error(probabilities: np.ndarray, labels: np.ndarray, k: int) -> float:
+    """Fraction of rows of `[n, classes]` whose label is not among the k highest scores."""
+    if len(labels) == 0:
+        raise ValueError("no images were evaluated")
+    top = np.argsort(-probabilities, axis=1)[:, :k]
+    return float(np.mean(~np.any(top == labels[:, None], axis=1)))
+
+
+def _posteriors_per_image(
+    model_fn, source: str, *, protocol: str, test_scales: Sequence[int],
+    crop_size: int, flip: bool, preprocessing: str, split: str, max_images: int | None,
+):
+    """`[n, classes]` posteriors (averaged over scales, flips and crops) and `[n]` labels."""
+    per_scale = [
+        data.eval_dataset(source, protocol=protocol, test_scale=q, crop_size=crop_size,
+                          flip=flip, preprocessing=preprocessing, split=split, with_ids=True)
+        for q in test_scales
+    ]
+    posteriors, labels, ids = [], [], []
+    for elements in tf.data.Dataset.zip(tuple(per_scale)).take(max_images or -1):
+        scale_posteriors = []
+        for images, label, image_id in elements:
+            scale_posteriors.append(np.mean(model_fn(images), axis=0))  # over flips / crops
+            if len(scale_posteriors) == 1:
+                labels.append(int(label))
+                ids.append(image_id.numpy())
+            elif image_id.numpy() != ids[-1]:
+                raise RuntimeError("scales went out of step: an image was skipped at one scale")
+        posteriors.append(np.mean(scale_posteriors, axis=0))
+    return np.stack(posteriors), np.array(labels)
+
+
+def evaluate(
+    model: keras.Model,
+    source: str,
+    *,
+    protocols: Sequence[str] = ("dense",),
+    test_scales: Sequence[int] = (data.TEST_SCALE,),
+    flip: bool = True,
+    preprocessing: str = "caffe",
+    split: str = "validation",
+    max_images: int | None = None,
+) -> list[Result]:
+    """Evaluates a trained model (with its head) under the paper's protocols.
+
+    Args:
+      model: a `keras_vgg` model built with `include_top=True` at its training crop size.
+      source: a data source spec (see `keras_vgg.sources`).
+      protocols: any of "dense", "multi_crop", "combined".
+      test_scales: the scales Q; several Q average their posteriors.
+      flip: also evaluate mirror images and average.
+
+    Returns:
+      One `Result` per protocol, errors as fractions.
+    """
+    unknown = sorted(set(protocols) - set(PROTOCOLS))
+    if unknown:
+        raise ValueError(f"unknown protocols {unknown}; expected some of {PROTOCOLS}")
+    crop_size = model.input_shape[1]
+    if any(q < crop_size for q in test_scales):
+        raise ValueError(f"test scales {list(test_scales)} must be at least the crop {crop_size}")
+    fully_convolutional = dense.fully_convolutional(model)
+    runners = {
+        "dense": lambda images: fully_convolutional(images, training=False)[
+            dense.PROBABILITIES].numpy(),
+        "multi_crop": lambda images: model(images, training=False).numpy(),
+    }
+    options = dict(test_scales=test_scales, crop_size=crop_size, flip=flip,
+                   preprocessing=preprocessing, split=split, max_images=max_images)
+    measured, results = {}, []
+    for protocol in [p for p in ("dense", "multi_crop") if p in protocols or
+                     "combined" in protocols]:
+        start = time.perf_counter()
+        measured[protocol] = _posteriors_per_image(runners[protocol], source,
+                                                   protocol=protocol, **options)
+        measured[protocol] += (time.perf_counter() - start,)
+    if "combined" in protocols:
+        (dense_p, labels, dense_s), (crop_p, _, crop_s) = measured["dense"], measured["multi_crop"]
+        measured["combined"] = ((dense_p + crop_p) / 2, labels, dense_s + crop_s)
+    for protocol in protocols:
+        posteriors, labels, seconds = measured[protocol]
+        results.append(Result(protocol, tuple(test_scales), top_k_error(posteriors, labels, 1),
+                              top_k_error(posteriors, labels, 5), len(labels),
+                              len(labels) / seconds))
+    return results
+
+
+def table(results: Sequence[Result]) -> str:
+    """The results as a Markdown table shaped like the paper's Tables 3-5."""
+    rows = ["| protocol | test scales Q | top-1 error (%) | top-5 error (%) | images | images/s |",
+            "|---|---|---|---|---|---|"]
+    for r in results:
+        rows.append(f"| {r.protocol} | {','.join(map(str, r.test_scales))} | "
+                    f"{100 * r.top1_error:.1f} | {100 * r.top5_error:.1f} | {r.images} | "
+                    f"{r.images_per_second:.1f} |")
+    return "\n".join(rows)

@@ -1,0 +1,95 @@
+import numpy as np
+import pytest
+from conftest import NARROW
+from image_files import encode, photo, write
+from PIL import Image
+
+import keras_vgg
+from keras_vgg import evaluation
+
+
+def test_top_k_error():
+    probabilities = np.array([[0.1, 0.5, 0.2, 0.15, 0.05, 0.0],
+                              [0.6, 0.1, 0.1, 0.1, 0.05, 0.05],
+                              [0.0, 0.1, 0.2, 0.3, 0.4, 0.0]])
+    labels = np.array([1, 3, 5])
+    assert evaluation.top_k_error(probabilities, labels, 1) == pytest.approx(2 / 3)
+    assert evaluation.top_k_error(probabilities, labels, 5) == pytest.approx(1 / 3)
+
+
+@pytest.fixture
+def square_images(tmp_path):
+    """Three 224 x 224 photographs with labels 0, 1, 2: at Q = 224 every protocol sees the
+    whole image, so each is checkable against the plain model."""
+    names = ["astronaut", "coffee", "chelsea"]
+    files = {}
+    for name in names:
+        image = photo(name)
+        side = min(image.shape[:2])
+        square = Image.fromarray(image[:side, :side]).resize((224, 224))
+        files[f"{name}.png"] = encode(np.asarray(square), "PNG")
+    write(str(tmp_path / "val"), files)
+    labels = tmp_path / "labels.txt"
+    labels.write_text("".join(f"{name}.png {i}\n" for i, name in enumerate(names)))
+    return f"folder:{tmp_path / 'val'}?labels={labels}", [files[f"{n}.png"] for n in names]
+
+
+def plain_posteriors(model, encoded, flip):
+    import tensorflow as tf
+
+    images = np.stack([tf.io.decode_png(e, channels=3).numpy() for e in encoded]).astype("float32")
+    x = keras_vgg.preprocess_input(images.copy())
+    p = model.predict(x, verbose=0)
+    if flip:
+        p = (p + model.predict(x[:, :, ::-1], verbose=0)) / 2
+    return p
+
+
+@pytest.mark.parametrize("flip", [False, True])
+def test_protocols_at_the_crop_size_reduce_to_the_plain_model(square_images, flip):
+    source, encoded = square_images
+    model = keras_vgg.vgg("A", width_multiplier=NARROW, classes=10)
+    expected = plain_posteriors(model, encoded, flip)
+    labels = np.array([0, 1, 2])
+    results = evaluation.evaluate(model, source, protocols=("dense", "multi_crop", "combined"),
+                                  test_scales=(224,), flip=flip)
+    for result in results:
+        assert result.images == 3
+        assert result.top1_error == pytest.approx(evaluation.top_k_error(expected, labels, 1))
+        assert result.top5_error == pytest.approx(evaluation.top_k_error(expected, labels, 5))
+        assert result.images_per_second > 0
+
+
+def test_several_scales_average_their_posteriors(square_images, monkeypatch):
+    source, _ = square_images
+    model = keras_vgg.vgg("A", width_multiplier=NARROW, classes=10)
+    seen = {}
+    real = evaluation._posteriors_per_image
+
+    def spy(*args, **kwargs):
+        posteriors, labels = real(*args, **kwargs)
+        seen[(kwargs["protocol"], tuple(kwargs["test_scales"]))] = posteriors
+        return posteriors, labels
+
+    monkeypatch.setattr(evaluation, "_posteriors_per_image", spy)
+    for scales in ((224,), (288,), (224, 288)):
+        evaluation.evaluate(model, source, protocols=("dense",), test_scales=scales, flip=False)
+    np.testing.assert_allclose(seen[("dense", (224, 288))],
+                               (seen[("dense", (224,))] + seen[("dense", (288,))]) / 2,
+                               rtol=1e-5)
+    assert not np.allclose(seen[("dense", (224,))], seen[("dense", (288,))])
+
+
+def test_bad_evaluation_arguments(square_images):
+    source, _ = square_images
+    model = keras_vgg.vgg("A", width_multiplier=NARROW, classes=10)
+    with pytest.raises(ValueError, match="unknown protocols"):
+        evaluation.evaluate(model, source, protocols=("ten_crop",))
+    with pytest.raises(ValueError, match="at least the crop 224"):
+        evaluation.evaluate(model, source, test_scales=(200,))
+
+
+def test_table_is_shaped_like_the_papers():
+    result = evaluation.Result("dense", (256, 384, 512), 0.248, 0.075, 50000, 12.5)
+    lines = evaluation.table([result]).splitlines()
+    assert lines[2] == "| dense | 256,384,512 | 24.8 | 7.5 | 50000 | 12.5 |"
