@@ -144,3 +144,25 @@ def test_a_killed_run_resumes_to_the_same_final_weights(tmp_path):
                             final_weights(tmp_path / "killed" / "final.weights.h5"),
                             strict=True):
         np.testing.assert_array_equal(whole, again)
+
+
+def test_eval_recipe_prints_the_papers_table(images, tmp_path):
+    model = keras_vgg.vgg("A", width_multiplier=NARROW, input_shape=(32, 32, 3), classes=10)
+    model.save_weights(tmp_path / "a.weights.h5")
+    result = run("imagenet_eval.py", "--config=A", f"--weights={tmp_path / 'a.weights.h5'}",
+                 f"--data=folder:{images}/val", "--crop_size=32", "--width_multiplier=0.0625",
+                 "--protocols=dense,multi_crop,combined", "--test_scales=32,48")
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = [line for line in result.stdout.splitlines() if line.startswith("| ")]
+    assert [row.split("|")[1].strip() for row in rows[1:]] == [
+        "dense", "multi_crop", "combined"]
+    assert all("| 32,48 |" in row and "| 10 |" in row for row in rows[1:])
+
+
+def test_eval_recipe_rejects_a_test_scale_below_the_crop(images, tmp_path):
+    model = keras_vgg.vgg("A", width_multiplier=NARROW, input_shape=(32, 32, 3), classes=10)
+    model.save_weights(tmp_path / "a.weights.h5")
+    result = run("imagenet_eval.py", "--config=A", f"--weights={tmp_path / 'a.weights.h5'}",
+                 f"--data=folder:{images}/val", "--crop_size=32", "--width_multiplier=0.0625",
+                 "--test_scales=24")
+    assert result.returncode != 0 and "must be at least the crop 32" in result.stderr
