@@ -6,6 +6,7 @@
 """
 
 from keras_vgg.configs import CONFIGS, TABLE_1, VGGConfig
+from keras_vgg.dense import fully_convolutional
 from keras_vgg.imagenet import class_index, decode_predictions, preprocess_input
 from keras_vgg.layers import LocalResponseNormalization
 from keras_vgg.models import VGG11, VGG13, VGG16, VGG19, vgg
@@ -24,6 +25,7 @@ __all__ = [
     "VGGConfig",
     "class_index",
     "decode_predictions",
+    "fully_convolutional",
     "load_weights",
     "preprocess_input",
     "vgg",
