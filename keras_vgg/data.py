@@ -118,6 +118,13 @@ def _decode_huge_jpeg_window(contents, window, crop_size) -> tf.Tensor:
     return tf.switch_case(index, [decode_at(ratio) for ratio in JPEG_RATIOS])
 
 
+def decode_image(contents: tf.Tensor) -> tf.Tensor:
+    """A whole image of any format `decode_image` reads: `[h, w, 3]` uint8."""
+    image = tf.io.decode_image(contents, channels=3, expand_animations=False)
+    image.set_shape([None, None, 3])
+    return image
+
+
 def decode_window(
     contents: tf.Tensor,
     window_of: Callable[[tf.Tensor], tf.Tensor],
@@ -143,18 +150,11 @@ def decode_window(
         )
 
     def whole():
-        image = tf.io.decode_image(contents, channels=3, expand_animations=False)
+        image = decode_image(contents)
         y, x, height, width = tf.unstack(window_of(tf.shape(image)))
         return image[y : y + height, x : x + width]
 
     return tf.cond(complete_jpeg, fast, whole)
-
-
-def decode_image(contents: tf.Tensor) -> tf.Tensor:
-    """A whole image of any format `decode_image` reads: `[h, w, 3]` uint8."""
-    image = tf.io.decode_image(contents, channels=3, expand_animations=False)
-    image.set_shape([None, None, 3])
-    return image
 
 
 # --- Augmentation and evaluation transforms ---------------------------------------------

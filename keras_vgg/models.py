@@ -275,6 +275,7 @@ def vgg(
         input_shape, input_tensor=input_tensor, include_top=include_top, weights=weights
     )
     inputs = _input_layer(input_tensor, shape)
+
     def kernel_options():
         return {
             "kernel_initializer": kernel_initializer_from(kernel_initializer),

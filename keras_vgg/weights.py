@@ -388,14 +388,14 @@ def warm_start_from_config_a(model: keras.Model, path: str | os.PathLike) -> lis
             f"warm-start file {path!r}: expected a Keras file {KERAS_SUFFIXES}; convert a "
             "torch checkpoint with keras_vgg.VGG11(weights=PATH).save_weights('a.weights.h5')"
         )
-    a_model_layers = _config_a_layer_names()
+    a_convs = _config_a_conv_names()
     weights = read_keras_file(path)
-    if set(weights) - set(a_model_layers["all"]):
+    foreign = sorted(set(weights) - set(a_convs) - set(HEAD_LAYERS))
+    if foreign:
         raise ValueError(
-            f"{path}: not a config-A checkpoint: it has layers "
-            f"{sorted(set(weights) - set(a_model_layers['all']))[:5]} that config A lacks"
+            f"{path}: not a config-A checkpoint: it has layers {foreign[:5]} that config A lacks"
         )
-    copied = a_model_layers["first_convs"] + list(HEAD_LAYERS)
+    copied = a_convs[:4] + list(HEAD_LAYERS)
     layers = {layer.name: layer for layer in model.layers}
     plan = []
     for name in copied:
@@ -410,10 +410,9 @@ def warm_start_from_config_a(model: keras.Model, path: str | os.PathLike) -> lis
     return copied
 
 
-def _config_a_layer_names() -> dict[str, list[str]]:
-    convs = [
+def _config_a_conv_names() -> list[str]:
+    return [
         f"block{block}_conv{index}"
         for block, kernels in enumerate(configs.TABLE_1["A"].kernel_sizes, start=1)
         for index in range(1, len(kernels) + 1)
     ]
-    return {"first_convs": convs[:4], "all": convs + list(HEAD_LAYERS)}

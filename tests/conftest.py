@@ -1,4 +1,6 @@
 import os
+import subprocess
+import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -26,3 +28,11 @@ def images():
         return rng.uniform(0, 255, (count, size, size, 3)).astype("float32")
 
     return make
+
+
+def run_python(script: str) -> subprocess.CompletedProcess:
+    """Runs `script` in a fresh Python (e.g. to set up logical devices before TF starts)."""
+    return subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
+        check=False, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+    )

@@ -1,12 +1,11 @@
 import os
-import subprocess
-import sys
 import textwrap
 
 import numpy as np
 import pytest
 import skimage.data
 import tensorflow as tf
+from conftest import run_python
 from image_files import (
     PHOTOS,
     broken_files,
@@ -23,11 +22,6 @@ from keras_vgg import data
 CROP = (224, 224)
 
 
-def run_python(script):
-    return subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
-        check=False, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
-    )
 
 
 def window_at(image_shape, scale, seed):

@@ -1,13 +1,11 @@
 import math
 import os
-import subprocess
-import sys
 import textwrap
 
 import keras
 import numpy as np
 import pytest
-from conftest import NARROW
+from conftest import NARROW, run_python
 
 import keras_vgg
 from keras_vgg import training, weights
@@ -149,9 +147,7 @@ def test_one_and_four_replicas_reach_the_same_weights():
         print("MAXDIFF", max(float(np.abs(a - b).max()) for a, b in zip(one, four)))
         print("MOVED", max(float(np.abs(a - b).max()) for a, b in zip(one, initial)))
     """)
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                            timeout=300, check=False,
-                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    result = run_python(script)
     assert result.returncode == 0, result.stderr[-3000:]
     values = dict(line.split() for line in result.stdout.splitlines()
                   if line.startswith(("MAXDIFF", "MOVED")))
