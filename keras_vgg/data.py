@@ -180,8 +180,9 @@ def colour_shift(images: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
 
 
 def rescale_shorter_side(image: tf.Tensor, size: int | tf.Tensor) -> tf.Tensor:
-    """Isotropic rescale so that min(height, width) == size: `[h, w, 3]` -> float32."""
-    shape = tf.cast(tf.shape(image)[:2], tf.float32)
+    """Isotropic rescale so that min(height, width) == size: `[h, w, 3]` or
+    `[batch, h, w, 3]` -> float32."""
+    shape = tf.cast(tf.shape(image)[-3:-1], tf.float32)
     factor = tf.cast(size, tf.float32) / tf.reduce_min(shape)
     new_shape = tf.maximum(tf.cast(tf.round(shape * factor), tf.int32), 1)
     return tf.image.resize(image, new_shape, method="bilinear")
@@ -337,7 +338,7 @@ def _finish(
     dataset: tf.data.Dataset,
     *,
     batch_size: int | None,
-    preprocessing: str,
+    preprocessing: str | None,
     with_ids: bool,
     data_service: str | None,
     job_name: str | None,
@@ -348,7 +349,8 @@ def _finish(
         image = record["image"]
         if colour:  # one seed per batch, derived from its first image's
             image = colour_shift(image, derived_seed(record["seed"][0], 2))
-        image = imagenet.preprocess_input(image, mode=preprocessing)
+        if preprocessing:
+            image = imagenet.preprocess_input(image, mode=preprocessing)
         if with_ids:
             return image, record["label"], record["id"]
         return image, record["label"]
@@ -443,7 +445,7 @@ def train_dataset(
     )
 
 
-EVAL_PROTOCOLS = ("center", "dense", "multi_crop")
+EVAL_PROTOCOLS = ("center", "dense", "multi_crop", "original")
 
 
 def eval_dataset(
@@ -468,6 +470,8 @@ def eval_dataset(
         differ), or `[2, H, W, 3]` with `flip` (the image and its mirror); label `[]`.
       "multi_crop": rescale to Q, 5x5 grid of crops (and their mirrors with `flip`); one
         image per element, `[25 or 50, crop_h, crop_w, 3]`; label `[]`.
+      "original": the decoded image as it is, `[1, h, w, 3]` uint8, no preprocessing (for
+        an exported SavedModel, which rescales and preprocesses inside); label `[]`.
     """
     if protocol not in EVAL_PROTOCOLS:
         raise ValueError(f"unknown protocol {protocol!r}; expected one of {EVAL_PROTOCOLS}")
@@ -477,6 +481,8 @@ def eval_dataset(
     records = sources.open_source(source, split=split, input_context=input_context).dataset
 
     def transform(record):
+        if protocol == "original":
+            return decode_image(record["image"])[None]
         image = rescale_shorter_side(decode_image(record["image"]), test_scale)
         if protocol == "center":
             image = central_crop(image, crop)
@@ -493,6 +499,7 @@ def eval_dataset(
     return _finish(
         records,
         batch_size=_batch_size(batch_size, input_context) if batched else None,
-        preprocessing=preprocessing, with_ids=with_ids, data_service=None, job_name=None,
+        preprocessing=None if protocol == "original" else preprocessing, with_ids=with_ids,
+        data_service=None, job_name=None,
         deterministic=True,
     )

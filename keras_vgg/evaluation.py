@@ -19,7 +19,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_vgg import data, dense
+from keras_vgg import data, dense, serving
 
 PROTOCOLS = ("dense", "multi_crop", "combined")
 
@@ -44,16 +44,10 @@ def top_k_error(probabilities: np.ndarray, labels: np.ndarray, k: int) -> float:
     return float(np.mean(~np.any(top == labels[:, None], axis=1)))
 
 
-def _posteriors_per_image(
-    model_fn, source: str, *, protocol: str, test_scales: Sequence[int],
-    crop_size: int, flip: bool, preprocessing: str, split: str, max_images: int | None,
-):
-    """`[n, classes]` posteriors (averaged over scales, flips and crops) and `[n]` labels."""
-    per_scale = [
-        data.eval_dataset(source, protocol=protocol, test_scale=q, crop_size=crop_size,
-                          flip=flip, preprocessing=preprocessing, split=split, with_ids=True)
-        for q in test_scales
-    ]
+def _posteriors_per_image(model_fn, per_scale: Sequence[tf.data.Dataset],
+                          max_images: int | None):
+    """`[n, classes]` posteriors (averaged over scales, flips and crops) and `[n]` labels,
+    from one `eval_dataset(..., with_ids=True)` per test scale."""
     posteriors, labels, ids = [], [], []
     for elements in tf.data.Dataset.zip(tuple(per_scale)).take(max_images or -1):
         scale_posteriors = []
@@ -103,14 +97,17 @@ def evaluate(
             dense.PROBABILITIES].numpy(),
         "multi_crop": lambda images: model(images, training=False).numpy(),
     }
-    options = dict(test_scales=test_scales, crop_size=crop_size, flip=flip,
-                   preprocessing=preprocessing, split=split, max_images=max_images)
     measured, results = {}, []
     for protocol in [p for p in ("dense", "multi_crop") if p in protocols or
                      "combined" in protocols]:
+        per_scale = [
+            data.eval_dataset(source, protocol=protocol, test_scale=q, crop_size=crop_size,
+                              flip=flip, preprocessing=preprocessing, split=split,
+                              with_ids=True)
+            for q in test_scales
+        ]
         start = time.perf_counter()
-        measured[protocol] = _posteriors_per_image(runners[protocol], source,
-                                                   protocol=protocol, **options)
+        measured[protocol] = _posteriors_per_image(runners[protocol], per_scale, max_images)
         measured[protocol] += (time.perf_counter() - start,)
     if "combined" in protocols:
         (dense_p, labels, dense_s), (crop_p, _, crop_s) = measured["dense"], measured["multi_crop"]
@@ -121,6 +118,29 @@ def evaluate(
                               top_k_error(posteriors, labels, 5), len(labels),
                               len(labels) / seconds))
     return results
+
+
+def evaluate_saved_model(
+    path: str, source: str, *, split: str = "validation", max_images: int | None = None,
+) -> Result:
+    """Evaluates an exported SavedModel (`keras_vgg.serving`) on raw decoded images: dense
+    evaluation at the Q (and with the flip averaging) it was exported with.
+
+    Returns a `Result` with protocol "dense (SavedModel)" (or "dense+flip (SavedModel)").
+    """
+    options = serving.read_options(path)
+    serve = tf.saved_model.load(path).signatures[serving.SIGNATURE_PIXELS]
+    pixel_dtype = serve.structured_input_signature[1][serving.INPUT_PIXELS].dtype
+    dataset = data.eval_dataset(source, protocol="original", split=split, with_ids=True)
+    start = time.perf_counter()
+    posteriors, labels = _posteriors_per_image(
+        lambda images: serve(**{serving.INPUT_PIXELS: tf.cast(images, pixel_dtype)})[
+            "probabilities"].numpy(),
+        [dataset], max_images)
+    seconds = time.perf_counter() - start
+    protocol = "dense+flip (SavedModel)" if options.flip else "dense (SavedModel)"
+    return Result(protocol, (options.test_scale,), top_k_error(posteriors, labels, 1),
+                  top_k_error(posteriors, labels, 5), len(labels), len(labels) / seconds)
 
 
 def table(results: Sequence[Result]) -> str:

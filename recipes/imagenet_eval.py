@@ -5,6 +5,9 @@ shaped like its Tables 3-5 (top-1 / top-5 error, and images/s).
         --data='tfds:imagenet2012?data_dir=/data/tfds' --protocols=dense,multi_crop,combined \
         --test_scales=256,384,512
     python recipes/imagenet_eval.py --config=E --weights=imagenet --data=folder:/data/val
+    python recipes/imagenet_eval.py --saved_model=exported/vgg16/1 --data=folder:/data/val
+
+An exported SavedModel is evaluated densely at the Q (and flip) it was exported with.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from keras_vgg import data, evaluation, imagenet, sources  # noqa: E402
 FLAGS = flags.FLAGS
 flags.DEFINE_string("config", "D", "Network: A, A-LRN, B, C, D, E or a variant.")
 flags.DEFINE_string("weights", None, "'imagenet' or a weights file (Keras, torchvision, timm).")
+flags.DEFINE_string("saved_model", None, "Instead of --weights: an exported version directory.")
 flags.DEFINE_string("data", "tfds:imagenet2012", "Evaluation source (tfds:, folder:, tfrecord:).")
 flags.DEFINE_string("split", "validation", "TFDS split.")
 flags.DEFINE_list("protocols", ["dense"], f"Some of {', '.join(evaluation.PROTOCOLS)}.")
@@ -31,12 +35,17 @@ flags.DEFINE_float("width_multiplier", 1.0, "Width of the trained network.")
 flags.DEFINE_integer("max_images", None, "Evaluate only this many images.")
 flags.DEFINE_enum("preprocessing", "caffe", list(imagenet.PREPROCESSING_MODES),
                   "caffe for Keras weights, torch for torchvision/timm checkpoints.")
-flags.mark_flag_as_required("weights")
+flags.mark_flags_as_mutual_exclusive(["weights", "saved_model"], required=True)
 
 
 def main(argv):
     del argv
     try:
+        if FLAGS.saved_model:
+            print(evaluation.table([evaluation.evaluate_saved_model(
+                FLAGS.saved_model, FLAGS.data, split=FLAGS.split,
+                max_images=FLAGS.max_images)]))
+            return
         scales = tuple(int(q) for q in FLAGS.test_scales)
         classes = sources.open_source(FLAGS.data, split=FLAGS.split).num_classes
         model = keras_vgg.vgg(

@@ -63,21 +63,48 @@ def test_protocols_at_the_crop_size_reduce_to_the_plain_model(square_images, fli
 def test_several_scales_average_their_posteriors(square_images, monkeypatch):
     source, _ = square_images
     model = keras_vgg.vgg("A", width_multiplier=NARROW, classes=10)
-    seen = {}
+    seen = spy_on_posteriors(monkeypatch)
+    for scales in ((224,), (288,), (224, 288)):
+        evaluation.evaluate(model, source, protocols=("dense",), test_scales=scales, flip=False)
+    at_224, at_288, both = seen
+    np.testing.assert_allclose(both, (at_224 + at_288) / 2, rtol=1e-5)
+    assert not np.allclose(at_224, at_288)
+
+
+def spy_on_posteriors(monkeypatch) -> list:
+    """The posteriors of each `_posteriors_per_image` call, in order."""
+    seen = []
     real = evaluation._posteriors_per_image
 
     def spy(*args, **kwargs):
         posteriors, labels = real(*args, **kwargs)
-        seen[(kwargs["protocol"], tuple(kwargs["test_scales"]))] = posteriors
+        seen.append(posteriors)
         return posteriors, labels
 
     monkeypatch.setattr(evaluation, "_posteriors_per_image", spy)
-    for scales in ((224,), (288,), (224, 288)):
-        evaluation.evaluate(model, source, protocols=("dense",), test_scales=scales, flip=False)
-    np.testing.assert_allclose(seen[("dense", (224, 288))],
-                               (seen[("dense", (224,))] + seen[("dense", (288,))]) / 2,
-                               rtol=1e-5)
-    assert not np.allclose(seen[("dense", (224,))], seen[("dense", (288,))])
+    return seen
+
+
+@pytest.mark.parametrize("flip", [False, True])
+def test_an_exported_saved_model_evaluates_like_dense_evaluation(square_images, monkeypatch,
+                                                                 tmp_path, flip):
+    from keras_vgg import serving
+
+    source, _ = square_images
+    model = keras_vgg.vgg("A", width_multiplier=NARROW, classes=10)
+    path = serving.export_saved_model(
+        model, str(tmp_path / "exported"), model_name="a", warmup=False,
+        options=serving.ServingOptions(test_scale=256, flip=flip))
+    seen = spy_on_posteriors(monkeypatch)
+    (expected,) = evaluation.evaluate(model, source, protocols=("dense",), test_scales=(256,),
+                                      flip=flip)
+    result = evaluation.evaluate_saved_model(path, source)
+    np.testing.assert_allclose(seen[1], seen[0], atol=1e-5)
+    assert result.protocol == ("dense+flip (SavedModel)" if flip else "dense (SavedModel)")
+    assert (result.test_scales, result.images) == ((256,), 3)
+    assert (result.top1_error, result.top5_error) == (expected.top1_error, expected.top5_error)
+    with pytest.raises(ValueError, match="is not a keras_vgg export"):
+        evaluation.evaluate_saved_model(str(tmp_path), source)
 
 
 def test_bad_evaluation_arguments(square_images):

@@ -166,3 +166,16 @@ def test_eval_recipe_rejects_a_test_scale_below_the_crop(images, tmp_path):
                  f"--data=folder:{images}/val", "--crop_size=32", "--width_multiplier=0.0625",
                  "--test_scales=24")
     assert result.returncode != 0 and "must be at least the crop 32" in result.stderr
+
+
+def test_eval_recipe_reads_an_exported_saved_model(images, tmp_path):
+    from keras_vgg import serving
+
+    model = keras_vgg.vgg("A", width_multiplier=NARROW, input_shape=(32, 32, 3), classes=10)
+    path = serving.export_saved_model(model, str(tmp_path), model_name="a", warmup=False,
+                                      options=serving.ServingOptions(test_scale=48))
+    result = run("imagenet_eval.py", f"--saved_model={path}", f"--data=folder:{images}/val")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "| dense (SavedModel) | 48 |" in result.stdout
+    both = run("imagenet_eval.py", f"--saved_model={path}", "--weights=imagenet")
+    assert both.returncode != 0 and "one of (weights, saved_model)" in both.stderr

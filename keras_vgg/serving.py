@@ -1,0 +1,276 @@
+"""A variable-size SavedModel for TF-Serving: dense evaluation (Sect. 3.2) behind two
+signatures, in TF-Serving's directory layout, with warmup requests.
+
+    <export_base>/<model_name>/<version>/saved_model.pb
+                                        /variables/
+                                        /assets.extra/tf_serving_warmup_requests
+                                        /assets.extra/keras_vgg_serving_options.json
+
+Signatures (the input names are TF Model Garden's):
+  serving_default  `images`: `[batch, height, width, 3]` uint8 (or float32 in [0, 255])
+                   pixels, any height and width, one size per request.
+  image_bytes      `image_bytes`: `[batch]` encoded JPEG/PNG/GIF/BMP strings, each image its
+                   own size (over REST: `{"b64": ...}`).
+Both rescale each image so its shorter side is Q, apply the weights' preprocessing, run the
+fully-convolutional net and average its class scores over space (optionally also over the
+mirror image), all inside the graph: a client sends raw pixels or files. Outputs:
+  probabilities      `[batch, classes]` float32
+  top_k_ids          `[batch, k]` int32, best first
+  top_k_names        `[batch, k]` string
+  top_k_probabilities `[batch, k]` float32
+  score_map          `[batch, H, W, classes]` pre-softmax scores (serving_default only, and
+                     only when exported with `score_map=True`; the unmirrored image's)
+
+The SavedModel holds only TensorFlow functions and variables: `tf.saved_model.load` reads it
+without this package (or Keras) installed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+import shutil
+from collections.abc import Sequence
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from keras_vgg import data, dense, imagenet
+
+SIGNATURE_PIXELS = "serving_default"
+SIGNATURE_BYTES = "image_bytes"
+INPUT_PIXELS = "images"
+INPUT_BYTES = "image_bytes"
+OUTPUTS = ("probabilities", "top_k_ids", "top_k_names", "top_k_probabilities", "score_map")
+WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
+# The export's ServingOptions, for evaluation of the SavedModel (TF-Serving ignores it).
+OPTIONS_FILE = os.path.join("assets.extra", "keras_vgg_serving_options.json")
+# The first bytes of each format `tf.io.decode_image` reads.
+_IMAGE_MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"BM")
+# A request whose image, rescaled to shorter side Q, is longer than this many Q is refused
+# (a 1x10000 image would otherwise allocate a Q x 10000Q activation map).
+MAX_ASPECT_RATIO = 8
+
+
+@dataclasses.dataclass(frozen=True)
+class ServingOptions:
+    """What the exported graph does besides the network.
+
+    Attributes:
+      test_scale: Q, the shorter side each image is rescaled to (px).
+      preprocessing: the weights' preprocessing ("caffe", "torch" or "tf").
+      top_k: how many best classes to name.
+      flip: also run the mirror image and average the two posteriors (2x compute).
+      score_map: add the class score map to `serving_default`'s outputs.
+      pixel_dtype: `serving_default`'s input dtype, "uint8" or "float32" (values 0-255).
+    """
+
+    test_scale: int = data.TEST_SCALE
+    preprocessing: str = "caffe"
+    top_k: int = 5
+    flip: bool = False
+    score_map: bool = False
+    pixel_dtype: str = "uint8"
+
+
+def class_names_for(classes: int, names: Sequence[str] | None = None) -> list[str]:
+    """`names` checked against `classes`; by default ImageNet's readable names for 1000
+    classes, else the class ids as strings."""
+    if names is None:
+        if classes == imagenet.NUM_CLASSES:
+            return [name for _, name in imagenet.class_index().values()]
+        return [str(i) for i in range(classes)]
+    names = [str(name) for name in names]
+    if len(names) != classes:
+        raise ValueError(f"{len(names)} class names for a model with {classes} classes")
+    return names
+
+
+def _check(model: keras.Model, options: ServingOptions) -> None:
+    crop = model.input_shape[1]
+    if options.test_scale < crop:
+        raise ValueError(f"test_scale Q={options.test_scale} is smaller than the model's "
+                         f"training crop {crop}: the dense net needs at least the crop")
+    if options.preprocessing not in imagenet.PREPROCESSING_MODES:
+        raise ValueError(f"unknown preprocessing {options.preprocessing!r}; expected one of "
+                         f"{imagenet.PREPROCESSING_MODES}")
+    if options.pixel_dtype not in ("uint8", "float32"):
+        raise ValueError(f"pixel_dtype must be 'uint8' or 'float32', got {options.pixel_dtype!r}")
+    classes = model.output_shape[-1]
+    if not 1 <= options.top_k <= classes:
+        raise ValueError(f"top_k must be in [1, {classes}], got {options.top_k}")
+
+
+def serving_functions(model: keras.Model, *, options: ServingOptions,
+                      class_names: Sequence[str] | None = None) -> tuple[keras.Model, dict]:
+    """The fully-convolutional form of `model` (a `keras_vgg` model with its head), and the
+    two signatures' Python functions over it: `{signature name: (function, [TensorSpec])}`."""
+    _check(model, options)
+    net = dense.fully_convolutional(model)
+    names = tf.constant(class_names_for(model.output_shape[-1], class_names))
+    q = options.test_scale
+
+    def checked_rescale(images):
+        """`[batch, h, w, 3]` -> `[batch, h', w', 3]` float32 with min(h', w') == Q."""
+        height, width = tf.shape(images)[1], tf.shape(images)[2]
+        with tf.control_dependencies([
+            tf.debugging.assert_positive(
+                tf.minimum(height, width), message="images must be at least 1x1 pixels"),
+            tf.debugging.assert_less_equal(
+                tf.maximum(height, width), MAX_ASPECT_RATIO * tf.minimum(height, width),
+                message=f"image aspect ratio is above {MAX_ASPECT_RATIO}:1"),
+        ]):
+            return data.rescale_shorter_side(images, q)
+
+    def scores_and_probabilities(images):
+        """Dense evaluation of a batch of one size: (`[b, H, W, classes]`, `[b, classes]`)."""
+        x = imagenet.preprocess_input(checked_rescale(images), mode=options.preprocessing)
+        if not options.flip:
+            outputs = net(x, training=False)
+            return outputs[dense.SCORE_MAP], outputs[dense.PROBABILITIES]
+        both = net(tf.concat([x, tf.reverse(x, [2])], axis=0), training=False)
+        originals, mirrors = tf.split(both[dense.PROBABILITIES], 2)
+        score_map = tf.split(both[dense.SCORE_MAP], 2)[0]
+        return score_map, (originals + mirrors) / 2
+
+    def named(probabilities):
+        top = tf.math.top_k(probabilities, k=options.top_k)
+        return {
+            "probabilities": probabilities,
+            "top_k_ids": top.indices,
+            "top_k_names": tf.gather(names, top.indices),
+            "top_k_probabilities": top.values,
+        }
+
+    def serve_pixels(images):
+        # TF-Serving does not check shapes against the signature; a 4-channel image would
+        # otherwise run (the preprocessing slices channels).
+        images = tf.ensure_shape(images, [None, None, None, 3])
+        score_map, probabilities = scores_and_probabilities(images)
+        outputs = named(probabilities)
+        if options.score_map:
+            outputs["score_map"] = score_map
+        return outputs
+
+    def serve_bytes(image_bytes):
+        def one(contents_and_index):
+            contents, index = contents_and_index
+            is_image = tf.reduce_any([tf.strings.substr(contents, 0, len(magic)) == magic
+                                      for magic in _IMAGE_MAGIC])
+            message = tf.strings.format(
+                "image_bytes[{}] is not a JPEG, PNG, GIF or BMP file (it is empty or another "
+                "format); it starts with {}", (index, tf.strings.substr(contents, 0, 8)))
+            with tf.control_dependencies([tf.debugging.Assert(is_image, [message])]):
+                image = data.decode_image(contents)
+            return scores_and_probabilities(image[None])[1][0]
+
+        image_bytes = tf.ensure_shape(image_bytes, [None])
+        probabilities = tf.map_fn(
+            one, (image_bytes, tf.range(tf.size(image_bytes))),
+            fn_output_signature=tf.TensorSpec([model.output_shape[-1]], tf.float32))
+        return named(probabilities)
+
+    return net, {
+        SIGNATURE_PIXELS: (serve_pixels, [tf.TensorSpec(
+            [None, None, None, 3], options.pixel_dtype, name=INPUT_PIXELS)]),
+        SIGNATURE_BYTES: (serve_bytes, [tf.TensorSpec([None], tf.string, name=INPUT_BYTES)]),
+    }
+
+
+def read_options(path: str) -> ServingOptions:
+    """The `ServingOptions` a version directory was exported with."""
+    options_path = os.path.join(path, OPTIONS_FILE)
+    if not tf.io.gfile.exists(options_path):
+        raise ValueError(f"{path} is not a keras_vgg export: it has no {OPTIONS_FILE}")
+    with tf.io.gfile.GFile(options_path) as file:
+        return ServingOptions(**json.load(file))
+
+
+def next_version(model_dir: str) -> int:
+    """1 + the highest integer version directory under `model_dir` (1 when there is none)."""
+    if not tf.io.gfile.isdir(model_dir):
+        return 1
+    versions = [int(name.rstrip("/")) for name in tf.io.gfile.listdir(model_dir)
+                if re.fullmatch(r"\d+/?", name)]
+    return max(versions, default=0) + 1
+
+
+def warmup_requests(model_name: str, options: ServingOptions) -> list[bytes]:
+    """Serialized `PredictionLog`s TF-Serving replays when it loads the model: each
+    signature at two image sizes (Q x Q and a 4:3 portrait, Q wide)."""
+    try:
+        from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
+    except ImportError as error:
+        raise ImportError(
+            "writing TF-Serving warmup requests needs tensorflow-serving-api; with "
+            "tensorflow-cpu install it without its dependencies (they would add the full "
+            "tensorflow wheel): pip install --no-deps tensorflow-serving-api==2.21.0"
+        ) from error
+    q = options.test_scale
+    sizes = ((q, q), (q * 4 // 3, q))
+    rng = np.random.default_rng(0)
+    pixels = [rng.integers(0, 256, (1, h, w, 3), dtype=np.uint8) for h, w in sizes]
+    requests = [(SIGNATURE_PIXELS, INPUT_PIXELS, image.astype(options.pixel_dtype))
+                for image in pixels]
+    encoded = [tf.io.encode_jpeg(image[0]).numpy() for image in pixels]
+    requests.append((SIGNATURE_BYTES, INPUT_BYTES, tf.constant(encoded)))
+    logs = []
+    for signature, input_name, tensor in requests:
+        request = predict_pb2.PredictRequest(
+            model_spec=model_pb2.ModelSpec(name=model_name, signature_name=signature))
+        request.inputs[input_name].CopyFrom(tf.make_tensor_proto(tensor))
+        logs.append(prediction_log_pb2.PredictionLog(
+            predict_log=prediction_log_pb2.PredictLog(request=request)).SerializeToString())
+    return logs
+
+
+def export_saved_model(
+    model: keras.Model,
+    export_base: str,
+    *,
+    model_name: str,
+    version: int | None = None,
+    options: ServingOptions = ServingOptions(),
+    class_names: Sequence[str] | None = None,
+    warmup: bool = True,
+) -> str:
+    """Writes `model` (a `keras_vgg` model with its head) as a TF-Serving version directory
+    `<export_base>/<model_name>/<version>` and returns its path.
+
+    `version` defaults to the next free integer. The version is written under a temporary
+    name and renamed at the end, so a TF-Serving instance watching `export_base` never
+    loads a half-written version.
+    """
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", model_name):
+        raise ValueError(f"model_name {model_name!r} must be letters, digits, '_', '.', '-'")
+    model_dir = os.path.join(export_base, model_name)
+    version = next_version(model_dir) if version is None else int(version)
+    if version < 1:
+        raise ValueError(f"version must be a positive integer, got {version}")
+    final = os.path.join(model_dir, str(version))
+    if tf.io.gfile.exists(final):
+        raise FileExistsError(f"{final} exists: TF-Serving does not reload a version in place; "
+                              "export a new version")
+    net, functions = serving_functions(model, options=options, class_names=class_names)
+    archive = keras.export.ExportArchive()
+    archive.track(net)
+    for name, (function, signature) in functions.items():
+        archive.add_endpoint(name, function, input_signature=signature)
+    staging = os.path.join(model_dir, f".staging-{version}-{os.getpid()}")
+    shutil.rmtree(staging, ignore_errors=True)
+    try:
+        archive.write_out(staging, verbose=False)
+        tf.io.gfile.makedirs(os.path.join(staging, "assets.extra"))
+        with tf.io.gfile.GFile(os.path.join(staging, OPTIONS_FILE), "w") as file:
+            json.dump(dataclasses.asdict(options), file, indent=1)
+        if warmup:
+            with tf.io.TFRecordWriter(os.path.join(staging, WARMUP_FILE)) as writer:
+                for record in warmup_requests(model_name, options):
+                    writer.write(record)
+        os.replace(staging, final)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return final
