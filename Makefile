@@ -8,8 +8,11 @@ BIN := $(VENV)/bin
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
+# tensorflow-serving-api (TF-Serving's protos: warmup records, the gRPC client) declares a
+# dependency on the full `tensorflow` wheel, which must not sit beside tensorflow-cpu.
 $(VENV)/.base-installed: $(BIN)/python setup.cfg pyproject.toml
 	$(BIN)/pip install --quiet -e ".[cpu,plot]"
+	$(BIN)/pip install --quiet --no-deps tensorflow-serving-api==2.21.0
 	touch $@
 
 $(VENV)/.test-installed: $(VENV)/.base-installed

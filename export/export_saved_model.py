@@ -16,7 +16,7 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from absl import app, flags  # noqa: E402
+from absl import app, flags, logging  # noqa: E402
 
 import keras_vgg  # noqa: E402
 from keras_vgg import configs, data, imagenet, serving  # noqa: E402
@@ -51,6 +51,7 @@ def read_class_names(path: str) -> list[str]:
 
 def main(argv):
     del argv
+    logging.set_verbosity(logging.WARNING)  # TF's SavedModel writer logs every renamed input
     try:
         names = read_class_names(FLAGS.class_names) if FLAGS.class_names else None
         classes = FLAGS.classes or (len(names) if names else imagenet.NUM_CLASSES)

@@ -7,6 +7,9 @@
    `recipes/imagenet_train.py` under the default strategy, evaluates it on held-out images
    and prints the accuracy.
 3. Plots the training curves into `<workdir>/run/training_curves.png`.
+4. Exports the trained net as a variable-size SavedModel for TF-Serving
+   (`export/export_saved_model.py`, into `<workdir>/exported/shapes/<version>`) and runs
+   dense evaluation of that SavedModel on the held-out images, full-size (no crop).
 
     python recipes/demo.py [--workdir=demo] [--epochs=30]
 """
@@ -77,6 +80,24 @@ def main(argv):
     png = os.path.join(run, "training_curves.png")
     plot(os.path.join(run, "history.csv"), png)
     print(f"Training curves: {png}")
+
+    class_names = os.path.join(FLAGS.workdir, "classes.txt")
+    with open(class_names, "w", encoding="utf8") as file:
+        file.write("\n".join(demo_data.CLASSES) + "\n")  # sorted: the folder labels' order
+    exported = os.path.join(FLAGS.workdir, "exported")
+    shutil.rmtree(exported, ignore_errors=True)
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    subprocess.run([
+        sys.executable, os.path.join(root, "export", "export_saved_model.py"), "--config=A",
+        f"--weights={run}/final.weights.h5", "--crop_size=64", "--width_multiplier=0.125",
+        "--test_scale=80", f"--class_names={class_names}", f"--export_base={exported}",
+        "--model_name=shapes",
+    ], check=True)
+    print("Dense evaluation of the exported SavedModel on the held-out images:", flush=True)
+    subprocess.run([
+        sys.executable, os.path.join(os.path.dirname(__file__), "imagenet_eval.py"),
+        f"--saved_model={exported}/shapes/1", f"--data=folder:{images}/val",
+    ], check=True)
 
 
 if __name__ == "__main__":

@@ -32,6 +32,10 @@ def test_demo_trains_evaluates_and_plots(tmp_path):
     assert len(history) == 21 and "images_per_second" in history[0]
     assert len(list((tmp_path / "images" / "train").glob("*/*.JPEG"))) == 1500
     assert any((tmp_path / "run" / "logs").rglob("events.out.tfevents.*"))
+    assert (tmp_path / "exported" / "shapes" / "1" / "saved_model.pb").exists()
+    dense = re.search(r"\| dense \(SavedModel\) \| 80 \| ([0-9.]+) \| [0-9.]+ \| 400 \|",
+                      result.stdout)
+    assert dense and float(dense.group(1)) < 60  # top-1 error, chance is 90%
 
 
 @pytest.fixture(scope="module")

@@ -203,6 +203,22 @@ def test_bad_encoded_requests_get_clear_errors(loaded, files, message):
         loaded["image_bytes"](image_bytes=tf.constant(files))
 
 
+def test_one_tensorflow_wheel_only():
+    """tensorflow-serving-api is installed without its `tensorflow` dependency: the full
+    wheel and tensorflow-cpu would overwrite each other's files."""
+    from importlib import metadata
+
+    installed = []
+    for wheel in ("tensorflow", "tensorflow-cpu", "tensorflow-intel", "tf-nightly"):
+        try:
+            installed.append((wheel, metadata.version(wheel)))
+        except metadata.PackageNotFoundError:
+            pass
+    assert len(installed) == 1, installed
+    assert metadata.version("tensorflow-serving-api").split(".")[:2] == \
+        tf.__version__.split(".")[:2]
+
+
 def test_client_and_export_agree_on_names():
     assert (client.SIGNATURE_PIXELS, client.SIGNATURE_BYTES, client.INPUT_PIXELS,
             client.INPUT_BYTES) == (serving.SIGNATURE_PIXELS, serving.SIGNATURE_BYTES,
