@@ -29,8 +29,12 @@ test: lint
 	$(BIN)/python -m pytest
 
 # Measured comparisons; each writes its figures into BENCHMARKS.md.
+# dense_eval measures top-1 agreement with the demo's trained net: run `make demo` first.
 bench: $(VENV)/.test-installed
 	$(BIN)/python -m benchmarks.pipeline
+	$(BIN)/python -m benchmarks.models
+	$(BIN)/python -m benchmarks.dense_eval
+	$(BIN)/python -m benchmarks.serving
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -26,32 +26,13 @@ import tensorflow as tf  # noqa: E402
 from absl import app, flags  # noqa: E402
 
 from benchmarks import report  # noqa: E402
+from benchmarks.photos import PHOTOS, imagenet_like_jpegs  # noqa: E402
 from keras_vgg import data  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_integer("images", 512, "Images per timed pass.")
 flags.DEFINE_integer("repeats", 5, "Timed passes per path (best is kept).")
 flags.DEFINE_bool("quick", False, "Smoke run: few images, one pass, BENCHMARKS.md untouched.")
-
-PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "retina", "hubble_deep_field",
-          "immunohistochemistry", "camera")
-
-
-def imagenet_like_jpegs() -> list[bytes]:
-    """The photographs, resized to 500x375 (landscape) or 375x500 (portrait), as JPEGs."""
-    import skimage.data
-
-    encoded = []
-    for name in PHOTOS:
-        photo = getattr(skimage.data, name)()
-        if photo.ndim == 2:
-            photo = np.stack([photo] * 3, axis=-1)
-        photo = photo[..., :3]
-        size = (375, 500) if photo.shape[1] >= photo.shape[0] else (500, 375)
-        resized = tf.cast(tf.image.resize(photo, size, antialias=True), tf.uint8)
-        encoded.append(tf.io.encode_jpeg(resized, quality=90).numpy())
-    return encoded
-
 
 def naive_transform(contents, seed):
     """Decode everything, rescale everything to S, then crop and flip."""

@@ -62,6 +62,40 @@ def _posteriors_per_image(model_fn, per_scale: Sequence[tf.data.Dataset],
     return np.stack(posteriors), np.array(labels)
 
 
+def posteriors(
+    model: keras.Model,
+    source: str,
+    *,
+    protocol: str,
+    test_scales: Sequence[int] = (data.TEST_SCALE,),
+    flip: bool = True,
+    preprocessing: str = "caffe",
+    split: str = "validation",
+    max_images: int | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """`[n, classes]` posteriors of one protocol ("dense" or "multi_crop"), averaged over
+    scales, flips and crops, and the `[n]` labels."""
+    crop_size = model.input_shape[1]
+    if any(q < crop_size for q in test_scales):
+        raise ValueError(f"test scales {list(test_scales)} must be at least the crop {crop_size}")
+    if protocol == "dense":
+        net = dense.fully_convolutional(model)
+
+        def model_fn(images):
+            return net(images, training=False)[dense.PROBABILITIES].numpy()
+    elif protocol == "multi_crop":
+        def model_fn(images):
+            return model(images, training=False).numpy()
+    else:
+        raise ValueError(f"protocol must be 'dense' or 'multi_crop', got {protocol!r}")
+    per_scale = [
+        data.eval_dataset(source, protocol=protocol, test_scale=q, crop_size=crop_size,
+                          flip=flip, preprocessing=preprocessing, split=split, with_ids=True)
+        for q in test_scales
+    ]
+    return _posteriors_per_image(model_fn, per_scale, max_images)
+
+
 def evaluate(
     model: keras.Model,
     source: str,
@@ -88,34 +122,22 @@ def evaluate(
     unknown = sorted(set(protocols) - set(PROTOCOLS))
     if unknown:
         raise ValueError(f"unknown protocols {unknown}; expected some of {PROTOCOLS}")
-    crop_size = model.input_shape[1]
-    if any(q < crop_size for q in test_scales):
-        raise ValueError(f"test scales {list(test_scales)} must be at least the crop {crop_size}")
-    fully_convolutional = dense.fully_convolutional(model)
-    runners = {
-        "dense": lambda images: fully_convolutional(images, training=False)[
-            dense.PROBABILITIES].numpy(),
-        "multi_crop": lambda images: model(images, training=False).numpy(),
-    }
     measured, results = {}, []
     for protocol in [p for p in ("dense", "multi_crop") if p in protocols or
                      "combined" in protocols]:
-        per_scale = [
-            data.eval_dataset(source, protocol=protocol, test_scale=q, crop_size=crop_size,
-                              flip=flip, preprocessing=preprocessing, split=split,
-                              with_ids=True)
-            for q in test_scales
-        ]
         start = time.perf_counter()
-        measured[protocol] = _posteriors_per_image(runners[protocol], per_scale, max_images)
+        measured[protocol] = posteriors(
+            model, source, protocol=protocol, test_scales=test_scales, flip=flip,
+            preprocessing=preprocessing, split=split, max_images=max_images)
         measured[protocol] += (time.perf_counter() - start,)
     if "combined" in protocols:
         (dense_p, labels, dense_s), (crop_p, _, crop_s) = measured["dense"], measured["multi_crop"]
         measured["combined"] = ((dense_p + crop_p) / 2, labels, dense_s + crop_s)
     for protocol in protocols:
-        posteriors, labels, seconds = measured[protocol]
-        results.append(Result(protocol, tuple(test_scales), top_k_error(posteriors, labels, 1),
-                              top_k_error(posteriors, labels, 5), len(labels),
+        probabilities, labels, seconds = measured[protocol]
+        results.append(Result(protocol, tuple(test_scales),
+                              top_k_error(probabilities, labels, 1),
+                              top_k_error(probabilities, labels, 5), len(labels),
                               len(labels) / seconds))
     return results
 

@@ -1,0 +1,104 @@
+"""Dense evaluation at Q=384 with flip against the paper's 150-crop multi-crop evaluation
+(5x5 grid x 2 flips at Q in {256, 384, 512}), through `keras_vgg.evaluation`:
+  speed      images/s of full-size VGG16 (random weights; compute does not depend on them)
+             on the scikit-image photographs at 500x375 / 375x500
+  agreement  top-1 agreement of the two protocols, and each one's top-1 error, with a
+             trained net: the demo's (`make demo` writes it; config A at 1/8 width, 64 px
+             crops, so Q = 80 and multi-crop at {72, 80, 96}) on its 400 held-out images.
+             No ImageNet weights can be downloaded here; with them, pass --weights=imagenet.
+
+    python -m benchmarks.dense_eval [--quick] [--images=2] [--demo=demo]
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+from absl import app, flags  # noqa: E402
+
+import keras_vgg  # noqa: E402
+from benchmarks import report  # noqa: E402
+from benchmarks.photos import imagenet_like_jpegs  # noqa: E402
+from keras_vgg import evaluation  # noqa: E402
+
+FLAGS = flags.FLAGS
+flags.DEFINE_bool("quick", False, "Smoke run: a narrow net, BENCHMARKS.md untouched.")
+flags.DEFINE_integer("images", 2, "Photographs for the speed measurement.")
+flags.DEFINE_string("demo", "demo", "The `make demo` work directory (trained weights, images).")
+
+
+def photo_folder(root: str, count: int) -> str:
+    """`count` ImageNet-sized photographs as a labelled flat folder source."""
+    folder = os.path.join(root, "photos")
+    os.makedirs(folder)
+    for i, jpeg in enumerate(imagenet_like_jpegs()[:count]):
+        with open(os.path.join(folder, f"{i}.jpg"), "wb") as file:
+            file.write(jpeg)
+    labels = os.path.join(root, "labels.txt")
+    with open(labels, "w", encoding="utf8") as file:
+        file.write("".join(f"{i}.jpg {i}\n" for i in range(count)))
+    return f"folder:{folder}?labels={labels}"
+
+
+def speed(source: str, width: float) -> tuple[float, float]:
+    """images/s of (dense Q=384 with flip, 150-crop multi-crop)."""
+    model = keras_vgg.vgg("D", weights=None, width_multiplier=width)
+    (dense,) = evaluation.evaluate(model, source, protocols=("dense",), test_scales=(384,))
+    (crops,) = evaluation.evaluate(model, source, protocols=("multi_crop",),
+                                   test_scales=(256, 384, 512))
+    return dense.images_per_second, crops.images_per_second
+
+
+def agreement(demo: str) -> tuple[float, float, float] | None:
+    """(top-1 agreement, dense top-1 error, multi-crop top-1 error) of the demo's net."""
+    weights = os.path.join(demo, "run", "final.weights.h5")
+    if not os.path.exists(weights):
+        return None
+    model = keras_vgg.vgg("A", weights=weights, width_multiplier=0.125,
+                          input_shape=(64, 64, 3), classes=10)
+    source = f"folder:{os.path.join(demo, 'images', 'val')}"
+    dense, labels = evaluation.posteriors(model, source, protocol="dense", test_scales=(80,))
+    crops, _ = evaluation.posteriors(model, source, protocol="multi_crop",
+                                     test_scales=(72, 80, 96))
+    agree = float(np.mean(dense.argmax(1) == crops.argmax(1)))
+    return (agree, evaluation.top_k_error(dense, labels, 1),
+            evaluation.top_k_error(crops, labels, 1))
+
+
+def main(argv):
+    del argv
+    with tempfile.TemporaryDirectory() as root:
+        source = photo_folder(root, 1 if FLAGS.quick else FLAGS.images)
+        dense_rate, crop_rate = speed(source, 1 / 16 if FLAGS.quick else 1.0)
+    rows = ["| protocol | images/s | vs multi-crop |", "|---|---|---|",
+            f"| dense, Q=384, with flip (2 passes) | {dense_rate:.3f} | "
+            f"{dense_rate / crop_rate:.1f}x |",
+            f"| multi-crop, Q=256,384,512, 150 crops | {crop_rate:.3f} | 1.0x |"]
+    agreed = agreement(FLAGS.demo)
+    if agreed is None:
+        rows.append(f"\nTop-1 agreement: not measured ({FLAGS.demo}/run/final.weights.h5 is "
+                    "missing: run `make demo` first).")
+    else:
+        agree, dense_error, crop_error = agreed
+        rows.append(f"\nTop-1 agreement of dense (Q=80, flip) and multi-crop (Q=72,80,96, "
+                    f"150 crops) with the demo's trained net on its 400 held-out images: "
+                    f"{agree:.1%}; top-1 error dense {dense_error:.1%}, multi-crop "
+                    f"{crop_error:.1%}.")
+    table = "\n".join(rows)
+    print(table)
+    if not FLAGS.quick:
+        report.write_section(
+            "Dense against multi-crop evaluation",
+            f"python -m benchmarks.dense_eval --images={FLAGS.images}",
+            f"Speed: full-size VGG16, random weights, {FLAGS.images} photographs at "
+            f"500x375 / 375x500, through `keras_vgg.evaluation` (decoding included).\n\n"
+            f"{table}\n",
+        )
+
+
+if __name__ == "__main__":
+    app.run(main)
