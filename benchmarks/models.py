@@ -101,9 +101,9 @@ def inference() -> dict[str, float]:
     return timed_rounds(runners, shape()[0])
 
 
-def compiled(model: keras.Model) -> keras.Model:
+def compiled(model: keras.Model, jit_compile: bool | str = "auto") -> keras.Model:
     model.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9),
-                  loss="sparse_categorical_crossentropy")
+                  loss="sparse_categorical_crossentropy", jit_compile=jit_compile)
     return model
 
 
@@ -127,9 +127,7 @@ def gpu_training() -> tuple[str, dict[str, float]] | None:
     labels = tf.concat([labels] * (GPU_BATCH // shape()[0]), 0)
     runners = {}
     for xla in (False, True):
-        model = build("keras_vgg", "mixed_bfloat16")
-        model.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9),
-                      loss="sparse_categorical_crossentropy", jit_compile=xla)
+        model = compiled(build("keras_vgg", "mixed_bfloat16"), jit_compile=xla)
         runners[f"mixed_bfloat16, XLA {'on' if xla else 'off'}"] = (
             lambda m=model: m.train_on_batch(images, labels))
     return name, timed_rounds(runners, GPU_BATCH)
