@@ -6,9 +6,11 @@ import keras
 import numpy as np
 import pytest
 from conftest import NARROW
+from test_models import PAPER_PARAMETERS
 
 import keras_vgg
 from keras_vgg import anatomy, configs
+from keras_vgg.anatomy.__main__ import describe
 
 # Table 2 of the paper: parameters in millions; Table 1: weight layers.
 PAPER_TABLE_2_MILLIONS = {"A": 133, "A-LRN": 133, "B": 133, "C": 134, "D": 138, "E": 144}
@@ -58,8 +60,7 @@ def test_ladder_matches_table_2(ladder, name):
     row = ladder[name]
     assert row.weight_layers == PAPER_WEIGHT_LAYERS[name] == configs.get(name).weight_layers
     assert round(row.params / 1e6) == PAPER_TABLE_2_MILLIONS[name]
-    model = anatomy.build(name)
-    assert row.params == model.count_params()
+    assert row.params == PAPER_PARAMETERS[name]
     if name in TORCHVISION_GMACS:
         assert round(row.macs / 1e9, 2) == TORCHVISION_GMACS[name]
 
@@ -72,13 +73,39 @@ def test_ladder_includes_the_5x5_control_network(ladder):
     assert control.params > ladder["B"].params
 
 
+@pytest.mark.full_size
+@pytest.mark.parametrize("name", list(configs.CONFIGS))
+def test_every_network_s_tables_add_up(name):
+    config = configs.get(name)
+    model = anatomy.build(name)
+    rows = anatomy.layer_rows(model)
+    by_name = {row.name: row for row in rows}
+    total = sum(row.params for row in rows)
+    assert total == model.count_params()
+    if name in PAPER_PARAMETERS:
+        assert total == PAPER_PARAMETERS[name]
+    assert sum(row.kind == "Conv2D" for row in rows) == config.num_convs
+    assert sum(row.is_weight_layer for row in rows) == config.weight_layers
+    assert [row.output_shape for row in rows if row.name.endswith("_pool")] == [
+        (224 // 2**b, 224 // 2**b, width) for b, width in enumerate(config.widths, start=1)]
+    assert by_name["fc1"].params == 7 * 7 * 512 * 4096 + 4096
+    assert by_name["block5_pool"].jump == (32, 32)
+    stages = anatomy.stage_rows(rows)
+    assert sum(stage.params for stage in stages) == total
+    assert sum(stage.macs for stage in stages) == sum(row.macs for row in rows)
+    assert [stage.weight_layers for stage in stages] == [
+        len(kernels) for kernels in config.kernel_sizes] + [3]
+    text = describe(name, test_scales=[384], model=model)
+    assert f"{total:,}" in text and "6x6" in text
+
+
 def test_stack_of_3x3_convs_against_one_big_filter():
     rows = anatomy.stack_comparison(3)
     assert [row.receptive_field for row in rows] == [3, 5, 7]
     assert [row.single_kernel for row in rows] == [3, 5, 7]
     assert [row.stack_weights_per_c2 for row in rows] == [9, 18, 27]
     assert [row.single_weights_per_c2 for row in rows] == [9, 25, 49]
-    assert [row.nonlinearities for row in rows] == [(1, 1), (2, 1), (3, 1)]
+    assert [row.relus for row in rows] == [(1, 1), (2, 1), (3, 1)]
 
 
 def _empirical_receptive_field(model: keras.Model, size: int) -> int:
@@ -119,7 +146,8 @@ def test_score_map_side_matches_the_fully_convolutional_net(images):
     # At the crop size the fully-convolutional net does exactly the crop's work.
     crop_macs = sum(row.macs for row in anatomy.layer_rows(model))
     assert costs[0].dense_macs == crop_macs
-    assert costs[0].multi_crop_macs == anatomy.MULTI_CROP_VIEWS * crop_macs
+    assert anatomy.CROPS_PER_SCALE == 50  # Sect. 3.2: 5x5 grid x 2 flips
+    assert costs[0].multi_crop_macs == 50 * crop_macs
     assert costs[3].dense_macs > costs[1].dense_macs
 
 
@@ -160,8 +188,8 @@ def test_cli_prints_a_network_and_plots_its_funnel(tmp_path):
     plot = tmp_path / "funnel.png"
     result = _anatomy("vgg16", "--test_scales=256,384", f"--plot={plot}")
     assert result.returncode == 0, result.stderr
-    for text in ("block5_pool", "14,714,688", "102,764,544", "Per stage", "Totals",
-                 "6x6", "256+384"):
+    for text in ("block5_pool", "14,714,688", "10.6%", "102,764,544", "74.3%", "99.2%",
+                 "Per stage", "Totals", "6x6", "256+384"):
         assert text in result.stdout
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -178,7 +206,11 @@ def test_cli_prints_the_ladder():
     "args, message",
     [(["F"], "unknown VGG config 'F'"), ([], "name one network"),
      (["--all", "D"], "--all prints every network"),
-     (["D", "--test_scales=x"], "--test_scales must be pixel sides")],
+     (["D", "--test_scales=x"], "--test_scales must be pixel sides"),
+     (["D", "--test_scales="], "--test_scales must be pixel sides"),
+     (["D", "--test_scales=200"], "each Q must be at least the 224 px"),
+     (["D", "--input_size=16"], "--input_size=16: at least 32"),
+     (["--all", "--plot=x.png"], "drop ['--plot']")],
 )
 def test_cli_rejects_bad_arguments(args, message):
     result = _anatomy(*args)

@@ -19,11 +19,14 @@ from collections.abc import Sequence
 import keras
 
 from keras_vgg import configs
+from keras_vgg.data import MULTI_CROP_GRID
 from keras_vgg.dense import fully_convolutional
 from keras_vgg.models import vgg
 
-# Sect. 3.2 / Table 5: 150 crops per image = 3 test scales x (5x5 grid x 2 flips).
-MULTI_CROP_VIEWS = 150
+# Sect. 3.2: the image and its horizontal flip are evaluated, densely or by crops.
+TEST_FLIPS = 2
+# Sect. 3.2: 50 crops per test scale (a 5x5 grid, each flipped); 3 scales make 150.
+CROPS_PER_SCALE = MULTI_CROP_GRID * MULTI_CROP_GRID * TEST_FLIPS
 # Sect. 4.2: the multi-scale test set Q in {256, 384, 512} of S in [256, 512].
 DEFAULT_TEST_SCALES = (256, 384, 512)
 HEAD = "head"
@@ -58,9 +61,10 @@ class LayerRow:
         return self.kind in ("Conv2D", "Dense")
 
 
-def _window(layer: keras.layers.Layer, input_shape: tuple[int, ...]):
-    """`(kernel, stride, dilation)` per spatial axis of a layer that looks at a window, or
-    None. Flatten and global pooling look at the whole input map at once."""
+def _window(layer: keras.layers.Layer, input_shape: tuple[int, ...]
+            ) -> tuple[Sequence[int], Sequence[int], Sequence[int]] | None:
+    """`(kernel, stride, dilation)`, each `(height, width)`, of a layer that looks at a
+    window, or None. Flatten and global pooling look at the whole input map at once."""
     if isinstance(layer, keras.layers.Conv2D):
         return layer.kernel_size, layer.strides, layer.dilation_rate
     if isinstance(layer, (keras.layers.MaxPooling2D, keras.layers.AveragePooling2D)):
@@ -84,7 +88,8 @@ def layer_rows(model: keras.Model, *, input_size: int | tuple[int, int] | None =
     """The model's layers in order, for one `[height, width, channels]` image.
 
     Args:
-      model: a chain of layers (every keras_vgg model, and its `fully_convolutional` form).
+      model: a chain of layers, each taking the previous one's output (every keras_vgg
+        model, and its `fully_convolutional` form).
       input_size: the image side (or `(height, width)`); required when the model's input
         has no static size, otherwise it must match it.
 
@@ -169,7 +174,8 @@ def build(config: str | configs.VGGConfig, *, input_size: int = configs.DEFAULT_
 
 @dataclasses.dataclass(frozen=True)
 class LadderRow:
-    """One network of Table 2: weight layers, parameters, multiply-adds at the crop size."""
+    """One network of Table 2: weight layers, parameters, and multiply-adds per image at
+    the crop size."""
 
     config: str
     weight_layers: int
@@ -196,20 +202,27 @@ def ladder(names: Sequence[str] = (*configs.TABLE_1, "B-5x5"), *,
 @dataclasses.dataclass(frozen=True)
 class StackRow:
     """n stacked 3x3 convs against the one k x k conv with the same receptive field, both
-    C -> C channels without biases; weights are given in units of C^2."""
+    C -> C channels without biases; weights are given in units of C^2, receptive fields and
+    kernels in pixels, ReLUs as (stack, single conv)."""
 
     depth: int
     receptive_field: int
     stack_weights_per_c2: float
     single_kernel: int
     single_weights_per_c2: float
-    nonlinearities: tuple[int, int]
+    relus: tuple[int, int]
 
 
 def _conv_chain(kernel_sizes: Sequence[int], channels: int) -> keras.Model:
+    """Convs of `kernel_sizes`, each C -> C channels with a ReLU and no bias, as in VGG."""
     layers = [keras.layers.Conv2D(channels, size, use_bias=False, activation="relu")
               for size in kernel_sizes]
     return keras.Sequential([keras.Input((None, None, channels)), *layers])
+
+
+def _relus(model: keras.Model) -> int:
+    return sum(getattr(layer, "activation", None) is keras.activations.relu
+               for layer in model.layers)
 
 
 def stack_comparison(max_depth: int = 3, *, channels: int = 8) -> list[StackRow]:
@@ -218,23 +231,32 @@ def stack_comparison(max_depth: int = 3, *, channels: int = 8) -> list[StackRow]
     Both are built as Keras layers and measured with `layer_rows`."""
     result = []
     for depth in range(1, max_depth + 1):
-        stack = layer_rows(_conv_chain([3] * depth, channels), input_size=4 * depth + 8)
-        field = stack[-1].receptive_field[0]
-        single = layer_rows(_conv_chain([field], channels), input_size=4 * depth + 8)
+        stack = _conv_chain([3] * depth, channels)
+        # Any input at least as large as the receptive field gives a non-empty output.
+        field = layer_rows(stack, input_size=2 * depth + 1)[-1].receptive_field[0]
+        single = _conv_chain([field], channels)
         result.append(StackRow(
             depth=depth,
             receptive_field=field,
-            stack_weights_per_c2=sum(row.params for row in stack) / channels**2,
-            single_kernel=single[-1].receptive_field[0],
-            single_weights_per_c2=single[-1].params / channels**2,
-            nonlinearities=(len(stack), len(single)),
+            stack_weights_per_c2=stack.count_params() / channels**2,
+            single_kernel=single.layers[-1].kernel_size[0],
+            single_weights_per_c2=single.count_params() / channels**2,
+            relus=(_relus(stack), _relus(single)),
         ))
     return result
 
 
 @dataclasses.dataclass(frozen=True)
 class DenseCostRow:
-    """Dense evaluation of a square Q x Q image against 150-crop evaluation."""
+    """One test scale Q: dense evaluation of a square Q x Q image (the paper rescales the
+    shorter side to Q; a 4:3 image costs about 4/3 more) against multi-crop evaluation at Q.
+
+    Attributes:
+      test_scale: Q in pixels.
+      score_map_side: the side of the class score map (floor(Q/32) - 6 for 224 crops).
+      dense_macs: multiply-adds of one pass of the fully-convolutional net (flip: twice).
+      multi_crop_macs: multiply-adds of the `CROPS_PER_SCALE` crops (flips included).
+    """
 
     test_scale: int
     score_map_side: int
@@ -244,8 +266,8 @@ class DenseCostRow:
 
 def dense_costs(model: keras.Model, test_scales: Sequence[int] = DEFAULT_TEST_SCALES
                 ) -> list[DenseCostRow]:
-    """Score-map side and multiply-adds of the fully-convolutional net at each Q (Sect. 3.2),
-    and of `MULTI_CROP_VIEWS` crops through `model` at its own input size."""
+    """Score-map side and multiply-adds per image of the fully-convolutional net at each Q
+    (Sect. 3.2), and of `CROPS_PER_SCALE` crops through `model` at its own input size."""
     crop_macs = sum(row.macs for row in layer_rows(model))
     crop = model.input_shape[1]
     net = fully_convolutional(model)
@@ -259,6 +281,6 @@ def dense_costs(model: keras.Model, test_scales: Sequence[int] = DEFAULT_TEST_SC
             test_scale=scale,
             score_map_side=scores.output_shape[0],
             dense_macs=sum(row.macs for row in rows),
-            multi_crop_macs=MULTI_CROP_VIEWS * crop_macs,
+            multi_crop_macs=CROPS_PER_SCALE * crop_macs,
         ))
     return result

@@ -10,12 +10,15 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
+import keras
 from absl import app, flags
 
 from keras_vgg import configs
 from keras_vgg.anatomy import (
+    CROPS_PER_SCALE,
     DEFAULT_TEST_SCALES,
-    MULTI_CROP_VIEWS,
+    TEST_FLIPS,
+    LayerRow,
     build,
     dense_costs,
     ladder,
@@ -23,6 +26,7 @@ from keras_vgg.anatomy import (
     stack_comparison,
     stage_rows,
 )
+from keras_vgg.data import MULTI_CROP_GRID
 
 
 def _table(header: Sequence[str], body: Sequence[Sequence[object]]) -> str:
@@ -57,57 +61,65 @@ def _share(part: int, whole: int) -> str:
 
 
 def describe(config: str | configs.VGGConfig, *, input_size: int = configs.DEFAULT_INPUT_SIZE,
-             test_scales: Sequence[int] = DEFAULT_TEST_SCALES) -> str:
+             test_scales: Sequence[int] = DEFAULT_TEST_SCALES,
+             model: keras.Model | None = None) -> str:
     """The per-layer, per-stage and total tables of one network, then its dense-evaluation
-    cost, as text."""
-    model = build(config, input_size=input_size)
+    cost, as text. `model` is `build(config, input_size=input_size)` when not given."""
+    model = model or build(config, input_size=input_size)
     rows = layer_rows(model)
     total_params = sum(row.params for row in rows)
     total_macs = sum(row.macs for row in rows)
     layers = _table(
-        ["layer", "type", "output", "receptive field", "params", "% params", "mult-adds",
-         "% mult-adds"],
+        ["layer", "type", "output", "receptive field", "stride", "params", "% params",
+         "mult-adds", "% mult-adds"],
         [[row.name, row.kind, _shape(row.output_shape), _side(row.receptive_field),
-          f"{row.params:,}", _share(row.params, total_params), _count(row.macs),
-          _share(row.macs, total_macs)] for row in rows])
+          _side(row.jump), f"{row.params:,}", _share(row.params, total_params),
+          _count(row.macs), _share(row.macs, total_macs)] for row in rows])
     stages = _table(
         ["stage", "weight layers", "output", "params", "% params", "mult-adds", "% mult-adds"],
         [[stage.stage, stage.weight_layers, _shape(stage.output_shape), f"{stage.params:,}",
           _share(stage.params, total_params), _count(stage.macs),
           _share(stage.macs, total_macs)] for stage in stage_rows(rows)])
-    convs = [row for row in rows if row.kind == "Conv2D"]
-    fcs = [row for row in rows if row.kind == "Dense"]
+    parts = {
+        "convolutions": [row for row in rows if row.kind == "Conv2D"],
+        "fully connected": [row for row in rows if row.kind == "Dense"],
+        "other (BatchNorm)": [row for row in rows if not row.is_weight_layer and row.params],
+    }
+
+    def total_line(part: str, members: Sequence[LayerRow]) -> list[object]:
+        params, macs = sum(r.params for r in members), sum(r.macs for r in members)
+        return [part, sum(r.is_weight_layer for r in members), f"{params:,}",
+                _share(params, total_params), _count(macs), _share(macs, total_macs)]
+
     totals = _table(
         ["part", "weight layers", "params", "% params", "mult-adds", "% mult-adds"],
-        [[part, len(members), f"{sum(r.params for r in members):,}",
-          _share(sum(r.params for r in members), total_params),
-          _count(sum(r.macs for r in members)),
-          _share(sum(r.macs for r in members), total_macs)]
-         for part, members in (("convolutions", convs), ("fully connected", fcs))]
-        + [["total", len(convs) + len(fcs), f"{total_params:,}", "100.0%",
-            _count(total_macs), "100.0%"]])
+        [total_line(part, members) for part, members in parts.items() if members]
+        + [total_line("total", rows)])
     costs = dense_costs(model, test_scales)
 
-    def cost_line(scale, side, dense_macs, multi_crop_macs):
-        return [scale, side, _count(dense_macs), _count(2 * dense_macs),
-                _count(multi_crop_macs), f"{multi_crop_macs / (2 * dense_macs):.1f}x"]
+    def cost_line(scale: object, side: str, dense_macs: int, crop_macs: int) -> list[object]:
+        return [scale, side, _count(dense_macs), _count(TEST_FLIPS * dense_macs),
+                _count(crop_macs), f"{crop_macs / (TEST_FLIPS * dense_macs):.1f}x"]
 
     dense = _table(
-        ["Q", "score map", "dense", "dense + flip", f"{MULTI_CROP_VIEWS} crops",
-         "crops / (dense + flip)"],
+        ["Q", "score map", "dense", "dense + flip", "crops", "crops / (dense + flip)"],
         [cost_line(row.test_scale, f"{row.score_map_side}x{row.score_map_side}",
                    row.dense_macs, row.multi_crop_macs) for row in costs]
         + ([cost_line("+".join(str(row.test_scale) for row in costs), "all",
-                      sum(row.dense_macs for row in costs), costs[0].multi_crop_macs)]
+                      sum(row.dense_macs for row in costs),
+                      sum(row.multi_crop_macs for row in costs))]
            if len(costs) > 1 else []))
     name = configs.get(config).name
     return "\n\n".join([
         f"VGG {name} ({model.name}), {input_size}x{input_size}x3 input, one image. Receptive "
         "field: input pixels one output unit sees (past the input's side for the head: in "
-        "dense evaluation fc1 is a conv over the whole last feature map).",
+        "dense evaluation fc1 is a conv over the whole last feature map); stride: input "
+        "pixels between neighbouring output units.",
         layers, "Per stage", stages, "Totals", totals,
-        f"Dense evaluation of a square QxQ image (Sect. 3.2) against {MULTI_CROP_VIEWS}-crop "
-        f"evaluation ({MULTI_CROP_VIEWS} x {input_size}x{input_size}), mult-adds per image",
+        f"Dense evaluation of a square QxQ image (Sect. 3.2) against multi-crop evaluation "
+        f"at the same Q ({CROPS_PER_SCALE} crops of {input_size}x{input_size}: a "
+        f"{MULTI_CROP_GRID}x{MULTI_CROP_GRID} grid and its flips; the paper's 150 crops are "
+        "3 scales), mult-adds per image",
         dense,
     ])
 
@@ -125,7 +137,7 @@ def describe_all(*, input_size: int = configs.DEFAULT_INPUT_SIZE) -> str:
           f"{row.stack_weights_per_c2:g}C^2", f"{row.single_kernel}x{row.single_kernel}",
           f"{row.single_weights_per_c2:g}C^2",
           f"{row.single_weights_per_c2 / row.stack_weights_per_c2:.2f}x",
-          f"{row.nonlinearities[0]} vs {row.nonlinearities[1]}"]
+          f"{row.relus[0]} vs {row.relus[1]}"]
          for row in stack_comparison()])
     return "\n\n".join([
         f"The networks of Table 1 and the 5x5 control network (Sect. 4.1), {input_size}x"
@@ -137,10 +149,9 @@ def describe_all(*, input_size: int = configs.DEFAULT_INPUT_SIZE) -> str:
     ])
 
 
-def plot_funnel(config: str | configs.VGGConfig, path: str, *,
-                input_size: int = configs.DEFAULT_INPUT_SIZE) -> None:
-    """Writes a PNG: per stage, the feature-map side and channels (top) and the share of
-    parameters and multiply-adds (bottom)."""
+def plot_funnel(model: keras.Model, path: str, *, title: str) -> None:
+    """Writes a PNG of `model`: per stage, the feature-map side and channels (top) and the
+    share of parameters and multiply-adds (bottom)."""
     try:
         import matplotlib
 
@@ -149,7 +160,6 @@ def plot_funnel(config: str | configs.VGGConfig, path: str, *,
     except ImportError as error:
         raise ImportError(
             "--plot needs matplotlib: pip install 'keras-vgg[plot]'") from error
-    model = build(config, input_size=input_size)
     stages = stage_rows(layer_rows(model))
     names = ["input", *(stage.stage for stage in stages)]
     shapes = [tuple(model.input_shape[1:]), *(stage.output_shape for stage in stages)]
@@ -160,20 +170,19 @@ def plot_funnel(config: str | configs.VGGConfig, path: str, *,
     positions = range(len(names))
 
     figure, (funnel, shares) = pyplot.subplots(2, 1, figsize=(8, 7), sharex=True)
-    funnel.bar(positions, sides, color="tab:blue", label="feature-map side (px)")
+    funnel.bar(positions, sides, color="tab:blue")
     funnel.set_ylabel("feature-map side (px)")
-    funnel.set_title(f"VGG {configs.get(config).name}: the stage funnel at {input_size}x"
-                     f"{input_size}")
+    funnel.set_title(title)
     depth_axis = funnel.twinx()
-    depth_axis.plot(positions, channels, "o-", color="tab:red", label="channels / units")
-    depth_axis.set_ylabel("channels (units in the head)")
+    depth_axis.plot(positions, channels, "o-", color="tab:red")
+    depth_axis.set_ylabel("channels (units in the head), log scale")
     depth_axis.set_yscale("log")
     width = 0.4
-    shares.bar([p - width / 2 for p in positions], [0] + [100 * s.params / total_params
-                                                      for s in stages],
+    shares.bar([p - width / 2 for p in positions],
+               [0] + [100 * stage.params / total_params for stage in stages],
                width, label="% of parameters")
-    shares.bar([p + width / 2 for p in positions], [0] + [100 * s.macs / total_macs
-                                                      for s in stages],
+    shares.bar([p + width / 2 for p in positions],
+               [0] + [100 * stage.macs / total_macs for stage in stages],
                width, label="% of multiply-adds")
     shares.set_ylabel("% of the network")
     shares.set_xticks(list(positions), names)
@@ -189,16 +198,31 @@ def _define_flags() -> None:
     flags.DEFINE_integer("input_size", configs.DEFAULT_INPUT_SIZE,
                          "Training crop side in pixels (the paper's 224).")
     flags.DEFINE_list("test_scales", [str(q) for q in DEFAULT_TEST_SCALES],
-                      "Test scales Q for the dense-evaluation cost.")
+                      "Test scales Q in pixels for the dense-evaluation cost.")
+
+
+def _test_scales(values: Sequence[str], input_size: int) -> list[int]:
+    if not values or not all(value.isdigit() for value in values):
+        raise app.UsageError(f"--test_scales must be pixel sides, got {list(values)}")
+    scales = [int(value) for value in values]
+    if min(scales) < input_size:
+        raise app.UsageError(
+            f"--test_scales={','.join(values)}: each Q must be at least the {input_size} px "
+            "training crop (--input_size)")
+    return scales
 
 
 def main(argv: Sequence[str]) -> None:
-    flags_ = flags.FLAGS
+    options = flags.FLAGS
     names = list(argv[1:])
-    if flags_.all:
-        if names:
-            raise app.UsageError(f"--all prints every network; drop {names}")
-        print(describe_all(input_size=flags_.input_size))
+    if options.input_size < configs.MIN_INPUT_SIZE:
+        raise app.UsageError(f"--input_size={options.input_size}: at least "
+                             f"{configs.MIN_INPUT_SIZE} (five 2x2 max-pools)")
+    if options.all:
+        ignored = [f"--{name}" for name in ("plot", "test_scales") if options[name].present]
+        if names or ignored:
+            raise app.UsageError(f"--all prints every network; drop {names + ignored}")
+        print(describe_all(input_size=options.input_size))
         return
     if len(names) != 1:
         raise app.UsageError(
@@ -208,13 +232,13 @@ def main(argv: Sequence[str]) -> None:
         config = configs.get(names[0])
     except ValueError as error:
         raise app.UsageError(str(error)) from error
-    if not all(scale.isdigit() for scale in flags_.test_scales):
-        raise app.UsageError(f"--test_scales must be pixel sides, got {flags_.test_scales}")
-    scales = [int(scale) for scale in flags_.test_scales]
-    print(describe(config, input_size=flags_.input_size, test_scales=scales))
-    if flags_.plot:
-        plot_funnel(config, flags_.plot, input_size=flags_.input_size)
-        print(f"\nwrote {flags_.plot}", file=sys.stderr)
+    scales = _test_scales(options.test_scales, options.input_size)
+    model = build(config, input_size=options.input_size)
+    print(describe(config, input_size=options.input_size, test_scales=scales, model=model))
+    if options.plot:
+        plot_funnel(model, options.plot, title=f"VGG {config.name}: the stage funnel at "
+                    f"{options.input_size}x{options.input_size}")
+        print(f"\nwrote {options.plot}", file=sys.stderr)
 
 
 if __name__ == "__main__":
