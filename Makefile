@@ -32,9 +32,12 @@ test: lint
 # dense_eval measures top-1 agreement with the demo's trained net: run `make demo` first.
 bench: $(VENV)/.test-installed
 	$(BIN)/python -m benchmarks.pipeline
-	$(BIN)/python -m benchmarks.models
+	$(BIN)/python -m benchmarks.inference
+	$(BIN)/python -m benchmarks.training
+	$(BIN)/python -m benchmarks.distributed
 	$(BIN)/python -m benchmarks.dense_eval
 	$(BIN)/python -m benchmarks.serving
+	$(BIN)/python -m benchmarks.gpu_training
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -7,7 +7,7 @@
              crops, so Q = 80 and multi-crop at {72, 80, 96}) on its 400 held-out images.
              No ImageNet weights can be downloaded here; with them, pass --weights=imagenet.
 
-    python -m benchmarks.dense_eval [--quick] [--images=2] [--demo=demo]
+    python -m benchmarks.dense_eval [--quick] [--images=1] [--demo=demo]
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from keras_vgg import evaluation  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_bool("quick", False, "Smoke run: a narrow net, BENCHMARKS.md untouched.")
-flags.DEFINE_integer("images", 2, "Photographs for the speed measurement.")
+flags.DEFINE_integer("images", 1, "Photographs for the speed measurement.")
 flags.DEFINE_string("demo", "demo", "The `make demo` work directory (trained weights, images).")
 
 

@@ -30,7 +30,7 @@ from keras_vgg import data, dense, imagenet, serving  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_bool("quick", False, "Smoke run: a narrow net at 64 px, BENCHMARKS.md untouched.")
-flags.DEFINE_integer("calls", 20, "Timed calls per path and image size.")
+flags.DEFINE_integer("calls", 10, "Timed calls per path and image size.")
 
 
 def main(argv):

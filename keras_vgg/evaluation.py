@@ -67,10 +67,14 @@ def _runner(model: keras.Model, protocol: str):
     "multi_crop" (the model itself)."""
     if protocol == "dense":
         net = dense.fully_convolutional(model)
-        return lambda images: net(images, training=False)[dense.PROBABILITIES].numpy()
-    if protocol == "multi_crop":
-        return lambda images: model(images, training=False).numpy()
-    raise ValueError(f"protocol must be 'dense' or 'multi_crop', got {protocol!r}")
+        forward = tf.function(lambda images: net(images, training=False)[dense.PROBABILITIES],
+                              reduce_retracing=True)
+    elif protocol == "multi_crop":
+        forward = tf.function(lambda images: model(images, training=False),
+                              reduce_retracing=True)
+    else:
+        raise ValueError(f"protocol must be 'dense' or 'multi_crop', got {protocol!r}")
+    return lambda images: forward(images).numpy()
 
 
 def _per_scale(model: keras.Model, source: str, *, protocol: str, test_scales: Sequence[int],

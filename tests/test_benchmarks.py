@@ -12,7 +12,10 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.mark.parametrize("name, expected", [
     ("pipeline", "| ours |"),
-    ("models", "| training step, keras_vgg, MirroredStrategy 4 CPU device(s) |"),
+    ("inference", "| keras_vgg mixed_bfloat16 |"),
+    ("training", "| keras_vgg |"),
+    ("distributed", "| MirroredStrategy, 4 CPU device(s) |"),
+    ("gpu_training", "no GPU is visible"),
     ("dense_eval", "| multi-crop, Q=256,384,512, 150 crops |"),
     ("serving", "| SavedModel |"),
 ])

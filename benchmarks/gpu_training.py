@@ -1,0 +1,68 @@
+"""keras_vgg VGG16 training on one GPU with mixed precision, XLA off and on, and the
+fraction of the GPU's dense bfloat16 peak it reaches (VGG16 forward is 15.5 G
+multiply-adds per 224 image, i.e. 31 GFLOPs; a training step about 3x that).
+
+On a machine without a GPU it says so and writes that into BENCHMARKS.md.
+
+    python -m benchmarks.gpu_training [--rounds=3] [--steps=5] [--quick]
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+from absl import app, flags
+
+from benchmarks import report, vgg16
+
+FLAGS = flags.FLAGS
+flags.DEFINE_bool("quick", False, "Smoke run: 32 px images, batch 2, BENCHMARKS.md untouched.")
+flags.DEFINE_integer("rounds", 3, "Timed rounds per variant (the best is kept).")
+flags.DEFINE_integer("steps", 5, "Steps per round.")
+
+GPU_BATCH = 64
+# VGG16 forward at 224: 15.47 G multiply-adds (python -m keras_vgg.anatomy D) = 30.9 GFLOPs;
+# backward costs about twice the forward.
+TRAINING_GFLOPS_PER_IMAGE = 3 * 2 * 15.47
+# Dense bf16 tensor-core peaks from the vendors' data sheets, TFLOP/s (no sparsity).
+GPU_BF16_PEAK_TFLOPS = {"H200": 989.0, "H100": 989.0, "A100": 312.0, "L4": 121.0}
+
+
+def measure(name: str) -> str:
+    batch, side = (vgg16.QUICK_BATCH, vgg16.QUICK_SIZE) if FLAGS.quick else (GPU_BATCH, vgg16.SIZE)
+    images, labels = vgg16.batch_data(batch, side)
+    runners = {}
+    for xla in (False, True):
+        model = vgg16.compiled(vgg16.build("keras_vgg", "mixed_bfloat16", side), jit_compile=xla)
+        runners[f"mixed_bfloat16, XLA {'on' if xla else 'off'}"] = (
+            lambda m=model: m.train_on_batch(images, labels))
+    rates = vgg16.timed_rounds(runners, batch, rounds=FLAGS.rounds, steps=FLAGS.steps)
+    peak = next((value for key, value in GPU_BF16_PEAK_TFLOPS.items() if key in name), None)
+    rows = [f"| {name}, batch {batch} at {side}x{side} | images/s | fraction of bf16 peak |",
+            "|---|---|---|"]
+    rows += [f"| {variant} | {rate:.0f} | " + (
+        f"{rate * TRAINING_GFLOPS_PER_IMAGE / (peak * 1e3):.1%} |" if peak else "unknown peak |")
+        for variant, rate in rates.items()]
+    return "\n".join(rows)
+
+
+def main(argv):
+    del argv
+    gpus = tf.config.list_physical_devices("GPU")
+    if gpus:
+        name = tf.config.experimental.get_device_details(gpus[0]).get("device_name", "GPU")
+        table = measure(name)
+    else:
+        table = "Not measured: no GPU is visible on this machine."
+    print(table)
+    if not FLAGS.quick:
+        report.write_section(
+            "VGG16 training on one GPU",
+            f"python -m benchmarks.gpu_training --rounds={FLAGS.rounds} --steps={FLAGS.steps}",
+            f"keras_vgg VGG16, random weights, `train_on_batch` with SGD under `mixed_bfloat16`, "
+            f"compiled without and with XLA; best of {FLAGS.rounds} alternating rounds of "
+            f"{FLAGS.steps} steps.\n\n{table}\n",
+        )
+
+
+if __name__ == "__main__":
+    app.run(main)
