@@ -21,7 +21,6 @@ from absl import app, flags
 from benchmarks import report, vgg16
 
 FLAGS = flags.FLAGS
-flags.DEFINE_bool("quick", False, "Smoke run: 32 px images, batch 2x2, BENCHMARKS.md untouched.")
 flags.DEFINE_integer("steps", 1, "Timed steps per strategy, after one untimed step (the "
                      "fastest is kept).")
 

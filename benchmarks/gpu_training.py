@@ -15,7 +15,6 @@ from absl import app, flags
 from benchmarks import report, vgg16
 
 FLAGS = flags.FLAGS
-flags.DEFINE_bool("quick", False, "Smoke run: 32 px images, batch 2, BENCHMARKS.md untouched.")
 flags.DEFINE_integer("rounds", 3, "Timed rounds per variant (the best is kept).")
 flags.DEFINE_integer("steps", 5, "Steps per round.")
 

@@ -13,7 +13,6 @@ from absl import app, flags
 from benchmarks import report, vgg16
 
 FLAGS = flags.FLAGS
-flags.DEFINE_bool("quick", False, "Smoke run: 32 px images, batch 2, BENCHMARKS.md untouched.")
 flags.DEFINE_integer("rounds", 2, "Timed rounds of one step per library (the best is kept).")
 
 

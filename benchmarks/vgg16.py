@@ -21,6 +21,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
+from absl import flags  # noqa: E402
+
+flags.DEFINE_bool("quick", False, "Smoke run: 32 px images, a batch of 2 (4 with 4 replicas), "
+                 "BENCHMARKS.md untouched.")
 
 BATCH, SIZE = 16, 224  # the batch and image side
 QUICK_BATCH, QUICK_SIZE = 2, 32  # --quick: a smoke run
