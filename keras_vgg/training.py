@@ -33,28 +33,80 @@ def l2_for_weight_decay(weight_decay: float) -> keras.regularizers.Regularizer |
     return keras.regularizers.L2(weight_decay / 2) if weight_decay > 0 else None
 
 
-class MultiWorkerUnsupported(RuntimeError):
-    """Keras 3's `model.fit` cannot run under MultiWorkerMirroredStrategy."""
+def cluster_from_environment() -> dict[str, list[str]]:
+    """The cluster TF_CONFIG describes (`{"worker": ["host:port", ...], ...}`), or {}."""
+    try:
+        config = json.loads(os.environ.get("TF_CONFIG") or "{}")
+    except json.JSONDecodeError as error:
+        raise ValueError(f"TF_CONFIG is not valid JSON: {error}") from error
+    return config.get("cluster", {})
 
 
 def strategy_from_environment() -> tf.distribute.Strategy:
-    """MirroredStrategy over the visible GPUs, else the default (single-device) strategy.
-
-    Raises:
-      MultiWorkerUnsupported: TF_CONFIG names several workers. Keras 3.15's `fit` fails
-        under MultiWorkerMirroredStrategy (its symbolic build all-reduces a nested batch:
-        keras-team/keras#20585, #20329), deep inside TensorFlow; this says so up front.
-    """
-    cluster = json.loads(os.environ.get("TF_CONFIG", "{}")).get("cluster", {})
-    if sum(len(tasks) for tasks in cluster.values()) > 1:
-        raise MultiWorkerUnsupported(
-            f"TF_CONFIG describes a cluster {cluster}: multi-host training needs "
-            "MultiWorkerMirroredStrategy, whose use from Keras 3.15's model.fit is broken "
-            "upstream (keras-team/keras#20585). Train on one host (all its GPUs) for now."
-        )
+    """MultiWorkerMirroredStrategy when TF_CONFIG describes a cluster of several tasks (each
+    worker uses all its GPUs, or its CPU); else MirroredStrategy over the visible GPUs; else
+    the default (single-device) strategy."""
+    if sum(len(tasks) for tasks in cluster_from_environment().values()) > 1:
+        return tf.distribute.MultiWorkerMirroredStrategy()
     if tf.config.list_logical_devices("GPU"):
         return tf.distribute.MirroredStrategy()
     return tf.distribute.get_strategy()
+
+
+def is_multi_worker(strategy: tf.distribute.Strategy) -> bool:
+    """Whether `strategy` spans several processes (a MultiWorkerMirroredStrategy cluster)."""
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return False
+    cluster = strategy.cluster_resolver.cluster_spec().as_dict()
+    return sum(len(tasks) for tasks in cluster.values()) > 1
+
+
+def worker_dir(model_dir: str, strategy: tf.distribute.Strategy) -> str:
+    """Where this process writes: `model_dir` for the chief (or a single process), and
+    `model_dir/workers/<task>_<index>` for the other workers of a cluster, whose checkpoints
+    and logs repeat the chief's (every worker holds the same weights)."""
+    if not is_multi_worker(strategy) or strategy.extended.should_checkpoint:
+        return model_dir
+    resolver = strategy.cluster_resolver
+    return os.path.join(model_dir, "workers", f"{resolver.task_type}_{resolver.task_id}")
+
+
+def fit_under_multi_worker(model: keras.Model, strategy: tf.distribute.Strategy) -> None:
+    """Lets Keras 3.15's `model.fit` / `evaluate` run `model` under MultiWorkerMirroredStrategy
+    with several workers; does nothing otherwise.
+
+    Keras' own code fails there twice (tests/test_recipes.py runs two real workers):
+    - keras-team/keras#20585: before the first step, fit all-reduces a whole input batch
+      across workers to build the model symbolically, and MultiWorkerMirroredStrategy cannot
+      reduce a nested batch. The build only needs shapes: this worker's own part serves.
+    - tensorflow/tensorflow#72388: every logged value is reduced across workers along axis 0,
+      which a scalar lacks. The steps here return each scalar as a `[1]` vector; its mean
+      over workers is the value itself (metrics are already synchronised across replicas).
+    """
+    if not is_multi_worker(strategy):
+        return
+
+    def build_from_local_batch(iterator=None, data_batch=None):
+        if iterator is not None:
+            for _, _, batches in iterator:
+                data_batch = tf.nest.map_structure(
+                    lambda value: strategy.experimental_local_results(value)[0],
+                    next(batches))
+                break
+        with strategy.scope():
+            model._symbolic_build(data_batch=data_batch)
+
+    def as_vectors(step):
+        def step_with_vector_logs(data):
+            return tf.nest.map_structure(
+                lambda value: tf.reshape(value, [1]) if value.shape.rank == 0 else value,
+                step(data))
+
+        return step_with_vector_logs
+
+    model._maybe_symbolic_build = build_from_local_batch
+    model.train_step = as_vectors(model.train_step)
+    model.test_step = as_vectors(model.test_step)
 
 
 def compile_for_training(

@@ -5,11 +5,13 @@
     python recipes/imagenet_train.py --config=A --data=folder:/data/train \
         --val_data='folder:/data/val' --scale=256,512 --init=glorot --model_dir=/runs/a
 
-Runs under MirroredStrategy on all visible GPUs (the default strategy on a CPU). Multi-host
-training (TF_CONFIG) stops with a clear error: Keras 3.15's fit is broken under
-MultiWorkerMirroredStrategy upstream (keras-team/keras#20585). A run killed and started
-again with the same command resumes from its last completed epoch (BackupAndRestore in
-`--model_dir`). Writes `history.csv`, TensorBoard logs and `final.weights.h5`, which
+Runs under MirroredStrategy on all visible GPUs (the default strategy on a CPU). With a
+TF_CONFIG naming several workers it runs under MultiWorkerMirroredStrategy: start the same
+command on every host, each with its own TF_CONFIG; each worker reads its shard of the
+data, and only the chief (worker 0) writes to `--model_dir` (the others to
+`--model_dir/workers/worker_<i>`, so a shared file system is safe). A run killed and
+started again with the same command resumes from its last completed epoch (BackupAndRestore
+in `--model_dir`). Writes `history.csv`, TensorBoard logs and `final.weights.h5`, which
 `keras_vgg.vgg(config, weights=...)` and the exporter read.
 """
 
@@ -146,10 +148,11 @@ def train() -> dict[str, float]:
         keras.mixed_precision.set_global_policy(f"mixed_{FLAGS.mixed_precision}")
     try:
         strategy = training.strategy_from_environment()
-    except training.MultiWorkerUnsupported as error:
+    except ValueError as error:
         raise FlagError(str(error)) from error
-    logging.info("Strategy %s with %d replicas", type(strategy).__name__,
-                 strategy.num_replicas_in_sync)
+    run_dir = training.worker_dir(FLAGS.model_dir, strategy)
+    print(f"Training under {type(strategy).__name__} with {strategy.num_replicas_in_sync} "
+          f"replica(s); this process writes to {run_dir}", flush=True)
     if config.name not in ("A", "A-LRN") and FLAGS.init == "gaussian" and not (
             FLAGS.warm_start or FLAGS.init_from):
         logging.warning("The paper trained deeper nets than A from --warm_start (a trained "
@@ -157,6 +160,7 @@ def train() -> dict[str, float]:
                         "--init=glorot.")
     num_classes = sources.open_source(FLAGS.data).num_classes
     model = build_model(config, num_classes, strategy)
+    training.fit_under_multi_worker(model, strategy)
     # With a seed, each epoch's data is a function of (seed, epoch): resumable exactly.
     epoch_counter = training.EpochCounter() if FLAGS.seed is not None else None
     train_data = strategy.distribute_datasets_from_function(
@@ -173,7 +177,7 @@ def train() -> dict[str, float]:
         preprocessing=FLAGS.preprocessing,
     )
     callbacks = [epoch_counter] if epoch_counter else []
-    callbacks += training.callbacks(FLAGS.model_dir, global_batch_size=FLAGS.batch_size,
+    callbacks += training.callbacks(run_dir, global_batch_size=FLAGS.batch_size,
                                     patience=FLAGS.plateau_patience)
     model.fit(
         train_data,
@@ -183,7 +187,7 @@ def train() -> dict[str, float]:
         callbacks=callbacks,
         verbose=2 if os.environ.get("CI") else "auto",
     )
-    final = os.path.join(FLAGS.model_dir, "final.weights.h5")
+    final = os.path.join(run_dir, "final.weights.h5")
     model.save_weights(final)
     results = model.evaluate(val_data, steps=FLAGS.validation_steps, return_dict=True,
                              verbose=0)

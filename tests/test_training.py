@@ -170,3 +170,20 @@ def test_mixed_bfloat16_trains_with_float32_variables():
         assert np.all(np.isfinite(loss))
     finally:
         keras.mixed_precision.set_global_policy("float32")
+
+
+def test_one_process_trains_unchanged_outside_a_cluster(monkeypatch, tmp_path):
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    strategy = training.strategy_from_environment()
+    assert not training.is_multi_worker(strategy)
+    assert training.worker_dir(str(tmp_path), strategy) == str(tmp_path)
+    model = keras_vgg.vgg("A", width_multiplier=NARROW, input_shape=(32, 32, 3), classes=3)
+    train_step = model.train_step
+    training.fit_under_multi_worker(model, strategy)
+    assert model.train_step == train_step
+
+
+def test_a_malformed_tf_config_is_named(monkeypatch):
+    monkeypatch.setenv("TF_CONFIG", '{"cluster": ')
+    with pytest.raises(ValueError, match="TF_CONFIG is not valid JSON"):
+        training.strategy_from_environment()
