@@ -34,12 +34,28 @@ def l2_for_weight_decay(weight_decay: float) -> keras.regularizers.Regularizer |
 
 
 def cluster_from_environment() -> dict[str, list[str]]:
-    """The cluster TF_CONFIG describes (`{"worker": ["host:port", ...], ...}`), or {}."""
+    """The cluster TF_CONFIG describes (`{"worker": ["host:port", ...], ...}`), or {};
+    checked, with this process's task, so that a malformed TF_CONFIG is named here rather
+    than deep inside TensorFlow."""
+    text = os.environ.get("TF_CONFIG") or "{}"
     try:
-        config = json.loads(os.environ.get("TF_CONFIG") or "{}")
+        config = json.loads(text)
     except json.JSONDecodeError as error:
-        raise ValueError(f"TF_CONFIG is not valid JSON: {error}") from error
-    return config.get("cluster", {})
+        raise ValueError(f"TF_CONFIG is not valid JSON ({error}): {text!r}") from error
+    cluster = config.get("cluster", {}) if isinstance(config, dict) else None
+    if not isinstance(cluster, dict) or not all(
+            isinstance(tasks, list) and all(isinstance(t, str) for t in tasks)
+            for tasks in cluster.values()):
+        raise ValueError('TF_CONFIG must be {"cluster": {"worker": ["host:port", ...]}, "task": '
+                         f'{{"type": "worker", "index": i}}}}; got {text!r}')
+    if sum(len(tasks) for tasks in cluster.values()) > 1:
+        task = config.get("task")
+        if not (isinstance(task, dict) and task.get("type") in cluster
+                and isinstance(task.get("index"), int)
+                and 0 <= task["index"] < len(cluster[task["type"]])):
+            raise ValueError(f"TF_CONFIG's task {task!r} is not one of its cluster {cluster}: "
+                             'expected {"type": "worker", "index": i}')
+    return cluster
 
 
 def strategy_from_environment() -> tf.distribute.Strategy:
@@ -79,9 +95,10 @@ def fit_under_multi_worker(model: keras.Model, strategy: tf.distribute.Strategy)
     - keras-team/keras#20585: before the first step, fit all-reduces a whole input batch
       across workers to build the model symbolically, and MultiWorkerMirroredStrategy cannot
       reduce a nested batch. The build only needs shapes: this worker's own part serves.
-    - tensorflow/tensorflow#72388: every logged value is reduced across workers along axis 0,
-      which a scalar lacks. The steps here return each scalar as a `[1]` vector; its mean
-      over workers is the value itself (metrics are already synchronised across replicas).
+    - tensorflow/tensorflow#72388: each step's logged values are averaged across replicas
+      along axis 0, which a scalar lacks. The steps here return each scalar as a `[1]`
+      vector, so the per-step logs are the mean over replicas, the same on every worker
+      (the per-epoch logs read the metrics across all replicas, as without workers).
     """
     if not is_multi_worker(strategy):
         return
@@ -99,7 +116,8 @@ def fit_under_multi_worker(model: keras.Model, strategy: tf.distribute.Strategy)
     def as_vectors(step):
         def step_with_vector_logs(data):
             return tf.nest.map_structure(
-                lambda value: tf.reshape(value, [1]) if value.shape.rank == 0 else value,
+                lambda value: tf.reshape(value, [-1]) if tf.convert_to_tensor(value).shape.rank
+                == 0 else value,
                 step(data))
 
         return step_with_vector_logs
@@ -187,13 +205,11 @@ class ResumeStateBackup(keras.callbacks.Callback):
         }
 
     def on_train_begin(self, logs=None):
-        metadata = os.path.join(self.backup_dir, "training_metadata.json")
-        if not (os.path.exists(self.path) and os.path.exists(metadata)):
+        resumed_epoch = backed_up_epoch(self.backup_dir)
+        if not (os.path.exists(self.path) and resumed_epoch):
             return
         with open(self.path, encoding="utf8") as file:
             saved = json.load(file)
-        with open(metadata, encoding="utf8") as file:
-            resumed_epoch = json.load(file)["epoch"]
         if saved["epoch"] != resumed_epoch:
             print(f"Saved training state is of epoch {saved['epoch']}, the checkpoint of "
                   f"epoch {resumed_epoch}: the resumed run will differ from an "
@@ -223,6 +239,40 @@ class ResumeStateBackup(keras.callbacks.Callback):
         with open(partial, "w", encoding="utf8") as file:
             json.dump(state, file)
         os.replace(partial, self.path)
+
+
+def backed_up_epoch(backup_dir: str) -> int:
+    """The epoch BackupAndRestore resumes from in `backup_dir` (0 without a backup)."""
+    metadata = os.path.join(backup_dir, "training_metadata.json")
+    if not os.path.exists(metadata):
+        return 0
+    with open(metadata, encoding="utf8") as file:
+        return int(json.load(file)["epoch"])
+
+
+class WorkersResumeTogether(keras.callbacks.Callback):
+    """Under MultiWorkerMirroredStrategy each worker restores its own backup. If they resume
+    from different epochs (a worker killed between two workers' saves, a lost directory),
+    training would hang in a collective or drift apart: this stops every worker at the
+    start with an error naming the epochs. Place it after BackupAndRestore."""
+
+    def __init__(self, strategy: tf.distribute.Strategy, backup_dir: str):
+        super().__init__()
+        self.strategy = strategy
+        self.backup_dir = backup_dir
+
+    def on_train_begin(self, logs=None):
+        epoch = float(backed_up_epoch(self.backup_dir))
+        # ReduceOp has only SUM and MEAN: all equal <=> n * sum(e^2) == sum(e)^2.
+        totals = self.strategy.reduce("SUM", self.strategy.run(
+            lambda: tf.constant([1.0, epoch, epoch * epoch], tf.float64)), axis=None)
+        count, total, squares = (float(value) for value in totals.numpy())
+        if count * squares != total * total:
+            raise RuntimeError(
+                f"this worker resumes from epoch {int(epoch)} ({self.backup_dir}), but the "
+                f"workers disagree (mean epoch {total / count:g}): give every worker the same "
+                "backup (copy the chief's backup/ into each worker's directory) or remove "
+                "them all to start again.")
 
 
 def _json_number(value):
@@ -297,9 +347,11 @@ def callbacks(
     global_batch_size: int,
     patience: int = 2,
     max_drops: int = PAPER_LR_DROPS,
+    strategy: tf.distribute.Strategy | None = None,
 ) -> list[keras.callbacks.Callback]:
     """Backup/restore, the paper's schedule, NaN stop, throughput, TensorBoard and CSV logs,
-    all under `model_dir`."""
+    all under `model_dir`; with a multi-worker `strategy`, the check that every worker
+    resumes from the same epoch."""
     os.makedirs(model_dir, exist_ok=True)
     backup_dir = os.path.join(model_dir, "backup")
     plateau = keras.callbacks.ReduceLROnPlateau(
@@ -315,6 +367,8 @@ def callbacks(
         plateau,
         stopper,
         keras.callbacks.BackupAndRestore(backup_dir),
+        *([WorkersResumeTogether(strategy, backup_dir)]
+          if strategy is not None and is_multi_worker(strategy) else []),
         ResumeStateBackup(backup_dir, plateau, stopper),
         keras.callbacks.CSVLogger(os.path.join(model_dir, "history.csv"), append=True),
         keras.callbacks.TensorBoard(os.path.join(model_dir, "logs")),

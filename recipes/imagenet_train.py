@@ -171,14 +171,16 @@ def train() -> dict[str, float]:
         ).take(FLAGS.steps_per_epoch or -1)  # a shorter epoch, still one iterator per epoch
     )
     val_spec, val_split = validation_source(FLAGS.data, FLAGS.val_data)
-    val_data = data.eval_dataset(
-        val_spec, split=val_split, protocol="center", test_scale=test_scale,
-        crop_size=FLAGS.crop_size, batch_size=FLAGS.batch_size,
-        preprocessing=FLAGS.preprocessing,
+    val_data = strategy.distribute_datasets_from_function(
+        lambda context: data.eval_dataset(
+            val_spec, split=val_split, protocol="center", test_scale=test_scale,
+            crop_size=FLAGS.crop_size, batch_size=FLAGS.batch_size,
+            preprocessing=FLAGS.preprocessing, input_context=context,
+        )
     )
     callbacks = [epoch_counter] if epoch_counter else []
     callbacks += training.callbacks(run_dir, global_batch_size=FLAGS.batch_size,
-                                    patience=FLAGS.plateau_patience)
+                                    patience=FLAGS.plateau_patience, strategy=strategy)
     model.fit(
         train_data,
         epochs=FLAGS.epochs,

@@ -1,7 +1,11 @@
 import csv
+import json
+import os
 import re
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -84,57 +88,86 @@ def test_warm_start_from_another_architecture_fails_before_training(images, tmp_
     assert not (tmp_path / "run" / "history.csv").exists()
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
+def run_workers(model_dir, images, *, workers=2, timeout=420):
+    """Runs imagenet_train.py as `workers` processes of one TF_CONFIG cluster on localhost;
+    returns each one's return code and output (stdout and stderr). A worker that fails
+    stops the others (they would wait for it in a collective)."""
+    sockets = [socket.socket() for _ in range(workers)]
+    for probe in sockets:  # all open at once: distinct free ports
         probe.bind(("localhost", 0))
-        return probe.getsockname()[1]
+    cluster = {"worker": [f"localhost:{probe.getsockname()[1]}" for probe in sockets]}
+    for probe in sockets:
+        probe.close()
+    command = [sys.executable, str(ROOT / "recipes" / "imagenet_train.py"), "--config=A",
+               f"--data=folder:{images}/train", f"--val_data=folder:{images}/val",
+               f"--model_dir={model_dir}", "--epochs=2", "--batch_size=4", "--scale=40",
+               "--width_multiplier=0.0625", "--crop_size=32", "--init=glorot", "--seed=1"]
+    logs = [Path(model_dir).parent / f"{Path(model_dir).name}.worker{i}.log"
+            for i in range(workers)]
+    processes = []
+    for index, log in enumerate(logs):
+        environment = {**os.environ, "CI": "1", "CUDA_VISIBLE_DEVICES": "", "TF_CONFIG":
+                       json.dumps({"cluster": cluster,
+                                   "task": {"type": "worker", "index": index}})}
+        with open(log, "w") as output:
+            processes.append(subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT,
+                                              env=environment))
+    deadline = time.monotonic() + timeout
+    try:
+        while any(p.poll() is None for p in processes) and time.monotonic() < deadline:
+            if any(p.poll() not in (None, 0) for p in processes):
+                time.sleep(5)  # let the others report the failure, then stop them
+                break
+            time.sleep(0.5)
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
+            process.wait()
+    return [(p.returncode, log.read_text()) for p, log in zip(processes, logs, strict=True)]
 
 
 def test_two_workers_train_in_step_and_only_the_chief_writes_model_dir(images, tmp_path):
-    import json
-    import os
-
     import numpy as np
 
-    cluster = {"worker": [f"localhost:{free_port()}", f"localhost:{free_port()}"]}
-    command = [sys.executable, str(ROOT / "recipes" / "imagenet_train.py"), "--config=A",
-               f"--data=folder:{images}/train", f"--val_data=folder:{images}/val",
-               f"--model_dir={tmp_path}", "--epochs=2", "--batch_size=4", "--scale=40",
-               "--width_multiplier=0.0625", "--crop_size=32", "--init=glorot", "--seed=1"]
-    workers = [
-        subprocess.Popen(command, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                         env={**os.environ, "CI": "1", "TF_CONFIG": json.dumps(
-                             {"cluster": cluster, "task": {"type": "worker", "index": i}})})
-        for i in range(2)
-    ]
-    try:
-        outputs = [worker.communicate(timeout=420)[0] for worker in workers]
-    finally:
-        for worker in workers:
-            worker.kill()
-    for worker, output in zip(workers, outputs, strict=True):
-        assert worker.returncode == 0, output[-3000:]
-    assert f" with 2 replica(s); this process writes to {tmp_path}\n" in outputs[0]
-    assert f" with 2 replica(s); this process writes to {tmp_path}/workers/worker_1\n" in outputs[1]
+    model_dir = tmp_path / "run"
+    results = run_workers(model_dir, images)
+    for returncode, output in results:
+        assert returncode == 0, output[-3000:]
+    chief_output, other_output = (output for _, output in results)
+    other = model_dir / "workers" / "worker_1"
+    assert f" with 2 replica(s); this process writes to {model_dir}\n" in chief_output
+    assert f" with 2 replica(s); this process writes to {other}\n" in other_output
     # 20 training images, global batch 4: each worker runs 5 steps of 2 images per epoch,
     # its own half of the data (unsharded, it would run 10).
-    assert all("Epoch 2/2\n5/5 - " in output for output in outputs)
-    chief, other = tmp_path / "final.weights.h5", tmp_path / "workers" / "worker_1"
-    with open(tmp_path / "history.csv") as file:
+    assert all("Epoch 2/2\n5/5 - " in output for output in (chief_output, other_output))
+    with open(model_dir / "history.csv") as file:
         history = list(csv.DictReader(file))
     assert len(history) == 2 and all(np.isfinite(float(row["loss"])) for row in history)
     with open(other / "history.csv") as file:
         other_history = list(csv.DictReader(file))
-    # Metrics are global (synchronised across workers), so both logs agree...
+    # Epoch metrics are read across all replicas, so both workers log the same ones...
     assert [row["val_accuracy"] for row in other_history] == [
         row["val_accuracy"] for row in history]
     # ...and the workers, each reading its own half of the data, end with the same weights:
-    # the gradients were averaged across them at every step.
-    for mine, theirs in zip(final_weights(chief), final_weights(other / "final.weights.h5"),
-                            strict=True):
+    # their gradients were combined at every step.
+    for mine, theirs in zip(final_weights(model_dir / "final.weights.h5"),
+                            final_weights(other / "final.weights.h5"), strict=True):
         np.testing.assert_array_equal(mine, theirs)
+
+
+def test_workers_resuming_from_different_epochs_stop_with_the_reason(images, tmp_path):
+    model_dir = tmp_path / "run"
+    backup = model_dir / "workers" / "worker_1" / "backup"
+    backup.mkdir(parents=True)
+    (backup / "training_metadata.json").write_text('{"epoch": 1, "batch": 0}')
+    results = run_workers(model_dir, images, timeout=300)
+    for returncode, output in results:
+        assert returncode != 0
+        assert "the workers disagree" in output
+    assert "resumes from epoch 1" in results[1][1]
+    assert not (model_dir / "history.csv").exists() or len(
+        (model_dir / "history.csv").read_text().splitlines()) <= 1
 
 
 def final_weights(path):
@@ -149,9 +182,7 @@ def final_weights(path):
 
 
 def test_a_killed_run_resumes_to_the_same_final_weights(tmp_path):
-    import os
     import signal
-    import time
 
     import numpy as np
 

@@ -172,18 +172,30 @@ def test_mixed_bfloat16_trains_with_float32_variables():
         keras.mixed_precision.set_global_policy("float32")
 
 
-def test_one_process_trains_unchanged_outside_a_cluster(monkeypatch, tmp_path):
+def test_outside_a_cluster_nothing_multi_worker_applies(monkeypatch, tmp_path):
     monkeypatch.delenv("TF_CONFIG", raising=False)
     strategy = training.strategy_from_environment()
     assert not training.is_multi_worker(strategy)
     assert training.worker_dir(str(tmp_path), strategy) == str(tmp_path)
     model = keras_vgg.vgg("A", width_multiplier=NARROW, input_shape=(32, 32, 3), classes=3)
-    train_step = model.train_step
+    steps = model.train_step, model.test_step
     training.fit_under_multi_worker(model, strategy)
-    assert model.train_step == train_step
+    assert (model.train_step, model.test_step) == steps
+    assert not any(isinstance(callback, training.WorkersResumeTogether)
+                   for callback in training.callbacks(str(tmp_path), global_batch_size=4,
+                                                      strategy=strategy))
 
 
-def test_a_malformed_tf_config_is_named(monkeypatch):
-    monkeypatch.setenv("TF_CONFIG", '{"cluster": ')
-    with pytest.raises(ValueError, match="TF_CONFIG is not valid JSON"):
+@pytest.mark.parametrize("tf_config, message", [
+    ('{"cluster": ', "TF_CONFIG is not valid JSON"),
+    ("[]", "TF_CONFIG must be"),
+    ('{"cluster": ["localhost:1"]}', "TF_CONFIG must be"),
+    ('{"cluster": {"worker": "localhost:1"}}', "TF_CONFIG must be"),
+    ('{"cluster": {"worker": ["localhost:1", "localhost:2"]}}', "task None is not one of"),
+    ('{"cluster": {"worker": ["localhost:1", "localhost:2"]}, '
+     '"task": {"type": "worker", "index": 2}}', "is not one of its cluster"),
+])
+def test_a_malformed_tf_config_is_named(monkeypatch, tf_config, message):
+    monkeypatch.setenv("TF_CONFIG", tf_config)
+    with pytest.raises(ValueError, match=message):
         training.strategy_from_environment()
