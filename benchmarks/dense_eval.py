@@ -97,9 +97,8 @@ def main(argv):
             f"Speed: full-size VGG16, random weights, {FLAGS.images} photograph(s) at "
             f"500x375 / 375x500, through `keras_vgg.evaluation` (decoding included), one "
             f"pass each. One pass is exposed to the host's noise: on the shared 2-core VM of "
-            f"these figures some runs land in a phase where everything runs at half speed "
-            f"(multi-crop then measures 0.024 instead of 0.048 images/s); more "
-            f"`--images` steady the figure.\n\n"
+            f"these figures, some runs of the same code measured multi-crop at half speed "
+            f"(0.024 instead of 0.046-0.048 images/s); more `--images` steady the figure.\n\n"
             f"{table}\n",
         )
 
