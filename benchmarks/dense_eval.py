@@ -96,9 +96,8 @@ def main(argv):
             f"python -m benchmarks.dense_eval --images={FLAGS.images}",
             f"Speed: full-size VGG16, random weights, {FLAGS.images} photograph(s) at "
             f"500x375 / 375x500, through `keras_vgg.evaluation` (decoding included), one "
-            f"pass each. One pass is exposed to the host's noise: on the shared 2-core VM of "
-            f"these figures, some runs of the same code measured multi-crop at half speed "
-            f"(0.024 instead of 0.046-0.048 images/s); more `--images` steady the figure.\n\n"
+            f"pass each: one pass is exposed to the host's noise, more `--images` steady the "
+            f"figure.\n\n"
             f"{table}\n",
         )
 

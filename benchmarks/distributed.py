@@ -18,11 +18,11 @@ import keras
 import tensorflow as tf
 from absl import app, flags
 
-from benchmarks import report, vgg16
+from benchmarks import common, report
 
 FLAGS = flags.FLAGS
 flags.DEFINE_integer("steps", 1, "Timed steps per strategy, after one untimed step (the "
-                     "fastest is kept).")
+                     "fastest is kept).", lower_bound=1)
 
 REPLICAS = (1, 4)
 
@@ -46,22 +46,24 @@ def main(argv):
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(
         cpu, [tf.config.LogicalDeviceConfiguration()] * max(REPLICAS))
-    batch, side = vgg16.shape(FLAGS.quick)
+    batch, side = common.shape(FLAGS.quick)
     batch *= 2 if FLAGS.quick else 1  # at least one image per replica
-    batches = tf.data.Dataset.from_tensors(vgg16.batch_data(batch, side)).repeat()
+    batches = tf.data.Dataset.from_tensors(common.batch_data(batch, side)).repeat()
     rates = {}
+
+    def name(replicas: int) -> str:
+        return f"MirroredStrategy, {replicas} CPU device(s)"
+
     for replicas in REPLICAS:
         strategy = tf.distribute.MirroredStrategy([f"/cpu:{i}" for i in range(replicas)])
         with strategy.scope():
-            model = vgg16.compiled(vgg16.build("keras_vgg", "float32", side))
+            model = common.compiled(common.build("keras_vgg", "float32", side))
         timer = StepTimer()
         model.fit(batches, steps_per_epoch=1 + FLAGS.steps, epochs=1, verbose=0,
                   callbacks=[timer])
-        name = f"MirroredStrategy, {replicas} CPU device(s)"
-        rates[name] = batch / min(timer.seconds[1:])
-        print(f"{name}: {rates[name]:.1f}/s", file=sys.stderr, flush=True)
-    table = vgg16.ratio_table(rates, "MirroredStrategy, 1 CPU device(s)",
-                              what="keras_vgg training step")
+        rates[name(replicas)] = batch / min(timer.seconds[1:])
+        print(f"{name(replicas)}: {rates[name(replicas)]:.1f}/s", file=sys.stderr, flush=True)
+    table = common.ratio_table(rates, name(REPLICAS[0]), what="keras_vgg training step")
     print(table)
     if not FLAGS.quick:
         report.write_section(

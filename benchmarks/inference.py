@@ -12,24 +12,25 @@ from __future__ import annotations
 import tensorflow as tf
 from absl import app, flags
 
-from benchmarks import report, vgg16
+from benchmarks import common, report
 
 FLAGS = flags.FLAGS
-flags.DEFINE_integer("rounds", 2, "Timed rounds of one batch per variant (the best is kept).")
+flags.DEFINE_integer("rounds", 2, "Timed rounds of one batch per variant (the best is kept).",
+                     lower_bound=1)
 
 
 def main(argv):
     del argv
-    batch, side = vgg16.shape(FLAGS.quick)
-    images, _ = vgg16.batch_data(batch, side)
+    batch, side = common.shape(FLAGS.quick)
+    images, _ = common.batch_data(batch, side)
     runners = {}
     for policy in ("float32", "mixed_bfloat16"):
-        for library in vgg16.LIBRARIES:
-            model = vgg16.build(library, policy, side)
+        for library in common.LIBRARIES:
+            model = common.build(library, policy, side)
             forward = tf.function(lambda x, model=model: model(x, training=False))
             runners[f"{library} {policy}"] = lambda f=forward: f(images).numpy()
-    rates = vgg16.timed_rounds(runners, batch, rounds=FLAGS.rounds, steps=1)
-    table = vgg16.ratio_table(rates, "keras.applications float32", what="inference")
+    rates = common.timed_rounds(runners, batch, rounds=FLAGS.rounds, steps=1)
+    table = common.ratio_table(rates, "keras.applications float32", what="inference")
     print(table)
     if not FLAGS.quick:
         report.write_section(

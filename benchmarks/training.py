@@ -10,22 +10,23 @@ from __future__ import annotations
 
 from absl import app, flags
 
-from benchmarks import report, vgg16
+from benchmarks import common, report
 
 FLAGS = flags.FLAGS
-flags.DEFINE_integer("rounds", 2, "Timed rounds of one step per library (the best is kept).")
+flags.DEFINE_integer("rounds", 2, "Timed rounds of one step per library (the best is kept).",
+                     lower_bound=1)
 
 
 def main(argv):
     del argv
-    batch, side = vgg16.shape(FLAGS.quick)
-    images, labels = vgg16.batch_data(batch, side)
+    batch, side = common.shape(FLAGS.quick)
+    images, labels = common.batch_data(batch, side)
     runners = {}
-    for library in vgg16.LIBRARIES:
-        model = vgg16.compiled(vgg16.build(library, "float32", side))
+    for library in common.LIBRARIES:
+        model = common.compiled(common.build(library, "float32", side))
         runners[library] = lambda m=model: m.train_on_batch(images, labels)
-    rates = vgg16.timed_rounds(runners, batch, rounds=FLAGS.rounds, steps=1)
-    table = vgg16.ratio_table(rates, "keras.applications", what="training step")
+    rates = common.timed_rounds(runners, batch, rounds=FLAGS.rounds, steps=1)
+    table = common.ratio_table(rates, "keras.applications", what="training step")
     print(table)
     if not FLAGS.quick:
         report.write_section(

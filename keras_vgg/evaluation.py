@@ -64,17 +64,22 @@ def _posteriors_per_image(model_fn, per_scale: Sequence[tf.data.Dataset],
 
 def _runner(model: keras.Model, protocol: str):
     """`images -> [n, classes] posteriors` for "dense" (the fully-convolutional net) or
-    "multi_crop" (the model itself)."""
+    "multi_crop" (the model itself); images `[n, h, w, channels]` float32."""
     if protocol == "dense":
         net = dense.fully_convolutional(model)
-        forward = tf.function(lambda images: net(images, training=False)[dense.PROBABILITIES],
-                              reduce_retracing=True)
+
+        def forward(images):
+            return net(images, training=False)[dense.PROBABILITIES]
     elif protocol == "multi_crop":
-        forward = tf.function(lambda images: model(images, training=False),
-                              reduce_retracing=True)
+
+        def forward(images):
+            return model(images, training=False)
     else:
         raise ValueError(f"protocol must be 'dense' or 'multi_crop', got {protocol!r}")
-    return lambda images: forward(images).numpy()
+    # One graph for every batch and image size, traced here (not on the first timed image).
+    traced = tf.function(forward).get_concrete_function(
+        tf.TensorSpec([None, None, None, model.input_shape[-1]], tf.float32))
+    return lambda images: traced(images).numpy()
 
 
 def _per_scale(model: keras.Model, source: str, *, protocol: str, test_scales: Sequence[int],

@@ -6,8 +6,10 @@ import sys
 from pathlib import Path
 
 import pytest
+import tensorflow as tf
 
 ROOT = Path(__file__).resolve().parents[1]
+GPU = bool(tf.config.list_physical_devices("GPU"))
 
 
 @pytest.mark.parametrize("name, expected", [
@@ -15,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
     ("inference", "| keras_vgg mixed_bfloat16 |"),
     ("training", "| keras_vgg |"),
     ("distributed", "| MirroredStrategy, 4 CPU device(s) |"),
-    ("gpu_training", "no GPU is visible"),
+    ("gpu_training", "no GPU is visible" if not GPU else "| mixed_bfloat16, XLA on |"),
     ("dense_eval", "| multi-crop, Q=256,384,512, 150 crops |"),
     ("serving", "| SavedModel |"),
 ])

@@ -11,17 +11,14 @@ Entry points, each writing its own BENCHMARKS.md section:
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from collections.abc import Callable
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
-from absl import flags  # noqa: E402
+import keras
+import numpy as np
+import tensorflow as tf
+from absl import flags
 
 flags.DEFINE_bool("quick", False, "Smoke run: 32 px images, a batch of 2 (4 with 4 replicas), "
                  "BENCHMARKS.md untouched.")
