@@ -33,6 +33,11 @@ def l2_for_weight_decay(weight_decay: float) -> keras.regularizers.Regularizer |
     return keras.regularizers.L2(weight_decay / 2) if weight_decay > 0 else None
 
 
+def _several_tasks(cluster: dict) -> bool:
+    """Whether a cluster spec (`{"worker": [...], ...}`) names more than one process."""
+    return sum(len(tasks) for tasks in cluster.values()) > 1
+
+
 def cluster_from_environment() -> dict[str, list[str]]:
     """The cluster TF_CONFIG describes (`{"worker": ["host:port", ...], ...}`), or {};
     checked, with this process's task, so that a malformed TF_CONFIG is named here rather
@@ -48,7 +53,7 @@ def cluster_from_environment() -> dict[str, list[str]]:
             for tasks in cluster.values()):
         raise ValueError('TF_CONFIG must be {"cluster": {"worker": ["host:port", ...]}, "task": '
                          f'{{"type": "worker", "index": i}}}}; got {text!r}')
-    if sum(len(tasks) for tasks in cluster.values()) > 1:
+    if _several_tasks(cluster):
         task = config.get("task")
         if not (isinstance(task, dict) and task.get("type") in cluster
                 and isinstance(task.get("index"), int)
@@ -62,7 +67,7 @@ def strategy_from_environment() -> tf.distribute.Strategy:
     """MultiWorkerMirroredStrategy when TF_CONFIG describes a cluster of several tasks (each
     worker uses all its GPUs, or its CPU); else MirroredStrategy over the visible GPUs; else
     the default (single-device) strategy."""
-    if sum(len(tasks) for tasks in cluster_from_environment().values()) > 1:
+    if _several_tasks(cluster_from_environment()):
         return tf.distribute.MultiWorkerMirroredStrategy()
     if tf.config.list_logical_devices("GPU"):
         return tf.distribute.MirroredStrategy()
@@ -73,8 +78,7 @@ def is_multi_worker(strategy: tf.distribute.Strategy) -> bool:
     """Whether `strategy` spans several processes (a MultiWorkerMirroredStrategy cluster)."""
     if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
         return False
-    cluster = strategy.cluster_resolver.cluster_spec().as_dict()
-    return sum(len(tasks) for tasks in cluster.values()) > 1
+    return _several_tasks(strategy.cluster_resolver.cluster_spec().as_dict())
 
 
 def worker_dir(model_dir: str, strategy: tf.distribute.Strategy) -> str:
