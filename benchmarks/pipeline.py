@@ -6,6 +6,9 @@ Real photographs (the ones scikit-image ships) re-encoded as ImageNet-typical JP
 `--repeats`:
   decode-only  decode_jpeg of the whole image (the ceiling for any path that decodes)
   naive        decode all, rescale all to S, random crop, flip; colour shift per batch
+  naive, float32 resize
+               the same, with the decoded image cast to float32 before resizing, as ours
+               does: ours / this row is what decoding only the window is worth alone
   ours         keras_vgg.data.train_transform (decode only the crop window, resize it,
                flip); colour shift per batch
   ours+guard   the same inside the skip-undecodable-files guard train_dataset uses
@@ -34,11 +37,15 @@ flags.DEFINE_integer("images", 512, "Images per timed pass.")
 flags.DEFINE_integer("repeats", 5, "Timed passes per path (best is kept).")
 flags.DEFINE_bool("quick", False, "Smoke run: few images, one pass, BENCHMARKS.md untouched.")
 
-def naive_transform(contents, seed):
-    """Decode everything, rescale everything to S, then crop and flip."""
+def naive_transform(contents, seed, resize=tf.image.resize):
+    """Decode everything, rescale everything to S, then crop and flip. `resize` gets the
+    decoded uint8 image, as in the usual `tf.image.resize(tf.io.decode_jpeg(...))`."""
     s = tf.random.stateless_uniform([], data.derived_seed(seed, 3), data.SCALE_JITTER[0],
                                     data.SCALE_JITTER[1] + 1, dtype=tf.int32)
-    image = data.rescale_shorter_side(tf.io.decode_jpeg(contents, channels=3), s)
+    image = tf.io.decode_jpeg(contents, channels=3)
+    shape = tf.cast(tf.shape(image)[:2], tf.float32)
+    factor = tf.cast(s, tf.float32) / tf.reduce_min(shape)
+    image = resize(image, tf.cast(tf.round(shape * factor), tf.int32))
     image = tf.image.stateless_random_crop(image, [data.CROP_SIZE, data.CROP_SIZE, 3], seed)
     return tf.image.stateless_random_flip_left_right(image, data.derived_seed(seed, 1))
 
@@ -73,6 +80,8 @@ def paths(jpegs, count):
     return {
         "decode-only": base.map(lambda r: tf.io.decode_jpeg(r["image"], channels=3)),
         "naive": batched(image_by(naive_transform)),
+        "naive, float32 resize": batched(image_by(
+            lambda contents, seed: naive_transform(contents, seed, data.resize_bilinear))),
         "ours": batched(image_by(data.train_transform)),
         "ours+guard": batched(data.map_skipping_undecodable(
             base, lambda r: data.train_transform(r["image"], r["seed"]))),

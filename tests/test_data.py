@@ -81,6 +81,22 @@ def test_fast_path_samples_the_same_region_as_rescale_then_crop(name, scale):
             assert closest(ours, rescale_then_crop(decoded, scale, moved)) > 2 * same
 
 
+def test_float32_resize_is_bit_identical_to_resizing_the_decoded_uint8_image():
+    """resize_bilinear casts before resizing, for speed only: the pixels must not change."""
+    decoded = tf.io.decode_jpeg(encode(photo("coffee")))
+    for image, size in [(decoded, (224, 224)), (decoded[:100, :90], (224, 224)),
+                        (tf.stack([decoded, decoded[::-1]]), (256, 341))]:
+        ours = data.resize_bilinear(image, size)
+        assert ours.dtype == tf.float32
+        np.testing.assert_array_equal(ours, tf.image.resize(image, size))
+    contents, seed = encode(photo("astronaut")), tf.constant([3, 4])
+    window = data.decode_window(
+        contents, lambda shape: data.crop_window(shape, scale=data.SCALE_JITTER,
+                                                 crop_size=CROP, seed=seed))
+    np.testing.assert_array_equal(data.train_transform(contents, seed, flip=False),
+                                  tf.image.resize(window, CROP))
+
+
 def test_huge_photo_is_decoded_at_a_coarser_dct_scale(tmp_path):
     image = np.asarray(Image.fromarray(photo("astronaut")).resize((4096, 3072)))
     contents = encode(image, quality=90)
