@@ -237,8 +237,11 @@ def multi_crop(
 
 
 def derived_seed(seed: tf.Tensor, stream: int) -> tf.Tensor:
-    """An independent stateless seed for one random decision (Philox keys differ)."""
-    return seed + tf.constant([0, stream], seed.dtype)
+    """A stateless seed `[2]` for one random decision, `stream` >= 1, independent of `seed`'s
+    own draws (stream 0) and of every other seed's: folded in with a Philox draw, so images
+    whose seeds differ by one (the epoch-keyed `[seed, epoch * 2**32 + position]`) share
+    no stream."""
+    return tf.random.experimental.stateless_fold_in(seed, stream)
 
 
 def train_transform(
@@ -383,6 +386,8 @@ def _finish(
 
 
 def _batch_size(global_batch_size: int, input_context) -> int:
+    if global_batch_size < 1:
+        raise ValueError(f"the batch size must be at least 1, got {global_batch_size}")
     if input_context is None:
         return global_batch_size
     return input_context.get_per_replica_batch_size(global_batch_size)
@@ -423,6 +428,7 @@ def train_dataset(
         raise ValueError("an epoch-keyed pipeline needs a seed and no data_service")
     scale = parse_scale(scale)
     crop = parse_crop_size(crop_size)
+    batch_size = _batch_size(global_batch_size, input_context)
     if max(crop) > scale[0]:
         raise ValueError(
             f"crop_size {crop} is larger than the smallest training scale S={scale[0]}: the "
@@ -449,7 +455,7 @@ def train_dataset(
         deterministic=deterministic,
     )
     return _finish(
-        records, batch_size=_batch_size(global_batch_size, input_context),
+        records, batch_size=batch_size,
         preprocessing=preprocessing, with_ids=with_ids, data_service=data_service,
         job_name=job_name, deterministic=deterministic, colour=colour,
     )
@@ -486,8 +492,10 @@ def eval_dataset(
     if protocol not in EVAL_PROTOCOLS:
         raise ValueError(f"unknown protocol {protocol!r}; expected one of {EVAL_PROTOCOLS}")
     crop = parse_crop_size(crop_size)
-    if min(crop) > test_scale:
+    if max(crop) > test_scale:  # the shorter side of the rescaled image is Q
         raise ValueError(f"crop_size {crop} is larger than the test scale Q={test_scale}")
+    batched = protocol == "center"
+    batch_size = _batch_size(batch_size, input_context) if batched else None
     records = sources.open_source(source, split=split, input_context=input_context).dataset
 
     def transform(record):
@@ -502,13 +510,12 @@ def eval_dataset(
             return multi_crop(image, crop, flip=flip)
         return tf.stack([image, tf.image.flip_left_right(image)]) if flip else image[None]
 
-    batched = protocol == "center"
     records = map_skipping_undecodable(
         records, transform, group_size=GUARD_GROUP_SIZE if batched else 1
     )
     return _finish(
         records,
-        batch_size=_batch_size(batch_size, input_context) if batched else None,
+        batch_size=batch_size,
         preprocessing=None if protocol == "original" else preprocessing, with_ids=with_ids,
         data_service=None, job_name=None,
         deterministic=True,

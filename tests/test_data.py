@@ -17,7 +17,7 @@ from image_files import (
 )
 from PIL import Image
 
-from keras_vgg import data
+from keras_vgg import data, imagenet
 
 CROP = (224, 224)
 
@@ -257,6 +257,57 @@ def test_epoch_keyed_pipeline_is_a_function_of_seed_and_epoch(tmp_path):
         data.train_dataset(f"folder:{tmp_path}", global_batch_size=3, epoch=epoch)
 
 
+def test_derived_seeds_share_no_stream_with_any_images_own_seed():
+    """Epoch-keyed seeds of neighbouring images differ by one; the flip's and the colour
+    shift's seeds must not be another image's seed (or its draws would repeat)."""
+    keyed = [tf.constant([5, epoch * 2**32 + position], tf.int64)
+             for epoch in range(2) for position in range(100)]
+    pairs = [tuple(int(v) for v in seed) for seed in keyed]
+    pairs += [tuple(int(v) for v in data.derived_seed(seed, stream))
+              for seed in keyed for stream in (1, 2)]
+    assert len(set(pairs)) == len(pairs) == 600
+
+
+def windows(image_shape, seeds, scale=data.SCALE_JITTER, crop_size=CROP):
+    return tf.data.Dataset.from_tensor_slices(seeds).map(
+        lambda seed: data.crop_window(tf.constant(image_shape), scale=scale,
+                                      crop_size=crop_size, seed=seed)
+    ).batch(len(seeds)).get_single_element().numpy()
+
+
+def test_scale_jitter_draws_s_uniformly_and_the_crop_anywhere():
+    seeds = np.stack([np.arange(4000), np.full(4000, 9)], axis=1)
+    y, x, height, width = windows((375, 500, 3), seeds).T
+    np.testing.assert_array_equal(height, width)
+    s = 224 * 375 / height  # the S each window was cut at (to rounding)
+    assert 255 < s.min() < 262 and 500 < s.max() < 514
+    np.testing.assert_allclose(np.percentile(s, [25, 50, 75]), [320, 384, 448], atol=8)
+    for offset, room in [(y, 375 - height), (x, 500 - width)]:
+        assert offset.min() >= 0 and np.all(offset <= room)
+        np.testing.assert_allclose(np.mean(offset / room), 0.5, atol=0.03)
+    fixed = windows((375, 500, 3), seeds[:50], scale=(256, 256), crop_size=(224, 160))
+    assert {tuple(hw) for hw in fixed[:, 2:]} == {(328, 234)}  # 375 / 256 * (224, 160)
+
+
+def test_training_crops_are_flipped_half_of_the_time():
+    contents = encode(photo("astronaut")[::4, ::4])  # 128x128
+    seeds = [tf.constant([seed, 3]) for seed in range(60)]
+
+    def crop(seed, flip):
+        return data.train_transform(contents, seed, scale=(96, 128), crop_size=(64, 64),
+                                    flip=flip).numpy()
+
+    mirrored = 0
+    for seed in seeds:
+        plain, maybe = crop(seed, False), crop(seed, True)
+        assert not np.array_equal(plain, plain[:, ::-1])
+        if np.array_equal(maybe, plain[:, ::-1]):
+            mirrored += 1
+        else:
+            np.testing.assert_array_equal(maybe, plain)
+    assert 18 <= mirrored <= 42
+
+
 def test_colour_shift_has_alexnets_pca_covariance():
     seeds = tf.random.experimental.stateless_split(tf.constant([0, 0]), 4000)
     shifts = tf.stack([data.colour_shift(tf.zeros([1, 1, 3]), seed)[0, 0] for seed in seeds])
@@ -302,11 +353,19 @@ def test_preprocessing_matches_the_weights(tmp_path):
     [(dict(scale=(256, 512), crop_size=300), "larger than the smallest training scale"),
      (dict(scale=256, crop_size=(224, 300)), "larger than the smallest training scale"),
      (dict(scale="512,256"), "S_min <= S_max"), (dict(scale=(0, 0)), "0 < S_min"),
-     (dict(crop_size=(0, 10)), "crop_size")],
+     (dict(crop_size=(0, 10)), "crop_size"), (dict(global_batch_size=0), "at least 1")],
 )
 def test_bad_augmentation_arguments(kwargs, error, tmp_path):
     with pytest.raises(ValueError, match=error):
-        data.train_dataset(f"folder:{tmp_path}", global_batch_size=2, **kwargs)
+        data.train_dataset(f"folder:{tmp_path}", **{"global_batch_size": 2, **kwargs})
+
+
+@pytest.mark.parametrize(
+    "kwargs", [dict(test_scale=200), dict(test_scale=256, crop_size=(224, 300)),
+               dict(test_scale=256, crop_size=(300, 224)), dict(batch_size=0)])
+def test_bad_evaluation_arguments(kwargs, tmp_path):
+    with pytest.raises(ValueError, match="larger than the test scale|at least 1"):
+        data.eval_dataset(f"folder:{tmp_path}", **kwargs)
 
 
 def test_eval_protocols(tmp_path):
@@ -317,6 +376,9 @@ def test_eval_protocols(tmp_path):
     spec = f"folder:{folder}?labels={labels}"
     centre = list(data.eval_dataset(spec, protocol="center", test_scale=256, batch_size=8))
     assert [tuple(x.shape) for x, _ in centre] == [(2, 224, 224, 3)]
+    coffee = data.rescale_shorter_side(tf.io.decode_jpeg(encode(photo("coffee"))), 256)
+    np.testing.assert_allclose(  # 256x384: the crop is 16 rows and 80 columns in
+        centre[0][0][0], imagenet.preprocess_input(coffee[16:240, 80:304]), atol=1e-4)
     dense = [x.shape for x, _ in data.eval_dataset(spec, protocol="dense", test_scale=384)]
     assert dense == [(1, 384, 576, 3), (1, 384, 384, 3)]  # coffee is 400x600
     flipped, label = next(iter(data.eval_dataset(spec, protocol="dense", test_scale=256,
