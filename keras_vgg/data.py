@@ -125,16 +125,21 @@ def decode_image(contents: tf.Tensor) -> tf.Tensor:
     return image
 
 
-def decode_window(
+def decode_resized_window(
     contents: tf.Tensor,
     window_of: Callable[[tf.Tensor], tf.Tensor],
-    crop_size: tuple[int, int] = (CROP_SIZE, CROP_SIZE),
+    size: tuple[int, int] = (CROP_SIZE, CROP_SIZE),
 ) -> tf.Tensor:
-    """Decodes the part `window_of(image_shape)` of an encoded image: `[h, w, 3]` uint8.
+    """Decodes the part `window_of(image_shape)` of an encoded image and resizes it to
+    `size` (bilinear, half-pixel centres): `[size_h, size_w, 3]` float32 in [0, 255].
 
     JPEGs (including CMYK and grayscale ones) take the fast path, which decodes only the
-    window; anything else `tf.io.decode_image` reads (PNG, GIF, BMP, a PNG named .JPEG, a
-    JPEG without its end marker) is decoded whole, then cropped.
+    window (at a coarser DCT scale when it is huge), so it has a bounded size and is cast
+    to float32 before resizing: the same pixels as resizing uint8, from a kernel that reads
+    float32 about 1.4x faster (a 250x260 window to 224x224 on one thread: 319 against
+    459 us). Anything else `tf.io.decode_image` reads (PNG, GIF, BMP, a PNG named .JPEG, a
+    JPEG without its end marker) is decoded whole, cropped and resized from uint8, with no
+    float32 copy of a window whose size nothing bounds.
     """
     complete_jpeg = tf.equal(
         tf.strings.join([tf.strings.substr(contents, 0, 3), tf.strings.substr(contents, -2, 2)]),
@@ -143,16 +148,17 @@ def decode_window(
 
     def fast():
         window = window_of(tf.image.extract_jpeg_shape(contents))
-        return tf.cond(
-            tf.reduce_any(window[2:] >= 4 * tf.constant(crop_size)),
-            lambda: _decode_huge_jpeg_window(contents, window, crop_size),
+        decoded = tf.cond(
+            tf.reduce_any(window[2:] >= 4 * tf.constant(size)),
+            lambda: _decode_huge_jpeg_window(contents, window, size),
             lambda: tf.io.decode_and_crop_jpeg(contents, window, channels=3),
         )
+        return tf.image.resize(tf.cast(decoded, tf.float32), size, method="bilinear")
 
     def whole():
         image = decode_image(contents)
         y, x, height, width = tf.unstack(window_of(tf.shape(image)))
-        return image[y : y + height, x : x + width]
+        return tf.image.resize(image[y : y + height, x : x + width], size, method="bilinear")
 
     return tf.cond(complete_jpeg, fast, whole)
 
@@ -179,23 +185,13 @@ def colour_shift(images: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
     return shifted[0] if single else shifted
 
 
-def resize_bilinear(image: tf.Tensor, size) -> tf.Tensor:
-    """Bilinear resize (half-pixel centres) to `size` = (height, width): `[h, w, 3]` or
-    `[batch, h, w, 3]`, any real dtype -> float32.
-
-    The pixels are cast to float32 first: TensorFlow's bilinear kernel gives bit-identical
-    results either way, and reads float32 about 1.4x faster than uint8 (a 250x260 window to
-    224x224 on one thread: 319 against 459 us)."""
-    return tf.image.resize(tf.cast(image, tf.float32), size, method="bilinear")
-
-
 def rescale_shorter_side(image: tf.Tensor, size: int | tf.Tensor) -> tf.Tensor:
     """Isotropic rescale so that min(height, width) == size: `[h, w, 3]` or
     `[batch, h, w, 3]` -> float32."""
     shape = tf.cast(tf.shape(image)[-3:-1], tf.float32)
     factor = tf.cast(size, tf.float32) / tf.reduce_min(shape)
     new_shape = tf.maximum(tf.cast(tf.round(shape * factor), tf.int32), 1)
-    return resize_bilinear(image, new_shape)
+    return tf.image.resize(image, new_shape, method="bilinear")
 
 
 def central_crop(image: tf.Tensor, crop_size: tuple[int, int]) -> tf.Tensor:
@@ -255,12 +251,11 @@ def train_transform(
     """Encoded image -> one training crop, `[crop_h, crop_w, 3]` float32 RGB in [0, 255]:
     rescale to S, random crop, random flip. The colour shift and the weights'
     preprocessing follow per batch (`colour_shift`, `preprocess_input`)."""
-    window = decode_window(
+    image = decode_resized_window(
         contents,
         lambda shape: crop_window(shape, scale=scale, crop_size=crop_size, seed=seed),
         crop_size,
     )
-    image = resize_bilinear(window, crop_size)
     if flip:
         mirror = tf.random.stateless_uniform([], derived_seed(seed, 1)) < 0.5
         image = tf.cond(mirror, lambda: tf.reverse(image, [1]), lambda: image)
@@ -271,7 +266,7 @@ def train_transform(
 
 
 # Records go through `transform` in groups; each group is a small tf.data pipeline whose
-# failures `ignore_errors` drops, and whose survivors are compared with the group's ids.
+# failures `ignore_errors` drops, and whose survivors are compared with the group's records.
 GUARD_GROUP_SIZE = 16
 
 
@@ -282,31 +277,36 @@ def map_skipping_undecodable(
     group_size: int = GUARD_GROUP_SIZE,
     deterministic: bool = True,
 ) -> tf.data.Dataset:
-    """`record["image"] = transform(record)` for each record; records whose transform fails
-    (corrupt, truncated or non-image files) are dropped, and each drop is printed to stderr
-    with the record's id and the number dropped so far by this iterator.
+    """`record["image"] = transform(record)` for each record, in groups: each element is a
+    batch of the up to `group_size` records of a group that survived, in order (re-batch
+    it with `Dataset.rebatch`, or `unbatch` it). Records whose transform fails (corrupt,
+    truncated or non-image files) are dropped, and each drop is printed to stderr with the
+    record's id and the number dropped so far by this iterator.
 
     tf.data has no try/except, and `ignore_errors` drops failures without saying which.
-    Running it on groups of `group_size` records and comparing the survivors' ids with the
-    group's names the dropped ones at a cost per group, not per record. Transforms whose
-    outputs differ in shape need `group_size=1`.
+    Running it on groups of `group_size` records and seeing which of each group's positions
+    survived names the dropped ones at a cost per group, not per record (ids need not be
+    unique). Transforms whose outputs differ in shape need `group_size=1`.
     """
 
     def run_group(group):
         def transformed(record):
             return {**record, "image": transform(record)}
 
-        done = tf.data.Dataset.from_tensor_slices(group).map(transformed).ignore_errors()
+        slots = tf.range(tf.size(group["id"]))
+        done = (tf.data.Dataset.from_tensor_slices((group, slots))
+                .map(lambda record, slot: (transformed(record), slot)).ignore_errors())
         empty = tf.nest.map_structure(
             lambda spec: tf.zeros([0] + [0 if d is None else d for d in spec.shape], spec.dtype),
             done.element_spec,
         )
         survivors = done.batch(group_size).concatenate(tf.data.Dataset.from_tensors(empty))
-        return survivors.take(1).map(lambda batch: (batch, group["id"]))
+        return survivors.take(1).map(lambda batch, kept: (batch, kept, group["id"]))
 
     def account(dropped, group):
-        batch, group_ids = group
-        survived = tf.reduce_any(tf.equal(group_ids[:, None], batch["id"][None, :]), axis=1)
+        batch, kept, group_ids = group
+        positions = tf.range(tf.size(group_ids))
+        survived = tf.reduce_any(tf.equal(positions[:, None], kept[None, :]), axis=1)
         missing = tf.boolean_mask(group_ids, tf.logical_not(survived))
         dropped += tf.cast(tf.size(missing), tf.int64)
 
@@ -326,7 +326,6 @@ def map_skipping_undecodable(
             deterministic=deterministic,
         )
         .scan(tf.constant(0, tf.int64), account)
-        .unbatch()
     )
 
 
@@ -348,7 +347,7 @@ def _with_seeds(
 
 
 def _finish(
-    dataset: tf.data.Dataset,
+    groups: tf.data.Dataset,
     *,
     batch_size: int | None,
     preprocessing: str | None,
@@ -368,8 +367,8 @@ def _finish(
             return image, record["label"], record["id"]
         return image, record["label"]
 
-    if batch_size:
-        dataset = dataset.batch(batch_size)
+    # The guard's groups become batches without copying each image out and back in.
+    dataset = groups.rebatch(batch_size) if batch_size else groups.unbatch()
     # Colour shift and preprocessing run once per batch: fewer ops per image than per record.
     dataset = dataset.map(output, num_parallel_calls=tf.data.AUTOTUNE)
     if data_service:

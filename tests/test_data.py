@@ -30,8 +30,8 @@ def window_at(image_shape, scale, seed):
 
 
 def fast_crop(contents, scale, seed):
-    window = data.decode_window(contents, lambda shape: window_at(shape, scale, seed), CROP)
-    return tf.image.resize(window, CROP).numpy()
+    return data.decode_resized_window(
+        contents, lambda shape: window_at(shape, scale, seed), CROP).numpy()
 
 
 def rescale_then_crop(image, scale, window, *, antialias=False):
@@ -81,31 +81,24 @@ def test_fast_path_samples_the_same_region_as_rescale_then_crop(name, scale):
             assert closest(ours, rescale_then_crop(decoded, scale, moved)) > 2 * same
 
 
-def test_float32_resize_is_bit_identical_to_resizing_the_decoded_uint8_image():
-    """resize_bilinear casts before resizing, for speed only: the pixels must not change."""
-    decoded = tf.io.decode_jpeg(encode(photo("coffee")))
-    for image, size in [(decoded, (224, 224)), (decoded[:100, :90], (224, 224)),
-                        (tf.stack([decoded, decoded[::-1]]), (256, 341))]:
-        ours = data.resize_bilinear(image, size)
-        assert ours.dtype == tf.float32
-        np.testing.assert_array_equal(ours, tf.image.resize(image, size))
-    contents, seed = encode(photo("astronaut")), tf.constant([3, 4])
-    window = data.decode_window(
-        contents, lambda shape: data.crop_window(shape, scale=data.SCALE_JITTER,
-                                                 crop_size=CROP, seed=seed))
-    np.testing.assert_array_equal(data.train_transform(contents, seed, flip=False),
-                                  tf.image.resize(window, CROP))
+def test_jpeg_windows_are_resized_in_float32_to_the_same_pixels_as_from_uint8():
+    """The fast path casts its window to float32 before resizing, for speed only."""
+    for name, seed in [("astronaut", [3, 4]), ("coffee", [5, 6]), ("chelsea", [7, 8])]:
+        contents = encode(photo(name))
+        window = tf.io.decode_and_crop_jpeg(contents, window_at(photo(name).shape, 300, seed))
+        np.testing.assert_array_equal(fast_crop(contents, 300, seed),
+                                      tf.image.resize(window, CROP))
 
 
 def test_huge_photo_is_decoded_at_a_coarser_dct_scale(tmp_path):
     image = np.asarray(Image.fromarray(photo("astronaut")).resize((4096, 3072)))
     contents = encode(image, quality=90)
     window = window_at(image.shape, 256, [7, 8]).numpy()
-    decoded = data.decode_window(
-        tf.constant(contents), lambda shape: window_at(shape, 256, [7, 8]), CROP).numpy()
+    decoded = data._decode_huge_jpeg_window(tf.constant(contents), window, CROP).numpy()
     assert decoded.shape[0] <= window[2] // 4  # a coarse DCT scale, not the full window
     assert min(decoded.shape[:2]) >= 2 * CROP[0]
-    ours = tf.image.resize(decoded, CROP).numpy()
+    ours = fast_crop(contents, 256, [7, 8])
+    np.testing.assert_array_equal(ours, tf.image.resize(decoded, CROP))
     assert closest(ours, rescale_then_crop(image, 256, window, antialias=True)) < 4
 
 
@@ -182,6 +175,19 @@ def test_every_valid_image_kept_every_broken_one_reported(tmp_path, capfd):
     for path in broken:
         assert path in log
     assert f"({len(broken)} skipped so far)" in log
+
+
+def test_a_dropped_record_is_reported_even_when_a_survivor_has_its_id(capfd):
+    good, bad = encode(photo("coffee")[:64, :64]), broken_files()["random.JPEG"]
+    records = tf.data.Dataset.from_tensor_slices(
+        {"image": [good, bad, good, bad], "id": ["twin", "twin", "kept", "lost"]})
+    groups = data.map_skipping_undecodable(
+        records, lambda r: tf.image.resize(data.decode_image(r["image"]), (8, 8)),
+        group_size=4)
+    assert [i.decode() for i in groups.unbatch().map(lambda r: r["id"]).as_numpy_iterator()
+            ] == ["twin", "kept"]
+    log = capfd.readouterr().err
+    assert '["twin" "lost"]' in log and "(2 skipped so far)" in log
 
 
 def test_labels_follow_their_images(tmp_path):
