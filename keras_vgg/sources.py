@@ -17,6 +17,7 @@ import dataclasses
 import glob
 import os
 import re
+import sys
 import urllib.parse
 
 import tensorflow as tf
@@ -233,7 +234,12 @@ def _read_labels_file(path: str, file_names: list[str], classes: list[str]) -> l
         return [label(line[0]) for line in lines]
     if all(len(line) == 1 for line in lines) and all(_VAL_INDEX.match(n) for n in file_names):
         # ILSVRC2012_val_00000042.JPEG is line 42 of the 50,000-line validation file.
-        return [label(lines[int(_VAL_INDEX.match(n).group(1)) - 1][0]) for n in file_names]
+        lines_needed = {name: int(_VAL_INDEX.match(name).group(1)) for name in file_names}
+        beyond = [name for name, line in lines_needed.items() if line > len(lines)]
+        if beyond:
+            raise ValueError(f"labels file {path!r} has {len(lines)} lines; {beyond[:5]} need "
+                             "the lines their numbers name")
+        return [label(lines[lines_needed[name] - 1][0]) for name in file_names]
     raise ValueError(
         f"labels file {path!r}: expected lines 'FILE LABEL', or one label per line for the "
         f"{len(file_names)} files in sorted order"
@@ -257,12 +263,21 @@ def _open_folder(spec, *, split, input_context, shuffle_files, seed, epoch) -> R
         classes = _class_list(options.get("classes"), synsets, root)
         index = {name: position for position, name in enumerate(classes)}
         paths, labels = [], []
+        ignored = [os.path.join(root, name) for name in entries if name not in synsets]
         for synset in synsets:
             folder = os.path.join(root, synset)
             for name in sorted(os.listdir(folder)):
-                if _is_listed(name) and os.path.isfile(os.path.join(folder, name)):
-                    paths.append(os.path.join(folder, name))
+                if not _is_listed(name):
+                    continue
+                path = os.path.join(folder, name)
+                if os.path.isfile(path):
+                    paths.append(path)
                     labels.append(index[synset])
+                else:
+                    ignored.append(path)
+        if ignored:  # not images of a class: say so rather than drop them silently
+            print(f"keras_vgg.sources: folder {root!r}: ignored {len(ignored)} entries that are "
+                  f"not files in a class folder: {ignored[:5]}", file=sys.stderr)
     else:  # flat folder + labels file
         classes = _class_list(options.get("classes", "imagenet"), [], root)
         labels_file = options.get("labels")

@@ -85,6 +85,45 @@ def test_flat_validation_folder_with_ilsvrc_names_uses_tfds_labels(tmp_path):
                    for i in (1, 3, 42)}
 
 
+def test_folder_with_a_class_list_file(tmp_path):
+    imagenet_folder(str(tmp_path / "data"), ["cat", "ant"], per_class=1)
+    classes = tmp_path / "classes.txt"
+    classes.write_text("dog\ncat\nant\n")
+    got = {os.path.basename(os.path.dirname(p)): label for p, label, _ in
+           read_all(sources.open_source(f"folder:{tmp_path / 'data'}?classes={classes}"))}
+    assert got == {"cat": 1, "ant": 2}
+
+
+def test_files_outside_class_folders_are_named_not_dropped_silently(tmp_path, capfd):
+    imagenet_folder(str(tmp_path), ["n01"], per_class=2)
+    loose = write(str(tmp_path), {"stray.JPEG": encode(photo("coffee"))})
+    nested = write(str(tmp_path / "n01" / "more"), {"deep.JPEG": encode(photo("coffee"))})
+    assert len(read_all(sources.open_source(f"folder:{tmp_path}"))) == 2
+    log = capfd.readouterr().err
+    assert "ignored 2 entries" in log and loose[0] in log
+    assert os.path.dirname(nested[0]) in log
+
+
+def test_flat_folder_with_one_label_per_sorted_file(tmp_path):
+    folder = tmp_path / "val"
+    write(str(folder), {f"img{i}.jpg": encode(photo("coffee")) for i in (2, 0, 1)})
+    labels = tmp_path / "labels.txt"
+    labels.write_text("5\nn01440764\n9\n")  # img0, img1, img2
+    got = {os.path.basename(p): label
+           for p, label, _ in read_all(sources.open_source(f"folder:{folder}?labels={labels}"))}
+    assert got == {"img0.jpg": 5, "img1.jpg": 0, "img2.jpg": 9}
+
+
+def test_ilsvrc_names_beyond_the_labels_file_are_an_error(tmp_path):
+    folder = tmp_path / "val"
+    write(str(folder), {f"ILSVRC2012_val_0000000{i}.JPEG": encode(photo("coffee"))
+                        for i in (1, 2, 9)})
+    labels = tmp_path / "labels.txt"
+    labels.write_text("n01440764\n")
+    with pytest.raises(ValueError, match="has 1 lines.*ILSVRC2012_val_00000009"):
+        sources.open_source(f"folder:{folder}?labels={labels}")
+
+
 def test_flat_folder_without_labels_is_an_error(tmp_path):
     write(str(tmp_path), {"a.jpg": encode(photo("coffee"))})
     with pytest.raises(ValueError, match="no class subfolders.*labels=FILE"):
