@@ -8,7 +8,8 @@ tf.data thread, alternating, best of `--repeats`:
   naive        decode all, rescale all to S, random crop, flip; colour shift per batch
   naive, float32 resize
                the same, with the decoded image cast to float32 before resizing, as ours
-               does: ours / this row is what decoding only the window is worth alone
+               does: ours / this row is what decoding and resizing only the window
+               is worth alone
   ours         keras_vgg.data.train_transform (decode only the crop window, resize it,
                flip); colour shift per batch
   naive+guard, ours+guard
@@ -80,7 +81,8 @@ def paths(jpegs, count):
     base = records(jpegs, count)
 
     def coloured(batches):
-        return batches.map(lambda batch: data.colour_shift(batch["image"], batch["seed"][0]))
+        return batches.map(lambda batch: data.colour_shift(
+            batch["image"], data.derived_seed(batch["seed"][0], 2)))
 
     def image_by(transform):
         return base.map(lambda r: {"image": transform(r["image"], r["seed"]), "seed": r["seed"]})

@@ -177,6 +177,16 @@ def test_every_valid_image_kept_every_broken_one_reported(tmp_path, capfd):
     assert f"({len(broken)} skipped so far)" in log
 
 
+def test_a_group_in_which_every_file_is_broken_is_skipped(tmp_path, capfd):
+    good = imagenet_folder(str(tmp_path), ["n01"], per_class=1)
+    for copy in range(4):  # 21 files: one group of 16 or of 5 holds only broken ones
+        write(str(tmp_path / "n01"), {f"{copy}_{name}": payload
+                                      for name, payload in broken_files().items()})
+    dataset = data.train_dataset(f"folder:{tmp_path}", global_batch_size=4, with_ids=True)
+    assert [i.decode() for _, _, ids in dataset for i in ids.numpy()] == good
+    assert "(20 skipped so far)" in capfd.readouterr().err
+
+
 def test_a_dropped_record_is_reported_even_when_a_survivor_has_its_id(capfd):
     good, bad = encode(photo("coffee")[:64, :64]), broken_files()["random.JPEG"]
     records = tf.data.Dataset.from_tensor_slices(
@@ -367,10 +377,13 @@ def test_bad_augmentation_arguments(kwargs, error, tmp_path):
 
 
 @pytest.mark.parametrize(
-    "kwargs", [dict(test_scale=200), dict(test_scale=256, crop_size=(224, 300)),
-               dict(test_scale=256, crop_size=(300, 224)), dict(batch_size=0)])
-def test_bad_evaluation_arguments(kwargs, tmp_path):
-    with pytest.raises(ValueError, match="larger than the test scale|at least 1"):
+    "kwargs, error",
+    [(dict(test_scale=200), "larger than the test scale Q=200"),
+     (dict(test_scale=256, crop_size=(224, 300)), r"\(224, 300\) is larger than the test"),
+     (dict(test_scale=256, crop_size=(300, 224)), r"\(300, 224\) is larger than the test"),
+     (dict(batch_size=0), "at least 1, got 0")])
+def test_bad_evaluation_arguments(kwargs, error, tmp_path):
+    with pytest.raises(ValueError, match=error):
         data.eval_dataset(f"folder:{tmp_path}", **kwargs)
 
 
