@@ -73,7 +73,9 @@ def main(argv):
         "--config=A", f"--data=folder:{images}/train", f"--val_data=folder:{images}/val",
         f"--model_dir={run}", f"--epochs={FLAGS.epochs}", "--batch_size=32",
         "--width_multiplier=0.125", "--scale=72,96", "--crop_size=64", "--test_scale=80",
-        "--init=glorot", "--learning_rate=0.01", "--seed=0",
+        # The paper's 0.01 is for batches of 256; at 32 it once blew the net up mid-run
+        # (held-out accuracy 75% -> 30% in an epoch), so half of it.
+        "--init=glorot", "--learning_rate=0.005", "--seed=0",
     ]
     print(" ".join(command), flush=True)
     subprocess.run(command, check=True)
