@@ -42,22 +42,16 @@ flags.DEFINE_integer("images", 512, "Images per timed pass.")
 flags.DEFINE_integer("repeats", 5, "Timed passes per path (best is kept).")
 flags.DEFINE_bool("quick", False, "Smoke run: few images, one pass, BENCHMARKS.md untouched.")
 
-def naive_transform(contents, seed, resize=tf.image.resize):
-    """Decode everything, rescale everything to S, then crop and flip. `resize` gets the
-    decoded uint8 image, as in the usual `tf.image.resize(tf.io.decode_jpeg(...))`."""
+def naive_transform(contents, seed, float32=False):
+    """Decode everything, rescale everything to S, then crop and flip. The decoded uint8
+    image is resized as it is, as in the usual `tf.image.resize(tf.io.decode_jpeg(...))`,
+    or with `float32` cast first, as ours casts its window."""
     s = tf.random.stateless_uniform([], data.derived_seed(seed, 3), data.SCALE_JITTER[0],
                                     data.SCALE_JITTER[1] + 1, dtype=tf.int32)
     image = tf.io.decode_jpeg(contents, channels=3)
-    shape = tf.cast(tf.shape(image)[:2], tf.float32)
-    factor = tf.cast(s, tf.float32) / tf.reduce_min(shape)
-    image = resize(image, tf.cast(tf.round(shape * factor), tf.int32))
+    image = data.rescale_shorter_side(tf.cast(image, tf.float32) if float32 else image, s)
     image = tf.image.stateless_random_crop(image, [data.CROP_SIZE, data.CROP_SIZE, 3], seed)
     return tf.image.stateless_random_flip_left_right(image, data.derived_seed(seed, 1))
-
-
-def resize_in_float32(image, size):
-    """The cast ours makes before resizing its window (the same pixels, a faster kernel)."""
-    return tf.image.resize(tf.cast(image, tf.float32), size)
 
 
 def records(jpegs: list[bytes], count: int) -> tf.data.Dataset:
@@ -95,7 +89,7 @@ def paths(jpegs, count):
         "decode-only": base.map(lambda r: tf.io.decode_jpeg(r["image"], channels=3)),
         "naive": coloured(image_by(naive_transform).batch(32)),
         "naive, float32 resize": coloured(image_by(
-            lambda contents, seed: naive_transform(contents, seed, resize_in_float32)).batch(32)),
+            lambda contents, seed: naive_transform(contents, seed, float32=True)).batch(32)),
         "ours": coloured(image_by(data.train_transform).batch(32)),
         # as train_dataset runs them: inside the guard, its groups of survivors re-batched
         "naive+guard": coloured(guarded(naive_transform)),

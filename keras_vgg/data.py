@@ -290,12 +290,10 @@ def map_skipping_undecodable(
     """
 
     def run_group(group):
-        def transformed(record):
-            return {**record, "image": transform(record)}
-
         slots = tf.range(tf.size(group["id"]))
         done = (tf.data.Dataset.from_tensor_slices((group, slots))
-                .map(lambda record, slot: (transformed(record), slot)).ignore_errors())
+                .map(lambda record, slot: ({**record, "image": transform(record)}, slot))
+                .ignore_errors())
         empty = tf.nest.map_structure(
             lambda spec: tf.zeros([0] + [0 if d is None else d for d in spec.shape], spec.dtype),
             done.element_spec,
