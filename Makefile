@@ -34,6 +34,7 @@ bench: $(VENV)/.test-installed
 	$(BIN)/python -m benchmarks.pipeline
 	$(BIN)/python -m benchmarks.inference
 	$(BIN)/python -m benchmarks.training
+	$(BIN)/python -m benchmarks.initialisation
 	$(BIN)/python -m benchmarks.distributed
 	$(BIN)/python -m benchmarks.dense_eval
 	$(BIN)/python -m benchmarks.serving

@@ -3,9 +3,9 @@
   speed      images/s of full-size VGG16 (random weights; compute does not depend on them)
              on the scikit-image photographs at 500x375 / 375x500
   agreement  top-1 agreement of the two protocols, and each one's top-1 error, with a
-             trained net: the demo's (`make demo` writes it; config A at 1/8 width, 64 px
-             crops, so Q = 80 and multi-crop at {72, 80, 96}) on its 400 held-out images.
-             No ImageNet weights can be downloaded here; with them, pass --weights=imagenet.
+             trained net: the demo's run (`make demo` writes it), dense at its single-scale
+             Q and multi-crop at its Q set, on its held-out images. No ImageNet weights can
+             be downloaded here.
 
     python -m benchmarks.dense_eval [--quick] [--images=1] [--demo=demo]
 """
@@ -23,7 +23,7 @@ from absl import app, flags  # noqa: E402
 import keras_vgg  # noqa: E402
 from benchmarks import report  # noqa: E402
 from benchmarks.photos import imagenet_like_jpegs  # noqa: E402
-from keras_vgg import evaluation  # noqa: E402
+from keras_vgg import evaluation, runs  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_bool("quick", False, "Smoke run: a narrow net, BENCHMARKS.md untouched.")
@@ -53,19 +53,20 @@ def speed(source: str, width: float) -> tuple[float, float]:
     return dense.images_per_second, crops.images_per_second
 
 
-def agreement(demo: str) -> tuple[float, float, float] | None:
-    """(top-1 agreement, dense top-1 error, multi-crop top-1 error) of the demo's net."""
-    weights = os.path.join(demo, "run", "final.weights.h5")
-    if not os.path.exists(weights):
+def agreement(demo: str) -> tuple[runs.Run, int, float, float, float] | None:
+    """The demo's run, its held-out image count, and (top-1 agreement, dense top-1 error,
+    multi-crop top-1 error) of its net; None before `make demo` has run."""
+    run_dir = os.path.join(demo, "run")
+    if not runs.is_run(run_dir) or not os.path.exists(runs.load(run_dir).weights_path):
         return None
-    model = keras_vgg.vgg("A", weights=weights, width_multiplier=0.125,
-                          input_shape=(64, 64, 3), classes=10)
-    source = f"folder:{os.path.join(demo, 'images', 'val')}"
-    dense, labels = evaluation.posteriors(model, source, protocol="dense", test_scales=(80,))
-    crops, _ = evaluation.posteriors(model, source, protocol="multi_crop",
-                                     test_scales=(72, 80, 96))
+    run = runs.load(run_dir)
+    model = run.build_model()
+    dense, labels = evaluation.posteriors(model, run.config.val_data, protocol="dense",
+                                          test_scales=(run.test_scale,))
+    crops, _ = evaluation.posteriors(model, run.config.val_data, protocol="multi_crop",
+                                     test_scales=run.test_scales)
     agree = float(np.mean(dense.argmax(1) == crops.argmax(1)))
-    return (agree, evaluation.top_k_error(dense, labels, 1),
+    return (run, len(labels), agree, evaluation.top_k_error(dense, labels, 1),
             evaluation.top_k_error(crops, labels, 1))
 
 
@@ -80,14 +81,15 @@ def main(argv):
             f"| multi-crop, Q=256,384,512, 150 crops | {crop_rate:.3f} | 1.0x |"]
     agreed = agreement(FLAGS.demo)
     if agreed is None:
-        rows.append(f"\nTop-1 agreement: not measured ({FLAGS.demo}/run/final.weights.h5 is "
-                    "missing: run `make demo` first).")
+        rows.append(f"\nTop-1 agreement: not measured ({FLAGS.demo}/run holds no finished "
+                    "run: run `make demo` first).")
     else:
-        agree, dense_error, crop_error = agreed
-        rows.append(f"\nTop-1 agreement of dense (Q=80, flip) and multi-crop (Q=72,80,96, "
-                    f"150 crops) with the demo's trained net on its 400 held-out images: "
-                    f"{agree:.1%}; top-1 error dense {dense_error:.1%}, multi-crop "
-                    f"{crop_error:.1%}.")
+        run, images, agree, dense_error, crop_error = agreed
+        scales = ",".join(str(q) for q in run.test_scales)
+        rows.append(f"\nTop-1 agreement of dense (Q={run.test_scale}, flip) and multi-crop "
+                    f"(Q={scales}, {50 * len(run.test_scales)} crops) with the demo's trained "
+                    f"net on its {images} held-out images: {agree:.1%}; top-1 error dense "
+                    f"{dense_error:.1%}, multi-crop {crop_error:.1%}.")
     table = "\n".join(rows)
     print(table)
     if not FLAGS.quick:

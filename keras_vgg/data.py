@@ -419,7 +419,7 @@ def train_dataset(
     service does the sharding, so `input_context` then only sets the batch size.
 
     With `epoch` (an int64 variable the trainer sets at each epoch's start, see
-    `keras_vgg.training.EpochCounter`) and a `seed`, every random choice of an epoch is a
+    `keras_vgg.callbacks.EpochCounter`) and a `seed`, every random choice of an epoch is a
     pure function of `(seed, epoch)`: a run resumed at epoch k sees exactly the data an
     uninterrupted run sees. Not with `data_service` (a variable cannot be shipped).
     """

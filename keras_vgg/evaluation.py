@@ -19,7 +19,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_vgg import data, dense, serving
+from keras_vgg import data, dense, runs, serving, sources
 
 PROTOCOLS = ("dense", "multi_crop", "combined")
 
@@ -154,6 +154,27 @@ def evaluate(
                               top_k_error(probabilities, labels, 5), len(labels),
                               len(labels) / seconds))
     return results
+
+
+def evaluate_run(
+    run: runs.Run,
+    source: str,
+    *,
+    protocols: Sequence[str] = ("dense",),
+    test_scales: Sequence[int] | None = None,
+    flip: bool = True,
+    split: str = "validation",
+    max_images: int | None = None,
+) -> list[Result]:
+    """`evaluate` for a training run's net (`keras_vgg.runs`), with its preprocessing and,
+    by default, the paper's multi-scale Q set for its training scale (`run.test_scales`).
+    The source must label the run's classes in the run's order."""
+    runs.check_same_classes(run.class_ids, sources.open_source(source, split=split).class_ids,
+                            what=f"the evaluation data {source!r}")
+    return evaluate(run.build_model(), source, protocols=protocols,
+                    test_scales=test_scales or run.test_scales, flip=flip,
+                    preprocessing=run.config.preprocessing, split=split,
+                    max_images=max_images)
 
 
 def evaluate_saved_model(

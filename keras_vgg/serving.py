@@ -27,8 +27,10 @@ without this package (or Keras) installed.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
+import logging
 import os
 import re
 import shutil
@@ -37,8 +39,9 @@ from collections.abc import Sequence
 import keras
 import numpy as np
 import tensorflow as tf
+from absl import logging as absl_logging
 
-from keras_vgg import data, dense, imagenet
+from keras_vgg import configs, data, dense, imagenet, runs
 
 SIGNATURE_PIXELS = "serving_default"
 SIGNATURE_BYTES = "image_bytes"
@@ -227,6 +230,21 @@ def warmup_requests(model_name: str, options: ServingOptions) -> list[bytes]:
     return logs
 
 
+@contextlib.contextmanager
+def _quiet_tensorflow_logs():
+    """TensorFlow's SavedModel writer logs every renamed input and asset at INFO level;
+    those lines say nothing a user can act on."""
+    logger = tf.get_logger()
+    level, verbosity = logger.level, absl_logging.get_verbosity()
+    logger.setLevel(logging.WARNING)
+    absl_logging.set_verbosity(absl_logging.WARNING)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+        absl_logging.set_verbosity(verbosity)
+
+
 def export_saved_model(
     model: keras.Model,
     export_base: str,
@@ -262,7 +280,8 @@ def export_saved_model(
     staging = os.path.join(model_dir, f".staging-{version}-{os.getpid()}")
     shutil.rmtree(staging, ignore_errors=True)
     try:
-        archive.write_out(staging, verbose=False)
+        with _quiet_tensorflow_logs():
+            archive.write_out(staging, verbose=False)
         tf.io.gfile.makedirs(os.path.join(staging, "assets.extra"))
         with tf.io.gfile.GFile(os.path.join(staging, OPTIONS_FILE), "w") as file:
             json.dump(dataclasses.asdict(options), file, indent=1)
@@ -274,3 +293,24 @@ def export_saved_model(
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return final
+
+
+def export_run(
+    run: runs.Run,
+    export_base: str,
+    *,
+    model_name: str | None = None,
+    version: int | None = None,
+    warmup: bool = True,
+    **options,
+) -> str:
+    """Exports a training run's net (`keras_vgg.runs`) with what the run says: its classes'
+    names as `top_k_names`, its preprocessing, and its single-scale Q (S, or (S_min +
+    S_max) / 2). `options` (`ServingOptions` fields) override; `model_name` defaults to
+    the config's (`vgg11`). Returns the version directory."""
+    options = ServingOptions(**{"test_scale": run.test_scale,
+                                "preprocessing": run.config.preprocessing, **options})
+    return export_saved_model(
+        run.build_model(), export_base,
+        model_name=model_name or configs.get(run.config.config).model_name, version=version,
+        options=options, class_names=run.class_names, warmup=warmup)

@@ -38,12 +38,17 @@ class Records:
     Attributes:
       dataset: elements `{"image": tf.string, "label": tf.int32, "id": tf.string}`.
       num_examples: examples in this shard, when the source knows it.
-      num_classes: classes of the labelling.
+      class_ids: the classes of the labelling, in label order: ImageNet synsets
+        ("n01440764"), class folder names, or the labels as strings.
     """
 
     dataset: tf.data.Dataset
     num_examples: int | None
-    num_classes: int
+    class_ids: tuple[str, ...]
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_ids)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,6 +69,12 @@ class SourceSpec:
         location, _, query = rest.partition("?")
         options = dict(urllib.parse.parse_qsl(query, strict_parsing=bool(query)))
         return cls(kind, location, options)
+
+    @property
+    def spec(self) -> str:
+        """The spec string `parse` reads back."""
+        query = "?" + urllib.parse.urlencode(self.options) if self.options else ""
+        return f"{self.kind}:{self.location}{query}"
 
     def take(self, *allowed: str) -> dict[str, str]:
         unknown = sorted(set(self.options) - set(allowed))
@@ -180,7 +191,7 @@ def _open_tfds(spec, *, split, input_context, shuffle_files, seed, epoch) -> Rec
     return Records(
         dataset.enumerate().map(record, num_parallel_calls=tf.data.AUTOTUNE),
         num_examples,
-        features["label"].num_classes,
+        tuple(features["label"].names),
     )
 
 
@@ -300,10 +311,18 @@ def _open_folder(spec, *, split, input_context, shuffle_files, seed, epoch) -> R
         lambda path, label: {"image": tf.io.read_file(path), "label": label, "id": path},
         num_parallel_calls=tf.data.AUTOTUNE,
     )
-    return Records(dataset, len(paths), len(classes))
+    return Records(dataset, len(paths), tuple(classes))
 
 
 # --- TFRecords ---------------------------------------------------------------------------
+
+
+def _label_ids(num_classes: int) -> tuple[str, ...]:
+    """TFRecord labels have no names: ImageNet's synsets for its 1000 classes (the order
+    the ImageNet conversion scripts number them in), else the labels themselves."""
+    if num_classes == imagenet.NUM_CLASSES:
+        return tuple(synset for synset, _ in imagenet.class_index().values())
+    return tuple(str(label) for label in range(num_classes))
 
 
 def _open_tfrecord(spec, *, split, input_context, shuffle_files, seed, epoch) -> Records:
@@ -359,4 +378,4 @@ def _open_tfrecord(spec, *, split, input_context, shuffle_files, seed, epoch) ->
     )
     if input_context is not None and input_context.num_input_pipelines > 1 and not by_file:
         dataset = dataset.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
-    return Records(dataset, None, num_classes)
+    return Records(dataset, None, _label_ids(num_classes))

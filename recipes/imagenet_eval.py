@@ -1,13 +1,17 @@
-"""Evaluates trained weights with the paper's test protocols (Sect. 3.2) and prints a table
+"""Evaluates a trained net with the paper's test protocols (Sect. 3.2) and prints a table
 shaped like its Tables 3-5 (top-1 / top-5 error, and images/s).
 
-    python recipes/imagenet_eval.py --config=D --weights=runs/d/final.weights.h5 \
-        --data='tfds:imagenet2012?data_dir=/data/tfds' --protocols=dense,multi_crop,combined \
-        --test_scales=256,384,512
+    python recipes/imagenet_eval.py --model_dir=runs/d --data=folder:/data/val
+    python recipes/imagenet_eval.py --model_dir=runs/d --protocols=dense,multi_crop,combined \
+        --data='tfds:imagenet2012?data_dir=/data/tfds'
     python recipes/imagenet_eval.py --config=E --weights=imagenet --data=folder:/data/val
     python recipes/imagenet_eval.py --saved_model=exported/vgg16/1 --data=folder:/data/val
 
-An exported SavedModel is evaluated densely at the Q (and flip) it was exported with.
+A run directory (`--model_dir`, written by `recipes/imagenet_train.py`) says everything
+else: the network, its crop, classes and preprocessing, and the paper's multi-scale Q set
+for its training scale ({S-32, S, S+32}, or {S_min, (S_min+S_max)/2, S_max} when jittered).
+Other weights need `--config` and the rest. An exported SavedModel is evaluated densely at
+the Q (and flip) it was exported with.
 """
 
 from __future__ import annotations
@@ -19,23 +23,27 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from absl import app, flags  # noqa: E402
 
 import keras_vgg  # noqa: E402
-from keras_vgg import data, evaluation, imagenet, sources  # noqa: E402
+from keras_vgg import data, evaluation, imagenet, runs, sources  # noqa: E402
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("config", "D", "Network: A, A-LRN, B, C, D, E or a variant.")
-flags.DEFINE_string("weights", None, "'imagenet' or a weights file (Keras, torchvision, timm).")
-flags.DEFINE_string("saved_model", None, "Instead of --weights: an exported version directory.")
+flags.DEFINE_string("model_dir", None, "A training run's directory: the net and its settings.")
+flags.DEFINE_string("weights", None, "Instead: 'imagenet' or a weights file (Keras, "
+                    "torchvision, timm), with --config and the flags below.")
+flags.DEFINE_string("saved_model", None, "Instead: an exported version directory.")
 flags.DEFINE_string("data", "tfds:imagenet2012", "Evaluation source (tfds:, folder:, tfrecord:).")
 flags.DEFINE_string("split", "validation", "TFDS split.")
 flags.DEFINE_list("protocols", ["dense"], f"Some of {', '.join(evaluation.PROTOCOLS)}.")
-flags.DEFINE_list("test_scales", [str(data.TEST_SCALE)], "Test scales Q, e.g. 256,384,512.")
+flags.DEFINE_list("test_scales", None, "Test scales Q, e.g. 256,384,512; default the run's "
+                  f"multi-scale set, or {data.TEST_SCALE} for --weights.")
 flags.DEFINE_bool("flip", True, "Average each image with its mirror image.")
-flags.DEFINE_integer("crop_size", data.CROP_SIZE, "The training crop side of the weights.")
-flags.DEFINE_float("width_multiplier", 1.0, "Width of the trained network.")
 flags.DEFINE_integer("max_images", None, "Evaluate only this many images.")
+flags.DEFINE_string("config", "D", "With --weights: A, A-LRN, B, C, D, E or a variant.")
+flags.DEFINE_integer("crop_size", data.CROP_SIZE, "With --weights: their training crop side.")
+flags.DEFINE_float("width_multiplier", 1.0, "With --weights: the trained network's width.")
 flags.DEFINE_enum("preprocessing", "caffe", list(imagenet.PREPROCESSING_MODES),
-                  "caffe for Keras weights, torch for torchvision/timm checkpoints.")
-flags.mark_flags_as_mutual_exclusive(["weights", "saved_model"], required=True)
+                  "With --weights: caffe for Keras weights, torch for torchvision/timm ones.")
+flags.mark_flags_as_mutual_exclusive(["model_dir", "weights", "saved_model"], required=True)
+NETWORK_FLAGS = ("config", "crop_size", "width_multiplier", "preprocessing")
 
 
 def main(argv):
@@ -46,17 +54,24 @@ def main(argv):
                 FLAGS.saved_model, FLAGS.data, split=FLAGS.split,
                 max_images=FLAGS.max_images)]))
             return
-        scales = tuple(int(q) for q in FLAGS.test_scales)
-        classes = sources.open_source(FLAGS.data, split=FLAGS.split).num_classes
-        model = keras_vgg.vgg(
-            FLAGS.config, weights=FLAGS.weights, classes=classes,
-            input_shape=(FLAGS.crop_size, FLAGS.crop_size, 3),
-            width_multiplier=FLAGS.width_multiplier,
-        )
-        results = evaluation.evaluate(
-            model, FLAGS.data, protocols=FLAGS.protocols, test_scales=scales, flip=FLAGS.flip,
-            preprocessing=FLAGS.preprocessing, split=FLAGS.split, max_images=FLAGS.max_images,
-        )
+        scales = tuple(int(q) for q in FLAGS.test_scales or ())
+        options = {"protocols": FLAGS.protocols, "flip": FLAGS.flip, "split": FLAGS.split,
+                   "max_images": FLAGS.max_images}
+        given = [f"--{name}" for name in NETWORK_FLAGS if FLAGS[name].present]
+        if FLAGS.model_dir:
+            if given:
+                raise ValueError(f"--model_dir describes the network: drop {', '.join(given)}")
+            results = evaluation.evaluate_run(runs.load(FLAGS.model_dir), FLAGS.data,
+                                              test_scales=scales, **options)
+        else:
+            model = keras_vgg.vgg(
+                FLAGS.config, weights=FLAGS.weights,
+                classes=sources.open_source(FLAGS.data, split=FLAGS.split).num_classes,
+                input_shape=(FLAGS.crop_size, FLAGS.crop_size, 3),
+                width_multiplier=FLAGS.width_multiplier)
+            results = evaluation.evaluate(model, FLAGS.data, test_scales=scales or
+                                          (data.TEST_SCALE,),
+                                          preprocessing=FLAGS.preprocessing, **options)
     except ValueError as error:
         raise SystemExit(f"imagenet_eval.py: error: {error}") from error
     print(evaluation.table(results))

@@ -1,6 +1,7 @@
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -10,6 +11,8 @@ import pytest  # noqa: E402
 
 # Narrow networks keep the suite fast: 1/16 of the paper's widths (4..32 filters, 256 units).
 NARROW = 1 / 16
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "recipes"))
 
 
 @pytest.fixture(autouse=True)
@@ -36,3 +39,36 @@ def run_python(script: str) -> subprocess.CompletedProcess:
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
         check=False, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
     )
+
+
+@pytest.fixture(scope="session")
+def demo_images(tmp_path_factory):
+    """The demo's ten-class image set, small: 2 training and 1 held-out JPEG per class
+    (`train/<class>/`, `val/<class>/`)."""
+    import demo_data
+
+    root = tmp_path_factory.mktemp("demo_images")
+    demo_data.write(str(root), train_per_class=2, val_per_class=1)
+    return root
+
+
+def tiny_run_config(model_dir, images, **overrides):
+    """A run of config A at 1/16 width, 32 px crops, on the demo images."""
+    from keras_vgg import runs
+
+    return runs.RunConfig(**{
+        "model_dir": str(model_dir), "config": "A", "data": f"folder:{images}/train",
+        "val_data": f"folder:{images}/val", "epochs": 1, "batch_size": 4,
+        "width_multiplier": NARROW, "scale": (40, 48), "crop_size": 32, "seed": 0,
+        **overrides})
+
+
+@pytest.fixture(scope="session")
+def tiny_run(demo_images, tmp_path_factory):
+    """A finished training run (`keras_vgg.runs.Run`) of `tiny_run_config`: one epoch."""
+    from keras_vgg import runs, training
+
+    config = tiny_run_config(tmp_path_factory.mktemp("runs") / "tiny", demo_images)
+    training.train(config, verbose=0)
+    keras.backend.clear_session()
+    return runs.load(config.model_dir)

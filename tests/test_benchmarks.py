@@ -16,6 +16,7 @@ GPU = bool(tf.config.list_physical_devices("GPU"))
     ("pipeline", "| ours |"),
     ("inference", "| keras_vgg mixed_bfloat16 |"),
     ("training", "| keras_vgg |"),
+    ("initialisation", "| E | glorot |"),
     ("distributed", "| MirroredStrategy, 4 CPU device(s) |"),
     ("gpu_training", "no GPU is visible" if not GPU else "| mixed_bfloat16, XLA on |"),
     ("dense_eval", "| multi-crop, Q=256,384,512, 150 crops |"),

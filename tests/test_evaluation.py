@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 from conftest import NARROW
-from image_files import encode, photo, write
+from image_files import encode, imagenet_folder, photo, write
 from PIL import Image
 
 import keras_vgg
@@ -120,3 +120,22 @@ def test_table_is_shaped_like_the_papers():
     result = evaluation.Result("dense", (256, 384, 512), 0.248, 0.075, 50000, 12.5)
     lines = evaluation.table([result]).splitlines()
     assert lines[2] == "| dense | 256,384,512 | 24.8 | 7.5 | 50000 | 12.5 |"
+
+
+def test_a_run_is_evaluated_with_its_preprocessing_and_q_set(tiny_run, demo_images, monkeypatch,
+                                                            tmp_path):
+    seen = {}
+    original = evaluation.evaluate
+
+    def spy(model, source, **options):
+        seen.update(options, crop=model.input_shape[1], classes=model.output_shape[-1])
+        return original(model, source, **options)
+
+    monkeypatch.setattr(evaluation, "evaluate", spy)
+    (result,) = evaluation.evaluate_run(tiny_run, f"folder:{demo_images}/val", max_images=3)
+    assert (seen["test_scales"], seen["preprocessing"], seen["crop"], seen["classes"]) == (
+        (40, 44, 48), "caffe", 32, 10)
+    assert result.images == 3 and result.test_scales == (40, 44, 48)
+    imagenet_folder(str(tmp_path), ["circle", "square"], per_class=1)
+    with pytest.raises(ValueError, match="labels 2 classes where 10 are expected"):
+        evaluation.evaluate_run(tiny_run, f"folder:{tmp_path}")

@@ -44,6 +44,7 @@ def test_folder_labels_are_sorted_synsets(tmp_path):
     paths = imagenet_folder(str(tmp_path), ["n02", "n01", "n03"], per_class=2)
     records = sources.open_source(f"folder:{tmp_path}")
     assert (records.num_examples, records.num_classes) == (6, 3)
+    assert records.class_ids == ("n01", "n02", "n03")
     got = read_all(records)
     assert sorted(path for path, _, _ in got) == sorted(paths)
     for path, label, image in got:
@@ -153,8 +154,12 @@ def write_tfrecords(tmp_path, count, shards, *, first_label=1, names=True):
 
 def test_tfrecords_in_the_common_imagenet_format(tmp_path):
     expected = write_tfrecords(tmp_path, count=10, shards=3)
-    got = read_all(sources.open_source(f"tfrecord:{tmp_path}/train-*"))
+    records = sources.open_source(f"tfrecord:{tmp_path}/train-*")
+    got = read_all(records)
     assert {name: label for name, label, _ in got} == expected  # 1-based labels -> 0-based
+    assert records.class_ids == tuple(synset for synset, _ in imagenet.class_index().values())
+    other = sources.open_source(f"tfrecord:{tmp_path}/train-*?classes=12")
+    assert other.class_ids == tuple(str(label) for label in range(12))
 
 
 def test_tfrecords_without_file_names_get_file_and_index_ids(tmp_path):
@@ -210,6 +215,7 @@ def test_tfds_imagenet2012_builder_on_a_tiny_manual_dir(tmp_path):
     assert sorted(name for name, _, _ in got) == sorted(
         f"{synset}_{i}.JPEG" for synset in synsets for i in range(2))
     index = [synset for synset, _ in imagenet.class_index().values()]
+    assert train.class_ids == tuple(index)
     for name, label, image in got:
         assert index[label] == name.split("_")[0]
         assert tf.io.is_jpeg(image)

@@ -1,14 +1,16 @@
+import csv
 import math
-import os
 import textwrap
+from pathlib import Path
 
-import keras
 import numpy as np
 import pytest
-from conftest import NARROW, run_python
+import skimage.data
+from conftest import NARROW, run_python, tiny_run_config
+from image_files import encode, imagenet_folder, write
 
 import keras_vgg
-from keras_vgg import training, weights
+from keras_vgg import callbacks, runs, training, weights
 
 
 def tiny_model(**kwargs):
@@ -40,55 +42,6 @@ def test_weight_decay_is_caffes_gradient_plus_wd_times_w():
 
 def test_no_weight_decay_means_no_regularizer():
     assert training.l2_for_weight_decay(0.0) is None
-
-
-def test_schedule_divides_by_ten_three_times_then_stops(tmp_path):
-    x, y = random_batches(16)
-    model = tiny_model()
-    # a rate too small to learn anything: validation accuracy never improves
-    training.compile_for_training(model, learning_rate=1e-9, momentum=0.0)
-    callbacks = training.callbacks(str(tmp_path), global_batch_size=16, patience=1)
-    model.fit(x, y, validation_data=(x[:8], y[:8]), epochs=40, batch_size=16,
-              callbacks=callbacks, verbose=0)
-    history = model.history.history
-    rates = [round(math.log10(rate)) for rate in history["learning_rate"]]
-    # epoch 1 sets the best; epochs 2, 3, 4 each plateau and drop; epoch 5 stops
-    assert rates == [-9, -9, -10, -11, -12]
-    assert round(math.log10(float(model.optimizer.learning_rate))) == -12
-    assert os.path.exists(tmp_path / "history.csv")
-    assert all(rate > 0 for rate in history["images_per_second"])
-
-
-class BlowUpAtEpoch(keras.callbacks.Callback):
-    """Sets the output kernel to inf at the start of `epoch`, as diverging training does."""
-
-    def __init__(self, epoch):
-        super().__init__()
-        self.epoch = epoch
-        self.good = None
-
-    def on_epoch_begin(self, epoch, logs=None):
-        if epoch == self.epoch:
-            self.good = [w.copy() for w in self.model.get_weights()]
-            kernel = self.model.get_layer("predictions").kernel
-            kernel.assign(np.full(kernel.shape, np.inf, "float32"))
-
-
-def test_nan_loss_stops_and_keeps_the_last_good_epoch(tmp_path):
-    x, y = random_batches(32)
-    model = tiny_model()
-    training.compile_for_training(model, learning_rate=1e-3, momentum=0.9)
-    blow_up = BlowUpAtEpoch(1)
-    callbacks = training.callbacks(str(tmp_path), global_batch_size=8) + [blow_up]
-    with pytest.raises(training.LossDiverged, match="the loss became nan at step 0: stopped"):
-        model.fit(x, y, epochs=5, batch_size=8, callbacks=callbacks, verbose=0)
-    last_good = tiny_model()
-    weights.load_weights(last_good, tmp_path / "last_good.weights.h5")
-    for saved, expected in zip(last_good.get_weights(), blow_up.good, strict=True):
-        np.testing.assert_array_equal(saved, expected)
-    # the run ended by raising: BackupAndRestore kept epoch 1's checkpoint for a rerun
-    metadata = (tmp_path / "backup" / "training_metadata.json").read_text()
-    assert '"epoch": 1' in metadata
 
 
 def test_warm_start_copies_as_first_four_convs_and_the_head(tmp_path):
@@ -162,7 +115,7 @@ def test_mixed_bfloat16_trains_with_float32_variables():
     keras.mixed_precision.set_global_policy("mixed_bfloat16")
     try:
         model = tiny_model()
-        training.compile_for_training(model)
+        training.compile_for_training(model, learning_rate=0.01)
         loss = model.train_on_batch(x, y)
         assert model.get_layer("block1_conv1").compute_dtype == "bfloat16"
         assert model.get_layer("block1_conv1").kernel.dtype == "float32"
@@ -172,30 +125,110 @@ def test_mixed_bfloat16_trains_with_float32_variables():
         keras.mixed_precision.set_global_policy("float32")
 
 
-def test_outside_a_cluster_nothing_multi_worker_applies(monkeypatch, tmp_path):
-    monkeypatch.delenv("TF_CONFIG", raising=False)
-    strategy = training.strategy_from_environment()
-    assert not training.is_multi_worker(strategy)
-    assert training.worker_dir(str(tmp_path), strategy) == str(tmp_path)
-    model = keras_vgg.vgg("A", width_multiplier=NARROW, input_shape=(32, 32, 3), classes=3)
-    steps = model.train_step, model.test_step
-    training.fit_under_multi_worker(model, strategy)
-    assert (model.train_step, model.test_step) == steps
-    assert not any(isinstance(callback, training.WorkersResumeTogether)
-                   for callback in training.callbacks(str(tmp_path), global_batch_size=4,
-                                                      strategy=strategy))
+def history(model_dir):
+    with open(model_dir / "history.csv") as file:
+        return list(csv.DictReader(file))
 
 
-@pytest.mark.parametrize("tf_config, message", [
-    ('{"cluster": ', "TF_CONFIG is not valid JSON"),
-    ("[]", "TF_CONFIG must be"),
-    ('{"cluster": ["localhost:1"]}', "TF_CONFIG must be"),
-    ('{"cluster": {"worker": "localhost:1"}}', "TF_CONFIG must be"),
-    ('{"cluster": {"worker": ["localhost:1", "localhost:2"]}}', "task None is not one of"),
-    ('{"cluster": {"worker": ["localhost:1", "localhost:2"]}, '
-     '"task": {"type": "worker", "index": 2}}', "is not one of its cluster"),
-])
-def test_a_malformed_tf_config_is_named(monkeypatch, tf_config, message):
-    monkeypatch.setenv("TF_CONFIG", tf_config)
-    with pytest.raises(ValueError, match=message):
-        training.strategy_from_environment()
+def photo_classes(root, copies=4):
+    """The scikit-image photographs as classes, one photograph each, `copies` JPEG
+    qualities per class (so a batch of 32 fills one step per epoch)."""
+    from benchmarks.photos import PHOTOS
+
+    for name in PHOTOS:
+        image = getattr(skimage.data, name)()
+        image = np.stack([image] * 3, -1) if image.ndim == 2 else image[..., :3]
+        write(str(root / name), {f"{name}_{q}.JPEG": encode(image, quality=q)
+                                 for q in (70, 80, 90, 95)[:copies]})
+    return f"folder:{root}"
+
+
+def test_training_from_defaults_learns(tmp_path, capsys):
+    """No init and no learning rate given (Glorot, 0.01 x 32/256), the paper's schedule: a
+    half-width net learns the photographs (through crops, flips and colour shifts)."""
+    source = photo_classes(tmp_path / "photos")
+    config = runs.RunConfig(model_dir=str(tmp_path / "run"), config="A", data=source,
+                            val_data=source, epochs=30, batch_size=32, width_multiplier=0.5,
+                            crop_size=64, scale=(64, 72), seed=0)
+    result = training.train(config, verbose=0)
+    output = capsys.readouterr().out
+    assert "learning rate 0.00125 (the paper's rate 0.01 at batch 256, x 32/256)" in output
+    rows = history(tmp_path / "run")
+    losses = [float(row["loss"]) for row in rows]
+    assert all(math.isfinite(loss) for loss in losses)
+    assert min(losses) < 0.8 * losses[0], losses  # the loss falls
+    accuracies = [float(row["val_accuracy"]) for row in rows]
+    assert max(accuracies) > 3 / 8, accuracies  # chance is 1/8
+    assert result.val_images == 32
+    assert result.summary() in output
+    assert (f"on 32 images after {result.epochs} epochs: loss {result.val_loss:.4g}, top-1 "
+            "accuracy") in output
+
+
+def test_a_rate_too_high_stops_with_what_to_change(demo_images, tmp_path):
+    config = tiny_run_config(tmp_path / "run", demo_images, epochs=3, learning_rate=50.0)
+    with pytest.raises(callbacks.LossDiverged) as error:
+        training.train(config, verbose=0)
+    message = str(error.value)
+    assert message.startswith("training diverged in epoch 1: the training loss")
+    assert ("The learning rate 50 (--learning_rate) is likely too high: start again with "
+            "--learning_rate=5 or lower, or leave --learning_rate unset for 0.00015625 (the "
+            "paper's rate 0.01 at batch 256, x 4/256), in a new --model_dir (resuming this one "
+            "repeats the same steps and diverges again).") in message
+    assert not (tmp_path / "run" / "final.weights.h5").exists()
+
+
+def test_divergence_advice_names_the_initialisation_where_it_is_the_cause():
+    config = tiny_run_config("/tmp/run", "/images", config="D", init="gaussian")
+    advice = training.divergence_advice(config)
+    assert "--learning_rate=1.56e-05 or lower" in advice
+    assert "with --init=glorot, which trains every config from scratch" in advice
+    assert "leave --learning_rate unset" not in advice
+
+
+def test_the_run_directory_describes_the_run(tiny_run):
+    assert tiny_run.config.config == "A" and tiny_run.num_classes == 10
+    assert tiny_run.class_ids[:2] == ("checkerboard", "circle")
+    model = tiny_run.build_model()
+    assert model.input_shape == (None, 32, 32, 3) and model.output_shape == (None, 10)
+    for name in ("run.json", "final.weights.h5", "last_good.weights.h5", "history.csv"):
+        assert (Path(tiny_run.directory) / name).exists(), name
+    assert not (Path(tiny_run.directory) / "backup").exists()  # removed when the run ends
+
+
+def test_a_model_dir_holding_another_run_is_refused(tiny_run, demo_images, tmp_path):
+    with pytest.raises(ValueError, match="holds a finished run"):
+        training.train(tiny_run.config, verbose=0)
+    other = tiny_run_config(tmp_path, demo_images)
+    runs.Run.of(other, tiny_run.class_ids).save()
+    changed = tiny_run_config(tmp_path, demo_images, batch_size=8, learning_rate=0.1)
+    with pytest.raises(ValueError, match=r"holds a run with other settings \(batch_size 4 -> "
+                                         r"8, learning_rate None -> 0.1\)"):
+        training.train(changed, verbose=0)
+
+
+def test_validation_data_with_other_classes_is_refused(demo_images, tmp_path):
+    imagenet_folder(str(tmp_path / "val"), ["circle", "square"], per_class=1)
+    config = tiny_run_config(tmp_path / "run", demo_images, val_data=f"folder:{tmp_path}/val")
+    with pytest.raises(ValueError, match=r"the validation data .* labels 2 classes where 10 are "
+                                         r"expected \(missing \['checkerboard'"):
+        training.train(config, verbose=0)
+    assert not (tmp_path / "run").exists()
+
+
+def test_warm_start_and_init_from_take_run_directories(tiny_run, demo_images, tmp_path,
+                                                      capsys):
+    deeper = tiny_run_config(tmp_path / "d", demo_images, config="D",
+                             warm_start=tiny_run.directory, steps_per_epoch=1)
+    training.train(deeper, verbose=0)
+    assert (f"Warm start from {tiny_run.directory}: copied block1_conv1, block2_conv1, "
+            "block3_conv1, block3_conv2, fc1, fc2, predictions.") in capsys.readouterr().out
+    tuned = tiny_run_config(tmp_path / "tuned", demo_images, init_from=tiny_run.directory,
+                            steps_per_epoch=1)
+    training.train(tuned, verbose=0)
+    output = capsys.readouterr().out
+    assert f"Initialised from {tiny_run.directory}." in output
+    assert "learning rate 1.5625e-05 (the paper's fine-tuning rate 0.001 at batch 256, " \
+           "x 4/256)" in output
+    with pytest.raises(ValueError, match="init_from=/no/run: no such file or run directory"):
+        training.train(tiny_run_config(tmp_path / "x", demo_images, init_from="/no/run"))

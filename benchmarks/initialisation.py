@@ -1,0 +1,134 @@
+"""Which initialisation trains every network of Table 1 from scratch: the training loss of
+each config under each reading of the paper's initialisation, at full size (224 crops,
+1000 classes, dropout 0.5, weight decay 5e-4), with the recipe's default learning rate for
+the batch (0.01 x batch / 256) and SGD with momentum 0.9.
+
+The batch is fixed: the scikit-image photographs, rescaled to S = 256 and centre-cropped,
+one class each. A net that can learn drives that loss down within a few steps; one that
+cannot stays at ln(1000) = 6.9 (its signal vanishes on the way through the layers) or
+blows up. The readings of "zero mean and 10^-2 variance":
+  gaussian   N(0, 0.01^2): Caffe's and AlexNet's standard deviation 0.01 (our "gaussian")
+  literal    N(0, 0.1^2): variance 10^-2 read literally (config A only: it diverges)
+  glorot     Glorot & Bengio's uniform initialisation, which the paper's closing note
+             says made the pre-training of the deeper nets unnecessary
+  he         He et al.'s normal initialisation (2015, after the paper), the usual choice
+             for ReLU nets, for comparison
+
+    python -m benchmarks.initialisation [--steps=60] [--quick]
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import tensorflow as tf  # noqa: E402
+from absl import app, flags  # noqa: E402
+
+import keras_vgg  # noqa: E402
+from benchmarks import report  # noqa: E402
+from benchmarks.photos import imagenet_like_jpegs  # noqa: E402
+from keras_vgg import data, runs, training  # noqa: E402
+
+FLAGS = flags.FLAGS
+flags.DEFINE_integer("steps", 60, "SGD steps per network and initialisation.", lower_bound=1)
+flags.DEFINE_bool("quick", False, "Smoke run: 1/16 width, 32 px crops, 3 steps, "
+                  "BENCHMARKS.md untouched.")
+
+CONFIGS = ("A", "A-LRN", "B", "C", "D", "E")
+LITERAL = keras.initializers.RandomNormal(stddev=0.1)
+INITIALISATIONS = {"gaussian": "gaussian", "literal": LITERAL, "glorot": "glorot",
+                   "he": "he_normal"}
+CLASSES = 1000
+
+
+def photo_batch(crop_size: int) -> tuple[tf.Tensor, tf.Tensor]:
+    """The photographs as one batch: `[n, crop, crop, 3]` caffe-preprocessed float32, and
+    labels `[n]` (photograph i is class i)."""
+    images = []
+    for jpeg in imagenet_like_jpegs():
+        image = data.rescale_shorter_side(data.decode_image(jpeg), runs.PAPER_SCALE)
+        images.append(data.central_crop(image, (crop_size, crop_size)))
+    batch = keras_vgg.preprocess_input(tf.stack(images))
+    return batch, tf.range(len(images))
+
+
+def cross_entropy(model: keras.Model, batch, labels) -> float:
+    """Mean cross-entropy of the batch in test mode (no dropout, no weight decay)."""
+    return float(keras.ops.mean(keras.losses.sparse_categorical_crossentropy(
+        labels, model(batch, training=False))))
+
+
+def measure(config: str, initialisation, batch, labels, *, steps: int, width: float):
+    """(cross-entropy before, the training loss (cross-entropy + weight decay) at each of
+    `steps` SGD steps, cross-entropy after)."""
+    keras.utils.set_random_seed(0)
+    model = keras_vgg.vgg(
+        config, classes=CLASSES, input_shape=tuple(batch.shape[1:]), width_multiplier=width,
+        kernel_initializer=initialisation, dropout=runs.PAPER_DROPOUT,
+        kernel_regularizer=training.l2_for_weight_decay(runs.PAPER_WEIGHT_DECAY))
+    training.compile_for_training(
+        model, learning_rate=runs.scaled_learning_rate(runs.PAPER_LEARNING_RATE,
+                                                       len(labels)))
+    before = cross_entropy(model, batch, labels)
+    trace = []
+    for _ in range(steps):
+        loss = float(model.train_on_batch(batch, labels, return_dict=True)["loss"])
+        trace.append(loss)
+        if not math.isfinite(loss):
+            break
+    return before, trace, cross_entropy(model, batch, labels)
+
+
+def verdict(before: float, trace: list[float], after: float) -> str:
+    if not all(math.isfinite(loss) for loss in trace):
+        return f"diverged: NaN at step {len(trace)}"
+    if before > 100 * math.log(CLASSES):
+        return "diverges: starts far above ln(1000)"
+    if after < 0.5 * before:
+        return "trains"
+    return "stuck"
+
+
+def main(argv):
+    del argv
+    width, crop, steps = (1 / 16, 32, 3) if FLAGS.quick else (1.0, data.CROP_SIZE, FLAGS.steps)
+    batch, labels = photo_batch(crop)
+    rows = [f"| config | initialisation | cross-entropy at start | training loss at step 1 | "
+            f"step {steps // 2} | step {steps} | cross-entropy after | verdict |",
+            "|---|---|---|---|---|---|---|---|"]
+    for config in CONFIGS:
+        for name, initialisation in INITIALISATIONS.items():
+            if name == "literal" and config != "A":
+                continue
+            before, trace, after = measure(config, initialisation, batch, labels,
+                                           steps=steps, width=width)
+            shown = [before] + [trace[i] if i < len(trace) else float("nan")
+                                for i in (0, max(steps // 2 - 1, 0), steps - 1)] + [after]
+            rows.append(f"| {config} | {name} | " + " | ".join(f"{v:.4g}" for v in shown)
+                        + f" | {verdict(before, trace, after)} |")
+            print(rows[-1], file=sys.stderr, flush=True)
+    table = "\n".join(rows)
+    print(table)
+    if not FLAGS.quick:
+        report.write_section(
+            "Initialisation",
+            f"python -m benchmarks.initialisation --steps={steps}",
+            f"Each network at full size with {CLASSES} classes, dropout 0.5 and weight decay "
+            f"5e-4, trained from scratch for {steps} SGD steps (momentum 0.9, learning rate "
+            f"0.01 x {len(labels)}/256, the recipe's default for a batch of {len(labels)}) on "
+            f"one fixed batch: the {len(labels)} scikit-image photographs at S=256, centre "
+            f"{crop} crops, one class each. Cross-entropy: the batch in test mode (no dropout, "
+            f"no weight decay) before and after the steps; ln(1000) = 6.91 is a uniform "
+            f"guess. The training loss includes dropout and the weight decay term. 'trains': "
+            f"the cross-entropy fell below half its start; 'stuck': it did not.\n\n"
+            f"{table}\n",
+        )
+
+
+if __name__ == "__main__":
+    app.run(main)

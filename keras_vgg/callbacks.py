@@ -1,0 +1,324 @@
+"""The training run's state and the callbacks that act on it.
+
+`RunState` holds everything a resumed run needs besides the weights and optimizer that
+Keras' `BackupAndRestore` checkpoints: the epoch, the schedule's counters, the divergence
+guard's reference loss and the dropout layers' random-generator states. The run owns one
+`RunState`; each callback below reads and updates its own fields of it, and
+`RunStateBackup` saves and restores it beside the checkpoint.
+
+  PaperSchedule    Sect. 3.1: divide the learning rate by 10 when validation accuracy stops
+                   improving, three times, then stop.
+  DivergenceGuard  stops at a NaN or infinite loss, a loss grown by orders of magnitude, or
+                   an infinite validation loss; keeps the last good epoch's weights.
+  Throughput       images/s of each epoch's training steps.
+  EpochCounter     the epoch, for the input pipeline's per-epoch seeds.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import time
+import warnings
+
+import keras
+import tensorflow as tf
+
+from keras_vgg import distribute
+
+# A training loss this many times its reference has diverged: two orders of magnitude.
+DIVERGENCE_FACTOR = 100.0
+# The reference never drops below this fraction of the chance loss ln(classes), so a
+# nearly memorised batch's small loss rising a little is not called divergence.
+REFERENCE_FLOOR = 0.1
+RUN_STATE_FILE = "run_state.json"
+
+
+@dataclasses.dataclass
+class RunState:
+    """What a resumed run restores besides weights and optimizer.
+
+    Attributes:
+      epoch: epochs completed.
+      best_val_accuracy: the best validation accuracy so far (None before the first).
+      epochs_without_gain: epochs since it last improved.
+      learning_rate_drops: how often the rate has been divided by 10.
+      reference_loss: the lowest training loss so far, from which divergence is judged.
+      random_states: each dropout layer's seed-generator state, by layer name.
+    """
+
+    epoch: int = 0
+    best_val_accuracy: float | None = None
+    epochs_without_gain: int = 0
+    learning_rate_drops: int = 0
+    reference_loss: float | None = None
+    random_states: dict[str, list[int]] = dataclasses.field(default_factory=dict)
+
+    def save(self, path: str) -> None:
+        partial = path + ".partial"
+        with open(partial, "w", encoding="utf8") as file:
+            json.dump(dataclasses.asdict(self), file)
+        os.replace(partial, path)
+
+    def restore(self, path: str) -> None:
+        """Takes the fields saved in `path`."""
+        with open(path, encoding="utf8") as file:
+            saved = json.load(file)
+        for field in dataclasses.fields(self):
+            setattr(self, field.name, saved[field.name])
+
+
+def learning_rate(model: keras.Model) -> float:
+    return float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
+
+
+class PaperSchedule(keras.callbacks.Callback):
+    """Divides the learning rate by `factor` after `patience` epochs without a validation
+    accuracy gain of `min_delta`; at the plateau after `max_drops` divisions, stops training
+    (the paper: three times, then stop). Adds `learning_rate` (the epoch's rate) to the logs.
+    """
+
+    def __init__(self, state: RunState, *, patience: int, max_drops: int, factor: float = 0.1,
+                 min_delta: float = 1e-4):
+        super().__init__()
+        self.state = state
+        self.patience = patience
+        self.max_drops = max_drops
+        self.factor = factor
+        self.min_delta = min_delta
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs if logs is not None else {}
+        rate = learning_rate(self.model)
+        logs["learning_rate"] = rate
+        accuracy = logs.get("val_accuracy")
+        if accuracy is None:
+            warnings.warn("PaperSchedule needs validation data (val_accuracy); the learning "
+                          "rate stays as it is", stacklevel=2)
+            return
+        state = self.state
+        if state.best_val_accuracy is None or accuracy > state.best_val_accuracy + self.min_delta:
+            state.best_val_accuracy = float(accuracy)
+            state.epochs_without_gain = 0
+            return
+        state.epochs_without_gain += 1
+        if state.epochs_without_gain < self.patience:
+            return
+        state.epochs_without_gain = 0
+        if state.learning_rate_drops == self.max_drops:
+            print(f"\nValidation accuracy stopped improving after {state.learning_rate_drops} "
+                  "learning-rate drops: stopping, as the paper does.", flush=True)
+            self.model.stop_training = True
+            return
+        state.learning_rate_drops += 1
+        self.model.optimizer.learning_rate = rate * self.factor
+        print(f"\nEpoch {epoch + 1}: validation accuracy stopped improving; learning rate "
+              f"{rate:.3g} -> {rate * self.factor:.3g} (drop {state.learning_rate_drops} of "
+              f"{self.max_drops}).", flush=True)
+
+
+class LossDiverged(RuntimeError):
+    """Training diverged: the message says where, the likely cause and what to change."""
+
+
+class DivergenceGuard(keras.callbacks.Callback):
+    """Ends training by raising `LossDiverged` when
+    - a training loss is NaN or infinite; or the first one is more than `DIVERGENCE_FACTOR`
+      times ln(classes), where an untrained net starts; or a later one is more than
+      `DIVERGENCE_FACTOR` times the lowest so far (never taken below `REFERENCE_FLOOR` x
+      ln(classes));
+    - a validation loss is NaN or infinite.
+    Raising (rather than `stop_training`) keeps Keras from finishing the epoch, so the
+    checkpoint and `last_good_path` keep the last completed good epoch. `advice` ends the
+    message: the likely cause and the settings to change.
+    """
+
+    def __init__(self, state: RunState, *, num_classes: int, last_good_path: str,
+                 advice: str):
+        super().__init__()
+        self.state = state
+        self.chance = math.log(max(num_classes, 2))
+        self.last_good_path = last_good_path
+        self.advice = advice
+        self._epoch = 0
+
+    def _stop(self, what: str):
+        kept = (f"The last good epoch's weights are in {self.last_good_path}."
+                if os.path.exists(self.last_good_path) else "No epoch completed before it.")
+        raise LossDiverged(f"training diverged in epoch {self._epoch + 1}: {what}. "
+                           f"{self.advice} {kept}")
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is None:
+            return
+        loss = float(loss)
+        step = f"step {batch + 1}"
+        if not math.isfinite(loss):
+            self._stop(f"the training loss became {loss} at {step}")
+        lowest = self.state.reference_loss
+        if lowest is None and loss > DIVERGENCE_FACTOR * self.chance:
+            self._stop(f"the training loss started at {loss:.3g}, over {DIVERGENCE_FACTOR:g} "
+                       f"times the {self.chance:.3g} (ln of the number of classes) that an "
+                       "untrained net starts at")
+        if lowest is not None:
+            reference = max(lowest, REFERENCE_FLOOR * self.chance)
+            if loss > DIVERGENCE_FACTOR * reference:
+                self._stop(f"the training loss grew from {reference:.3g} to {loss:.3g} by {step}, "
+                           f"over {DIVERGENCE_FACTOR:g} times")
+        self.state.reference_loss = loss if lowest is None else min(lowest, loss)
+
+    def on_epoch_end(self, epoch, logs=None):
+        val_loss = (logs or {}).get("val_loss")
+        if val_loss is not None and not math.isfinite(float(val_loss)):
+            self._stop(f"the validation loss is {val_loss}")
+        self.model.save_weights(self.last_good_path)
+
+
+class Throughput(keras.callbacks.Callback):
+    """Adds `images_per_second` over the epoch's training steps (validation excluded)."""
+
+    def __init__(self, global_batch_size: int):
+        super().__init__()
+        self.global_batch_size = global_batch_size
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = self._last = time.perf_counter()
+        self._steps = 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._steps = batch + 1
+        self._last = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        elapsed = self._last - self._start
+        if logs is not None and elapsed > 0:
+            logs["images_per_second"] = self._steps * self.global_batch_size / elapsed
+
+
+class EpochCounter(keras.callbacks.Callback):
+    """Holds the current epoch in an int64 variable that `keras_vgg.data.train_dataset(...,
+    epoch=counter.variable)` reads, set at each epoch's start (also the first epoch of a
+    resumed run): the data of epoch k does not depend on how many epochs this process has
+    iterated, which resuming needs."""
+
+    def __init__(self):
+        super().__init__()
+        with tf.device("/cpu:0"):
+            self.variable = tf.Variable(0, dtype=tf.int64, trainable=False, name="data_epoch")
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.variable.assign(epoch)
+
+
+def backed_up_epoch(backup_dir: str) -> int:
+    """The epoch BackupAndRestore resumes from in `backup_dir` (0 without a backup)."""
+    metadata = os.path.join(backup_dir, "training_metadata.json")
+    if not os.path.exists(metadata):
+        return 0
+    with open(metadata, encoding="utf8") as file:
+        return int(json.load(file)["epoch"])
+
+
+class RunStateBackup(keras.callbacks.Callback):
+    """Saves the `RunState` beside BackupAndRestore's checkpoint at each epoch's end, and
+    restores it when training resumes from that checkpoint, with the dropout layers'
+    random-generator states: a resumed run then trains exactly as an uninterrupted one.
+    Place it after BackupAndRestore and after the callbacks that update the state."""
+
+    def __init__(self, state: RunState, backup_dir: str):
+        super().__init__()
+        self.state = state
+        self.backup_dir = backup_dir
+        self.path = os.path.join(backup_dir, RUN_STATE_FILE)
+
+    def _generators(self) -> dict[str, keras.random.SeedGenerator]:
+        return {
+            layer.name: layer.seed_generator
+            for layer in self.model.layers
+            if isinstance(getattr(layer, "seed_generator", None), keras.random.SeedGenerator)
+        }
+
+    def on_train_begin(self, logs=None):
+        resumed_epoch = backed_up_epoch(self.backup_dir)
+        if not (resumed_epoch and os.path.exists(self.path)):
+            return
+        self.state.restore(self.path)
+        if self.state.epoch != resumed_epoch:  # killed between the two saves
+            print(f"The saved run state is of epoch {self.state.epoch}, the checkpoint of "
+                  f"epoch {resumed_epoch}: the resumed run will differ slightly from an "
+                  "uninterrupted one.", flush=True)
+        for name, generator in self._generators().items():
+            generator.state.assign(self.state.random_states[name])
+        print(f"Resuming from the end of epoch {resumed_epoch} ({self.backup_dir}).",
+              flush=True)
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.state.epoch = epoch + 1
+        self.state.random_states = {
+            name: keras.ops.convert_to_numpy(generator.state.value).tolist()
+            for name, generator in self._generators().items()
+        }
+        os.makedirs(self.backup_dir, exist_ok=True)
+        self.state.save(self.path)
+
+
+class WorkersResumeTogether(keras.callbacks.Callback):
+    """Under MultiWorkerMirroredStrategy each worker restores its own backup. If they resume
+    from different epochs (a worker killed between two workers' saves, a lost directory),
+    training would hang in a collective or drift apart: this stops every worker at the
+    start with an error naming the epochs. Place it after BackupAndRestore."""
+
+    def __init__(self, strategy: tf.distribute.Strategy, backup_dir: str):
+        super().__init__()
+        self.strategy = strategy
+        self.backup_dir = backup_dir
+
+    def on_train_begin(self, logs=None):
+        epoch = backed_up_epoch(self.backup_dir)
+        agree, mean = distribute.workers_agree(self.strategy, epoch)
+        if not agree:
+            raise RuntimeError(
+                f"this worker resumes from epoch {epoch} ({self.backup_dir}), but the "
+                f"workers disagree (mean epoch {mean:g}): give every worker the same "
+                "backup (copy the chief's backup/ into each worker's directory) or remove "
+                "them all to start again.")
+
+
+def callbacks(
+    model_dir: str,
+    *,
+    state: RunState,
+    global_batch_size: int,
+    num_classes: int,
+    patience: int = 2,
+    max_drops: int = 3,
+    advice: str = "Lower the learning rate.",
+    strategy: tf.distribute.Strategy | None = None,
+) -> list[keras.callbacks.Callback]:
+    """The run's callbacks, all writing under `model_dir`: throughput, the divergence guard,
+    the paper's schedule, backup/restore of weights, optimizer and `state`, CSV and
+    TensorBoard logs; with a multi-worker `strategy`, the check that every worker resumes
+    from the same epoch. `advice` ends a divergence message."""
+    os.makedirs(model_dir, exist_ok=True)
+    backup_dir = os.path.join(model_dir, "backup")
+    # Order matters at each epoch's end: the guard checks the validation loss before the
+    # schedule acts, and BackupAndRestore and RunStateBackup save after both, so the
+    # checkpoint's learning rate and the saved state describe the same moment.
+    return [
+        Throughput(global_batch_size),
+        DivergenceGuard(state, num_classes=num_classes, advice=advice,
+                        last_good_path=os.path.join(model_dir, "last_good.weights.h5")),
+        PaperSchedule(state, patience=patience, max_drops=max_drops),
+        keras.callbacks.BackupAndRestore(backup_dir),
+        *([WorkersResumeTogether(strategy, backup_dir)]
+          if strategy is not None and distribute.is_multi_worker(strategy) else []),
+        RunStateBackup(state, backup_dir),
+        keras.callbacks.CSVLogger(os.path.join(model_dir, "history.csv"), append=True),
+        keras.callbacks.TensorBoard(os.path.join(model_dir, "logs")),
+    ]

@@ -1,0 +1,335 @@
+"""A training run described once: what `keras_vgg.training.train` is given (`RunConfig`),
+and what it leaves in the run directory beside the weights (`run.json`) so that evaluation,
+export, the demo and the benchmarks rebuild and use the trained net from the directory alone.
+
+    <model_dir>/run.json            RunConfig, and the classes (ids and names, label order)
+    <model_dir>/final.weights.h5    the trained weights
+    <model_dir>/history.csv, logs/  per-epoch metrics (CSV, TensorBoard)
+
+    run = runs.load("runs/a")               # or runs.load("runs/a/run.json")
+    model = run.build_model()               # the trained net, weights loaded
+    run.test_scale, run.test_scales         # the paper's Q and Q set for this run
+
+The defaults are the paper's (Sect. 3.1), with two readings that the paper leaves open:
+- the learning rate 1e-2 is for its batch of 256; by default it scales with the global
+  batch (`learning_rate = 1e-2 * batch_size / 256`, the linear rule), and a fine-tuning run
+  (`init_from`) starts from 1e-3 as the paper's S=384 net did;
+- the initialisation is Glorot & Bengio's (`init="glorot"`): it trains every config from
+  scratch, as the paper's closing note says; "gaussian" is N(0, 0.01^2), which trains A
+  but not the deeper nets without `warm_start` (`python -m benchmarks.initialisation`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from collections.abc import Sequence
+
+import keras
+
+from keras_vgg import configs, imagenet, models, sources
+from keras_vgg.data import CROP_SIZE, parse_scale
+
+# Sect. 3.1.
+PAPER_BATCH_SIZE = 256
+PAPER_EPOCHS = 74
+PAPER_LEARNING_RATE = 1e-2
+# Sect. 3.1: the S=384 net, initialised from the S=256 one, started at this rate.
+FINE_TUNE_LEARNING_RATE = 1e-3
+PAPER_MOMENTUM = 0.9
+PAPER_WEIGHT_DECAY = 5e-4
+PAPER_DROPOUT = models.PAPER_DROPOUT
+PAPER_LR_DROPS = 3
+LR_DROP_FACTOR = 0.1
+PAPER_SCALE = 256
+# Sect. 3.2: multi-scale testing at {S - 32, S, S + 32} for a fixed S.
+MULTI_SCALE_OFFSET = 32
+
+INITIALISATIONS = ("glorot", "gaussian")
+MIXED_PRECISION = (None, "bfloat16", "float16")
+RUN_FILE = "run.json"
+WEIGHTS_FILE = "final.weights.h5"
+_FORMAT = "keras_vgg.run/1"
+
+
+def scaled_learning_rate(rate: float, batch_size: int) -> float:
+    """`rate` (given for the paper's batch of 256) for a global batch of `batch_size`."""
+    return rate * batch_size / PAPER_BATCH_SIZE
+
+
+def _field(default, help_text: str, **metadata):
+    return dataclasses.field(default=default, metadata={"help": help_text, **metadata})
+
+
+@dataclasses.dataclass(frozen=True)
+class RunConfig:
+    """Everything a training run is given; the flags of `recipes/imagenet_train.py` are
+    these fields, with these defaults and help texts. Frozen and JSON-serialisable
+    (`to_json` / `from_json`); invalid values raise a ValueError naming the field."""
+
+    model_dir: str = _field(None, "Checkpoints, logs, run.json and the final weights go here.")
+    config: str = _field("D", "Network: A, A-LRN, B, C, D, E or a variant (D-BN, B-5x5).")
+    data: str = _field("tfds:imagenet2012", "Training source (tfds:, folder:, tfrecord:).")
+    val_data: str | None = _field(
+        None, "Validation source; default the TFDS validation split of --data.")
+    epochs: int = _field(PAPER_EPOCHS, "Most epochs (the paper stopped at 74).")
+    batch_size: int = _field(PAPER_BATCH_SIZE, "Global batch size.")
+    learning_rate: float | None = _field(
+        None, "Initial learning rate; default the paper's 0.01 at batch 256 scaled to "
+        "--batch_size (0.01 x batch / 256), or 0.001 x batch / 256 with --init_from.")
+    momentum: float = _field(PAPER_MOMENTUM, "SGD momentum.")
+    weight_decay: float = _field(
+        PAPER_WEIGHT_DECAY, "Caffe weight decay (gradient + wd * w), applied as L2(wd / 2).")
+    dropout: float = _field(PAPER_DROPOUT, "Dropout after fc1 and fc2.")
+    scale: tuple[int, int] = _field(
+        (PAPER_SCALE, PAPER_SCALE), "Training scale S ('256') or jitter range ('256,512').")
+    crop_size: int = _field(CROP_SIZE, "Training crop side, pixels.")
+    test_scale: int | None = _field(
+        None, "Validation Q; default S, or (S_min + S_max) / 2 when jittering.")
+    init: str = _field(
+        "glorot", "glorot: Glorot & Bengio, which trains every config from scratch. "
+        "gaussian: the paper's 'zero mean, 10^-2 variance' read as Caffe's N(0, 0.01^2); it "
+        "trains A but not deeper nets without --warm_start. (Read literally, std 0.1, it "
+        "diverges at once: config A starts at a loss of ~1e7.)", choices=INITIALISATIONS)
+    warm_start: str | None = _field(
+        None, "A config-A run directory or weights file: copy its first four convs and three "
+        "FC layers (the paper's initialisation of deeper nets).")
+    init_from: str | None = _field(
+        None, "A run directory or weights file of the same network to fine-tune (e.g. "
+        "S=384 from S=256); the learning rate then defaults to 0.001 x batch / 256.")
+    width_multiplier: float = _field(1.0, "Scales conv widths and FC units (1.0: paper).")
+    steps_per_epoch: int | None = _field(
+        None, "Steps per epoch, at most one pass (each epoch restarts the data).")
+    validation_steps: int | None = _field(None, "Validation batches per epoch; default all.")
+    seed: int | None = _field(None, "Seed of initialisation and augmentation.")
+    deterministic: bool = _field(False, "Enable TensorFlow op determinism (needs --seed).")
+    mixed_precision: str | None = _field(
+        None, "Compute in this dtype, keep float32 variables.", choices=MIXED_PRECISION[1:])
+    plateau_patience: int = _field(
+        2, "Epochs without validation-accuracy gain before the rate drops.")
+    preprocessing: str = _field(
+        "caffe", "Input preprocessing (caffe: mean subtraction, as the paper and Keras).",
+        choices=imagenet.PREPROCESSING_MODES)
+
+    def __post_init__(self):
+        if not self.model_dir:
+            raise ValueError("model_dir is required: the run's checkpoints and weights go there")
+        configs.get(self.config)  # raises on an unknown config
+        object.__setattr__(self, "scale", parse_scale(self.scale))
+        for name in ("epochs", "batch_size", "crop_size", "steps_per_epoch",
+                     "validation_steps", "test_scale", "plateau_patience"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if self.learning_rate is not None and not self.learning_rate > 0:
+            raise ValueError(f"learning_rate must be positive, got {self.learning_rate}")
+        if not 0 <= self.dropout < 1:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        if not self.width_multiplier > 0:
+            raise ValueError(f"width_multiplier must be positive, got {self.width_multiplier}")
+        for name, allowed in (("init", INITIALISATIONS), ("mixed_precision", MIXED_PRECISION),
+                              ("preprocessing", imagenet.PREPROCESSING_MODES)):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name}={getattr(self, name)!r}: expected one of {allowed}")
+        if self.crop_size > self.scale[0]:
+            raise ValueError(
+                f"crop_size={self.crop_size} is larger than the training scale "
+                f"S={self.scale[0]}: the crop comes from the image rescaled so its shorter "
+                "side is S")
+        if self.test_scale is not None and self.test_scale < self.crop_size:
+            raise ValueError(f"test_scale={self.test_scale} is smaller than crop_size="
+                             f"{self.crop_size}")
+        if self.warm_start and self.init_from:
+            raise ValueError("warm_start and init_from exclude each other")
+        if self.deterministic and self.seed is None:
+            raise ValueError("deterministic needs a seed")
+        if not self.val_data and not self.data.startswith("tfds:"):
+            raise ValueError("val_data is needed for folder: and tfrecord: training data")
+
+    @property
+    def initial_learning_rate(self) -> float:
+        """The rate the run starts at: `learning_rate`, else the paper's for this batch."""
+        if self.learning_rate is not None:
+            return self.learning_rate
+        base = FINE_TUNE_LEARNING_RATE if self.init_from else PAPER_LEARNING_RATE
+        return scaled_learning_rate(base, self.batch_size)
+
+    def learning_rate_origin(self) -> str:
+        """Where `initial_learning_rate` comes from, for the log."""
+        if self.learning_rate is not None:
+            return "--learning_rate"
+        base = FINE_TUNE_LEARNING_RATE if self.init_from else PAPER_LEARNING_RATE
+        what = "fine-tuning rate" if self.init_from else "rate"
+        return f"the paper's {what} {base:g} at batch {PAPER_BATCH_SIZE}, x {self.batch_size}/256"
+
+    @property
+    def test_scale_in_use(self) -> int:
+        """Single-scale Q (Sect. 3.2): `test_scale`, else S, or (S_min + S_max) / 2."""
+        if self.test_scale is not None:
+            return self.test_scale
+        low, high = self.scale
+        return low if low == high else (low + high) // 2
+
+    @property
+    def test_scales(self) -> tuple[int, ...]:
+        """Multi-scale Q set (Sect. 3.2): {S - 32, S, S + 32} for a fixed S, {S_min,
+        (S_min + S_max) / 2, S_max} for a jittered one; none below the crop."""
+        low, high = self.scale
+        if low == high:
+            scales = (low - MULTI_SCALE_OFFSET, low, low + MULTI_SCALE_OFFSET)
+        else:
+            scales = (low, (low + high) // 2, high)
+        return tuple(sorted({max(q, self.crop_size) for q in scales}))
+
+    @property
+    def validation_source(self) -> tuple[str, str]:
+        """The validation spec and split: `val_data`, else the training TFDS dataset's
+        validation split."""
+        if self.val_data:
+            return self.val_data, "validation"
+        parsed = sources.SourceSpec.parse(self.data)
+        options = {key: value for key, value in parsed.options.items() if key != "split"}
+        return sources.SourceSpec(parsed.kind, parsed.location, options).spec, "validation"
+
+    def to_json(self) -> dict:
+        return {field.name: getattr(self, field.name) for field in dataclasses.fields(self)}
+
+    @classmethod
+    def from_json(cls, values: dict) -> RunConfig:
+        known = {field.name for field in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown run settings {unknown}; expected some of {sorted(known)}")
+        return cls(**values)
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+    """A training run as saved in its directory: its config and the classes it learnt.
+
+    Attributes:
+      config: the `RunConfig` it was trained with.
+      class_ids: the class identifiers in label order (synsets, folder names, or ids).
+      class_names: readable names in label order (ImageNet's for synsets, else the ids).
+      directory: where it was loaded from (None before it is saved).
+    """
+
+    config: RunConfig
+    class_ids: tuple[str, ...]
+    class_names: tuple[str, ...]
+    directory: str | None = None
+
+    @classmethod
+    def of(cls, config: RunConfig, class_ids: Sequence[str]) -> Run:
+        """A run of `config` on classes `class_ids`; names from ImageNet's where known."""
+        readable = {synset: name for synset, name in imagenet.class_index().values()}
+        ids = tuple(str(i) for i in class_ids)
+        return cls(config, ids, tuple(readable.get(i, i) for i in ids), config.model_dir)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_ids)
+
+    @property
+    def test_scale(self) -> int:
+        return self.config.test_scale_in_use
+
+    @property
+    def test_scales(self) -> tuple[int, ...]:
+        return self.config.test_scales
+
+    @property
+    def weights_path(self) -> str:
+        return os.path.join(self.directory or self.config.model_dir, WEIGHTS_FILE)
+
+    def build_model(self, *, weights: str | None | bool = True, **options) -> keras.Model:
+        """The run's network (config, width, crop, classes, dropout); with the trained
+        weights by default, `weights=False` for fresh ones or a path for others.
+        `options` go to `keras_vgg.vgg` (kernel_initializer, kernel_regularizer...)."""
+        if weights is True:
+            weights = self.weights_path
+            if not os.path.isfile(weights):
+                raise ValueError(f"run {self.directory!r} has no trained weights: {weights} "
+                                 "is missing (the run has not finished)")
+        config = self.config
+        return models.vgg(
+            config.config, weights=weights or None, classes=self.num_classes,
+            input_shape=(config.crop_size, config.crop_size, 3), dropout=config.dropout,
+            width_multiplier=config.width_multiplier, **options)
+
+    def save(self, directory: str | None = None) -> str:
+        """Writes `run.json` into `directory` (default the run's model_dir); returns its path."""
+        directory = directory or self.config.model_dir
+        os.makedirs(directory, exist_ok=True)
+        path = os.path.join(directory, RUN_FILE)
+        document = {
+            "format": _FORMAT,
+            "run_config": self.config.to_json(),
+            "classes": [{"id": i, "name": n}
+                        for i, n in zip(self.class_ids, self.class_names, strict=True)],
+            "versions": {"keras_vgg": _package_version(), "keras": keras.__version__},
+        }
+        partial = path + ".partial"
+        with open(partial, "w", encoding="utf8") as file:
+            json.dump(document, file, indent=1)
+        os.replace(partial, path)
+        return path
+
+
+def _package_version() -> str:
+    from keras_vgg import __version__
+
+    return __version__
+
+
+def is_run(path: str | os.PathLike) -> bool:
+    """Whether `path` is a run directory (holds run.json) or a run.json file."""
+    path = os.fspath(path)
+    return os.path.isfile(os.path.join(path, RUN_FILE)) or (
+        os.path.basename(path) == RUN_FILE and os.path.isfile(path))
+
+
+def load(path: str | os.PathLike) -> Run:
+    """The run saved in a directory (or its run.json); ValueError if there is none."""
+    path = os.fspath(path)
+    file = path if os.path.basename(path) == RUN_FILE else os.path.join(path, RUN_FILE)
+    if not os.path.isfile(file):
+        raise ValueError(f"{path} is not a training run: it has no {RUN_FILE} "
+                         "(recipes/imagenet_train.py writes one into --model_dir)")
+    with open(file, encoding="utf8") as handle:
+        try:
+            document = json.load(handle)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"{file} is not valid JSON: {error}") from error
+    if not isinstance(document, dict) or document.get("format") != _FORMAT:
+        raise ValueError(f"{file} is not a keras_vgg run description (format {_FORMAT})")
+    values = dict(document["run_config"])
+    values["scale"] = tuple(values["scale"])
+    config = RunConfig.from_json(values)
+    classes = document["classes"]
+    return Run(config, tuple(c["id"] for c in classes), tuple(c["name"] for c in classes),
+               os.path.dirname(os.path.abspath(file)))
+
+
+def weights_file(path: str, *, what: str) -> str:
+    """A weights file named directly, or the final weights of a run directory."""
+    if is_run(path):
+        return load(path).weights_path
+    if not os.path.isfile(path):
+        raise ValueError(f"{what}={path}: no such file or run directory")
+    return path
+
+
+def check_same_classes(expected: Sequence[str], found: Sequence[str], *, what: str) -> None:
+    """Raises a ValueError unless `found` (a source's class ids, in label order) are
+    `expected`: other classes, or the same in another order, would make its labels wrong."""
+    if tuple(expected) == tuple(found):
+        return
+    missing = sorted(set(expected) - set(found))[:5]
+    extra = sorted(set(found) - set(expected))[:5]
+    details = (f"missing {missing}, " if missing else "") + (f"extra {extra}" if extra else "")
+    raise ValueError(
+        f"{what} labels {len(found)} classes where {len(expected)} are expected"
+        f"{' (' + details.rstrip(', ') + ')' if details else ', in another order'}: its "
+        "labels would be wrong; give it the same class folders, or '?classes=imagenet'")

@@ -1,0 +1,141 @@
+import math
+import os
+
+import keras
+import numpy as np
+import pytest
+from conftest import NARROW
+
+import keras_vgg
+from keras_vgg import callbacks, training, weights
+
+
+def tiny_model():
+    return keras_vgg.vgg("A", width_multiplier=NARROW, input_shape=(32, 32, 3), classes=4,
+                         dropout=0.0)
+
+
+def random_batches(count=16, seed=0):
+    rng = np.random.default_rng(seed)
+    return (rng.normal(0, 50, (count, 32, 32, 3)).astype("float32"),
+            rng.integers(0, 4, count).astype("int32"))
+
+
+def run_callbacks(model_dir, state=None, **options):
+    return callbacks.callbacks(str(model_dir), state=state or callbacks.RunState(),
+                               num_classes=4, **options)
+
+
+def test_schedule_divides_by_ten_three_times_then_stops(tmp_path):
+    x, y = random_batches(16)
+    model = tiny_model()
+    # a rate too small to learn anything: validation accuracy never improves
+    training.compile_for_training(model, learning_rate=1e-9, momentum=0.0)
+    state = callbacks.RunState()
+    model.fit(x, y, validation_data=(x[:8], y[:8]), epochs=40, batch_size=16,
+              callbacks=run_callbacks(tmp_path, state, global_batch_size=16, patience=1),
+              verbose=0)
+    history = model.history.history
+    rates = [round(math.log10(rate)) for rate in history["learning_rate"]]
+    # epoch 1 sets the best; epochs 2, 3, 4 each plateau and drop; epoch 5 stops
+    assert rates == [-9, -9, -10, -11, -12]
+    assert round(math.log10(float(model.optimizer.learning_rate))) == -12
+    assert (state.epoch, state.learning_rate_drops) == (5, 3)
+    assert os.path.exists(tmp_path / "history.csv")
+    assert all(rate > 0 for rate in history["images_per_second"])
+
+
+class BlowUpAtEpoch(keras.callbacks.Callback):
+    """Multiplies the output kernel by `factor` at the start of `epoch` (inf: sets it to
+    inf), as diverging training does."""
+
+    def __init__(self, epoch, factor=np.inf):
+        super().__init__()
+        self.epoch = epoch
+        self.factor = factor
+        self.good = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == self.epoch:
+            self.good = [w.copy() for w in self.model.get_weights()]
+            kernel = self.model.get_layer("predictions").kernel
+            kernel.assign(np.full(kernel.shape, np.inf, "float32") if np.isinf(self.factor)
+                          else kernel * self.factor)
+
+
+def fit_until_it_blows_up(tmp_path, factor, **fit_options):
+    x, y = random_batches(32)
+    model = tiny_model()
+    training.compile_for_training(model, learning_rate=1e-3, momentum=0.9)
+    blow_up = BlowUpAtEpoch(1, factor)
+    with pytest.raises(callbacks.LossDiverged) as error:
+        model.fit(x, y, epochs=5, batch_size=8, verbose=0,
+                  callbacks=run_callbacks(tmp_path, global_batch_size=8,
+                                          advice="Lower the rate.") + [blow_up], **fit_options)
+    return str(error.value), blow_up
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_epoch(tmp_path):
+    message, blow_up = fit_until_it_blows_up(tmp_path, np.inf, validation_data=random_batches(8))
+    assert message.startswith("training diverged in epoch 2: the training loss became nan at "
+                              "step 1. Lower the rate. The last good epoch's weights are in ")
+    last_good = tiny_model()
+    weights.load_weights(last_good, tmp_path / "last_good.weights.h5")
+    for saved, expected in zip(last_good.get_weights(), blow_up.good, strict=True):
+        np.testing.assert_array_equal(saved, expected)
+    # the run ended by raising: BackupAndRestore kept epoch 1's checkpoint for a rerun
+    metadata = (tmp_path / "backup" / "training_metadata.json").read_text()
+    assert '"epoch": 1' in metadata
+
+
+def test_a_loss_grown_by_orders_of_magnitude_stops_before_it_is_nan(tmp_path):
+    message, _ = fit_until_it_blows_up(tmp_path, 1e4, validation_data=random_batches(8))
+    assert "training diverged in epoch 2: the training loss grew from" in message
+    assert "over 100 times. Lower the rate." in message
+
+
+def test_a_first_loss_far_above_chance_stops_at_once(tmp_path):
+    x, y = random_batches(8)
+    model = keras_vgg.vgg("A", width_multiplier=NARROW, input_shape=(32, 32, 3), classes=4,
+                          kernel_initializer=keras.initializers.RandomNormal(stddev=0.5))
+    training.compile_for_training(model, learning_rate=1e-3)
+    with pytest.raises(callbacks.LossDiverged,
+                       match=r"the training loss started at .* over 100 times the 1.39 \(ln of "
+                             r"the number of classes\).* No epoch completed before it."):
+        model.fit(x, y, epochs=1, batch_size=8, verbose=0,
+                  callbacks=run_callbacks(tmp_path, global_batch_size=8))
+
+
+@pytest.mark.parametrize("val_loss", [float("inf"), float("nan")])
+def test_an_infinite_validation_loss_stops(tmp_path, val_loss):
+    guard = callbacks.DivergenceGuard(callbacks.RunState(), num_classes=4, advice="Lower it.",
+                                      last_good_path=str(tmp_path / "last_good.weights.h5"))
+    guard.set_model(tiny_model())
+    guard.on_epoch_begin(2)
+    with pytest.raises(callbacks.LossDiverged,
+                       match=f"in epoch 3: the validation loss is {val_loss}. Lower it."):
+        guard.on_epoch_end(2, {"loss": 1.0, "val_loss": val_loss})
+    assert not (tmp_path / "last_good.weights.h5").exists()
+    guard.on_epoch_end(2, {"loss": 1.0, "val_loss": 1.0})
+    assert (tmp_path / "last_good.weights.h5").exists()
+
+
+def test_a_falling_loss_is_not_divergence(tmp_path):
+    x, y = random_batches(16)
+    model = tiny_model()
+    training.compile_for_training(model, learning_rate=1e-2)
+    state = callbacks.RunState()
+    model.fit(x, y, epochs=3, batch_size=8, verbose=0, validation_data=(x, y),
+              callbacks=run_callbacks(tmp_path, state, global_batch_size=8))
+    assert state.epoch == 3
+    assert state.reference_loss == pytest.approx(min(model.history.history["loss"]), rel=0.5)
+
+
+def test_run_state_round_trips(tmp_path):
+    state = callbacks.RunState(epoch=4, best_val_accuracy=0.5, epochs_without_gain=1,
+                               learning_rate_drops=2, reference_loss=0.25,
+                               random_states={"fc1_dropout": [1, 2]})
+    state.save(str(tmp_path / "state.json"))
+    restored = callbacks.RunState()
+    restored.restore(str(tmp_path / "state.json"))
+    assert restored == state
