@@ -26,7 +26,7 @@ import warnings
 import keras
 import tensorflow as tf
 
-from keras_vgg import distribute
+from keras_vgg import distribute, runs
 
 # A training loss this many times its reference has diverged: two orders of magnitude.
 DIVERGENCE_FACTOR = 100.0
@@ -80,8 +80,8 @@ class PaperSchedule(keras.callbacks.Callback):
     (the paper: three times, then stop). Adds `learning_rate` (the epoch's rate) to the logs.
     """
 
-    def __init__(self, state: RunState, *, patience: int, max_drops: int, factor: float = 0.1,
-                 min_delta: float = 1e-4):
+    def __init__(self, state: RunState, *, patience: int, max_drops: int = runs.PAPER_LR_DROPS,
+                 factor: float = runs.LR_DROP_FACTOR, min_delta: float = 1e-4):
         super().__init__()
         self.state = state
         self.patience = patience
@@ -95,8 +95,9 @@ class PaperSchedule(keras.callbacks.Callback):
         logs["learning_rate"] = rate
         accuracy = logs.get("val_accuracy")
         if accuracy is None:
-            warnings.warn("PaperSchedule needs validation data (val_accuracy); the learning "
-                          "rate stays as it is", stacklevel=2)
+            if epoch == 0:
+                warnings.warn("PaperSchedule needs validation data (val_accuracy); without "
+                              "it the learning rate stays as it is", stacklevel=2)
             return
         state = self.state
         if state.best_val_accuracy is None or accuracy > state.best_val_accuracy + self.min_delta:
@@ -297,7 +298,7 @@ def callbacks(
     global_batch_size: int,
     num_classes: int,
     patience: int = 2,
-    max_drops: int = 3,
+    max_drops: int = runs.PAPER_LR_DROPS,
     advice: str = "Lower the learning rate.",
     strategy: tf.distribute.Strategy | None = None,
 ) -> list[keras.callbacks.Callback]:

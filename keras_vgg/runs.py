@@ -15,8 +15,8 @@ The defaults are the paper's (Sect. 3.1), with two readings that the paper leave
   batch (`learning_rate = 1e-2 * batch_size / 256`, the linear rule), and a fine-tuning run
   (`init_from`) starts from 1e-3 as the paper's S=384 net did;
 - the initialisation is Glorot & Bengio's (`init="glorot"`): it trains every config from
-  scratch, as the paper's closing note says; "gaussian" is N(0, 0.01^2), which trains A
-  but not the deeper nets without `warm_start` (`python -m benchmarks.initialisation`).
+  scratch, as the paper's closing note says; "gaussian" is N(0, 0.01^2), from which no
+  config's loss leaves ln(1000) within 60 steps (`python -m benchmarks.initialisation`).
 """
 
 from __future__ import annotations
@@ -89,9 +89,10 @@ class RunConfig:
         None, "Validation Q; default S, or (S_min + S_max) / 2 when jittering.")
     init: str = _field(
         "glorot", "glorot: Glorot & Bengio, which trains every config from scratch. "
-        "gaussian: the paper's 'zero mean, 10^-2 variance' read as Caffe's N(0, 0.01^2); it "
-        "trains A but not deeper nets without --warm_start. (Read literally, std 0.1, it "
-        "diverges at once: config A starts at a loss of ~1e7.)", choices=INITIALISATIONS)
+        "gaussian: the paper's 'zero mean and 10^-2 variance' read as Caffe's N(0, 0.01^2); "
+        "from it the loss stays at ln(classes) for many steps, and the paper started deeper "
+        "nets from a trained A (--warm_start). Read literally (std 0.1) it diverges: config "
+        "A starts at a loss of ~5e8 and is NaN by step 3.", choices=INITIALISATIONS)
     warm_start: str | None = _field(
         None, "A config-A run directory or weights file: copy its first four convs and three "
         "FC layers (the paper's initialisation of deeper nets).")
@@ -147,21 +148,26 @@ class RunConfig:
         if not self.val_data and not self.data.startswith("tfds:"):
             raise ValueError("val_data is needed for folder: and tfrecord: training data")
 
+    def _paper_rate(self) -> tuple[float, str]:
+        """The paper's starting rate for a run like this one (at batch 256), and its name."""
+        if self.init_from:
+            return FINE_TUNE_LEARNING_RATE, "fine-tuning rate"
+        return PAPER_LEARNING_RATE, "rate"
+
     @property
     def initial_learning_rate(self) -> float:
         """The rate the run starts at: `learning_rate`, else the paper's for this batch."""
         if self.learning_rate is not None:
             return self.learning_rate
-        base = FINE_TUNE_LEARNING_RATE if self.init_from else PAPER_LEARNING_RATE
-        return scaled_learning_rate(base, self.batch_size)
+        return scaled_learning_rate(self._paper_rate()[0], self.batch_size)
 
     def learning_rate_origin(self) -> str:
         """Where `initial_learning_rate` comes from, for the log."""
         if self.learning_rate is not None:
             return "--learning_rate"
-        base = FINE_TUNE_LEARNING_RATE if self.init_from else PAPER_LEARNING_RATE
-        what = "fine-tuning rate" if self.init_from else "rate"
-        return f"the paper's {what} {base:g} at batch {PAPER_BATCH_SIZE}, x {self.batch_size}/256"
+        rate, name = self._paper_rate()
+        return (f"the paper's {name} {rate:g} at batch {PAPER_BATCH_SIZE}, x "
+                f"{self.batch_size}/{PAPER_BATCH_SIZE}")
 
     @property
     def test_scale_in_use(self) -> int:
@@ -259,8 +265,8 @@ class Run:
             width_multiplier=config.width_multiplier, **options)
 
     def save(self, directory: str | None = None) -> str:
-        """Writes `run.json` into `directory` (default the run's model_dir); returns its path."""
-        directory = directory or self.config.model_dir
+        """Writes `run.json` into `directory` (default the run's); returns its path."""
+        directory = directory or self.directory or self.config.model_dir
         os.makedirs(directory, exist_ok=True)
         path = os.path.join(directory, RUN_FILE)
         document = {
@@ -304,9 +310,7 @@ def load(path: str | os.PathLike) -> Run:
             raise ValueError(f"{file} is not valid JSON: {error}") from error
     if not isinstance(document, dict) or document.get("format") != _FORMAT:
         raise ValueError(f"{file} is not a keras_vgg run description (format {_FORMAT})")
-    values = dict(document["run_config"])
-    values["scale"] = tuple(values["scale"])
-    config = RunConfig.from_json(values)
+    config = RunConfig.from_json(document["run_config"])
     classes = document["classes"]
     return Run(config, tuple(c["id"] for c in classes), tuple(c["name"] for c in classes),
                os.path.dirname(os.path.abspath(file)))

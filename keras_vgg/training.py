@@ -74,7 +74,7 @@ class TrainingResult:
 def divergence_advice(config: runs.RunConfig) -> str:
     """What to change when `config` diverges, for `callbacks.DivergenceGuard`'s message."""
     rate = config.initial_learning_rate
-    default = runs.RunConfig(**{**config.to_json(), "learning_rate": None})
+    default = dataclasses.replace(config, learning_rate=None)
     steps = [f"The learning rate {rate:.6g} ({config.learning_rate_origin()}) is likely too "
              f"high: start again with --learning_rate={rate / 10:.3g} or lower"]
     if config.learning_rate is not None and config.learning_rate > default.initial_learning_rate:
@@ -153,6 +153,12 @@ def train(config: runs.RunConfig, *, verbose: str | int = "auto") -> TrainingRes
     for name in ("warm_start", "init_from"):
         if getattr(config, name):
             runs.weights_file(getattr(config, name), what=name)
+    if config.init == "gaussian" and configs.get(config.config).name not in ("A", "A-LRN") \
+            and not (config.warm_start or config.init_from):
+        warnings.warn(f"config {config.config} from N(0, 0.01^2) without warm_start: the loss "
+                      "stays at ln(classes) for many steps (its signal shrinks through the "
+                      "layers; the paper started deeper nets from a trained A); consider "
+                      "init='glorot'", stacklevel=2)
     strategy = distribute.strategy_from_environment()
     run_dir = distribute.worker_dir(config.model_dir, strategy)
     run = dataclasses.replace(runs.Run.of(config, _class_ids(config)), directory=run_dir)
@@ -172,11 +178,6 @@ def train(config: runs.RunConfig, *, verbose: str | int = "auto") -> TrainingRes
 
 def _fit(run: runs.Run, strategy: tf.distribute.Strategy, *, verbose) -> TrainingResult:
     config, run_dir = run.config, run.directory
-    if config.init == "gaussian" and configs.get(config.config).name not in ("A", "A-LRN") \
-            and not (config.warm_start or config.init_from):
-        warnings.warn(f"config {config.config} from N(0, 0.01^2) without warm_start does not "
-                      "train (its signal vanishes through the layers; the paper warm-started "
-                      "deeper nets from a trained A): consider init='glorot'", stacklevel=3)
     model = _model(run, strategy)
     run.save(run_dir)
     print(f"Training config {config.config} ({model.count_params():,} parameters, "
@@ -206,7 +207,7 @@ def _fit(run: runs.Run, strategy: tf.distribute.Strategy, *, verbose) -> Trainin
     run_callbacks += callbacks.callbacks(
         run_dir, state=state, global_batch_size=config.batch_size,
         num_classes=run.num_classes, patience=config.plateau_patience,
-        max_drops=runs.PAPER_LR_DROPS, advice=divergence_advice(config), strategy=strategy)
+        advice=divergence_advice(config), strategy=strategy)
     with warnings.catch_warnings():
         # Each epoch ends when the data does (its length is unknown up front: undecodable
         # files are skipped), which Keras reports as running out of data.
