@@ -107,12 +107,20 @@ def _check_resumable(run: runs.Run, directory: str) -> None:
 
 
 def _class_ids(config: runs.RunConfig) -> tuple[str, ...]:
-    """The training source's classes, checked against the validation source's."""
-    train_ids = sources.open_source(config.data).class_ids
+    """The training source's classes, checked against the validation source's; and the
+    training data checked to fill a batch (else every step is smaller than `batch_size`,
+    and the learning rate, scaled for it, too high)."""
+    train = sources.open_source(config.data)
+    if train.num_examples is not None and train.num_examples < config.batch_size:
+        raise ValueError(
+            f"the training data {config.data!r} holds {train.num_examples} images, fewer than "
+            f"one batch (batch_size={config.batch_size}): give batch_size="
+            f"{train.num_examples} or less")
     val_spec, val_split = config.validation_source
-    runs.check_same_classes(train_ids, sources.open_source(val_spec, split=val_split).class_ids,
+    runs.check_same_classes(train.class_ids,
+                            sources.open_source(val_spec, split=val_split).class_ids,
                             what=f"the validation data {val_spec!r}")
-    return train_ids
+    return train.class_ids
 
 
 def _model(run: runs.Run, strategy: tf.distribute.Strategy) -> keras.Model:

@@ -29,7 +29,7 @@ def run(script, *args, timeout=600):
 def test_demo_trains_evaluates_and_plots(tmp_path):
     import demo_data
 
-    result = run("demo.py", f"--workdir={tmp_path}", "--epochs=20")
+    result = run("demo.py", f"--workdir={tmp_path}", "--epochs=10")
     assert result.returncode == 0, result.stderr[-3000:]
     summary = re.search(r"Validation \(centre crop, Q=84\) on 400 images after (\d+) epochs: "
                         r"loss ([0-9.]+), top-1 accuracy ([0-9.]+)%", result.stdout)

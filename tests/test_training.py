@@ -207,6 +207,14 @@ def test_a_model_dir_holding_another_run_is_refused(tiny_run, demo_images, tmp_p
         training.train(changed, verbose=0)
 
 
+def test_training_data_smaller_than_a_batch_is_refused(demo_images, tmp_path):
+    config = tiny_run_config(tmp_path / "run", demo_images, batch_size=256)
+    with pytest.raises(ValueError, match=r"holds 20 images, fewer than one batch "
+                                         r"\(batch_size=256\): give batch_size=20 or less"):
+        training.train(config, verbose=0)
+    assert not (tmp_path / "run").exists()
+
+
 def test_validation_data_with_other_classes_is_refused(demo_images, tmp_path):
     imagenet_folder(str(tmp_path / "val"), ["circle", "square"], per_class=1)
     config = tiny_run_config(tmp_path / "run", demo_images, val_data=f"folder:{tmp_path}/val")
