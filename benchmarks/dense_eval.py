@@ -57,9 +57,9 @@ def agreement(demo: str) -> tuple[runs.Run, int, float, float, float] | None:
     """The demo's run, its held-out image count, and (top-1 agreement, dense top-1 error,
     multi-crop top-1 error) of its net; None before `make demo` has run."""
     run_dir = os.path.join(demo, "run")
-    if not runs.is_run(run_dir) or not os.path.exists(runs.load(run_dir).weights_path):
+    run = runs.load(run_dir) if runs.is_run(run_dir) else None
+    if run is None or not os.path.exists(run.weights_path):
         return None
-    run = runs.load(run_dir)
     model = run.build_model()
     dense, labels = evaluation.posteriors(model, run.config.val_data, protocol="dense",
                                           test_scales=(run.test_scale,))

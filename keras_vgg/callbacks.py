@@ -22,6 +22,7 @@ import math
 import os
 import time
 import warnings
+from collections.abc import Callable
 
 import keras
 import tensorflow as tf
@@ -68,6 +69,11 @@ class RunState:
             saved = json.load(file)
         for field in dataclasses.fields(self):
             setattr(self, field.name, saved[field.name])
+
+    def restore_defaults(self, **fields) -> None:
+        """Takes a fresh state's fields, except `fields`."""
+        for name, value in dataclasses.asdict(RunState(**fields)).items():
+            setattr(self, name, value)
 
 
 def learning_rate(model: keras.Model) -> float:
@@ -126,58 +132,64 @@ class LossDiverged(RuntimeError):
 
 class DivergenceGuard(keras.callbacks.Callback):
     """Ends training by raising `LossDiverged` when
-    - a training loss is NaN or infinite; or the first one is more than `DIVERGENCE_FACTOR`
-      times ln(classes), where an untrained net starts; or a later one is more than
-      `DIVERGENCE_FACTOR` times the lowest so far (never taken below `REFERENCE_FLOOR` x
-      ln(classes));
-    - a validation loss is NaN or infinite.
-    Raising (rather than `stop_training`) keeps Keras from finishing the epoch, so the
-    checkpoint and `last_good_path` keep the last completed good epoch. `advice` ends the
-    message: the likely cause and the settings to change.
+    - a step's training loss is NaN or infinite;
+    - the first step's is more than `DIVERGENCE_FACTOR` times ln(classes), where an
+      untrained net starts (cause "start": the initialisation or the inputs);
+    - a later step's is more than `DIVERGENCE_FACTOR` times the lowest so far, never taken
+      below `REFERENCE_FLOOR` x ln(classes) (cause "growth": most often the learning rate);
+    - a validation loss is NaN or infinite (cause "growth").
+    Keras logs the epoch's running mean at each step; the step's own loss is recovered from
+    two consecutive means. Raising (rather than `stop_training`) keeps Keras from finishing
+    the epoch, so the checkpoint and `last_good_path` keep the last completed good epoch.
+    `advice(cause)` ends the message: the likely cause and the settings to change.
     """
 
     def __init__(self, state: RunState, *, num_classes: int, last_good_path: str,
-                 advice: str):
+                 advice: Callable[[str], str]):
         super().__init__()
         self.state = state
         self.chance = math.log(max(num_classes, 2))
         self.last_good_path = last_good_path
         self.advice = advice
         self._epoch = 0
+        self._steps_and_mean = (0, 0.0)  # this epoch's steps so far and their mean loss
 
-    def _stop(self, what: str):
+    def _stop(self, what: str, cause: str):
         kept = (f"The last good epoch's weights are in {self.last_good_path}."
                 if os.path.exists(self.last_good_path) else "No epoch completed before it.")
         raise LossDiverged(f"training diverged in epoch {self._epoch + 1}: {what}. "
-                           f"{self.advice} {kept}")
+                           f"{self.advice(cause)} {kept}")
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch = epoch
+        self._steps_and_mean = (0, 0.0)
 
     def on_train_batch_end(self, batch, logs=None):
-        loss = (logs or {}).get("loss")
-        if loss is None:
+        mean = (logs or {}).get("loss")
+        if mean is None:
             return
-        loss = float(loss)
+        steps, previous_mean = self._steps_and_mean
+        self._steps_and_mean = (batch + 1, float(mean))
+        loss = ((batch + 1) * float(mean) - steps * previous_mean) / (batch + 1 - steps)
         step = f"step {batch + 1}"
         if not math.isfinite(loss):
-            self._stop(f"the training loss became {loss} at {step}")
+            self._stop(f"the training loss became {float(mean)} at {step}", "growth")
         lowest = self.state.reference_loss
         if lowest is None and loss > DIVERGENCE_FACTOR * self.chance:
             self._stop(f"the training loss started at {loss:.3g}, over {DIVERGENCE_FACTOR:g} "
                        f"times the {self.chance:.3g} (ln of the number of classes) that an "
-                       "untrained net starts at")
+                       "untrained net starts at", "start")
         if lowest is not None:
             reference = max(lowest, REFERENCE_FLOOR * self.chance)
             if loss > DIVERGENCE_FACTOR * reference:
-                self._stop(f"the training loss grew from {reference:.3g} to {loss:.3g} by {step}, "
-                           f"over {DIVERGENCE_FACTOR:g} times")
+                self._stop(f"the training loss grew from {reference:.3g} to {loss:.3g} at "
+                           f"{step}, over {DIVERGENCE_FACTOR:g} times", "growth")
         self.state.reference_loss = loss if lowest is None else min(lowest, loss)
 
     def on_epoch_end(self, epoch, logs=None):
         val_loss = (logs or {}).get("val_loss")
         if val_loss is not None and not math.isfinite(float(val_loss)):
-            self._stop(f"the validation loss is {val_loss}")
+            self._stop(f"the validation loss is {val_loss}", "growth")
         self.model.save_weights(self.last_good_path)
 
 
@@ -227,9 +239,10 @@ def backed_up_epoch(backup_dir: str) -> int:
 
 
 class RunStateBackup(keras.callbacks.Callback):
-    """Saves the `RunState` beside BackupAndRestore's checkpoint at each epoch's end, and
-    restores it when training resumes from that checkpoint, with the dropout layers'
-    random-generator states: a resumed run then trains exactly as an uninterrupted one.
+    """Saves the `RunState` beside BackupAndRestore's checkpoint at each epoch's end
+    (keeping the previous epoch's too), and restores the one of the checkpoint's epoch when
+    training resumes, with the dropout layers' random-generator states: a resumed run then
+    trains exactly as an uninterrupted one, also when it was stopped between the two saves.
     Place it after BackupAndRestore and after the callbacks that update the state."""
 
     def __init__(self, state: RunState, backup_dir: str):
@@ -237,6 +250,7 @@ class RunStateBackup(keras.callbacks.Callback):
         self.state = state
         self.backup_dir = backup_dir
         self.path = os.path.join(backup_dir, RUN_STATE_FILE)
+        self.previous_path = self.path + ".previous"
 
     def _generators(self) -> dict[str, keras.random.SeedGenerator]:
         return {
@@ -247,15 +261,21 @@ class RunStateBackup(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         resumed_epoch = backed_up_epoch(self.backup_dir)
-        if not (resumed_epoch and os.path.exists(self.path)):
+        if not resumed_epoch:
             return
-        self.state.restore(self.path)
-        if self.state.epoch != resumed_epoch:  # killed between the two saves
-            print(f"The saved run state is of epoch {self.state.epoch}, the checkpoint of "
-                  f"epoch {resumed_epoch}: the resumed run will differ slightly from an "
-                  "uninterrupted one.", flush=True)
+        for path in (self.path, self.previous_path):
+            if os.path.exists(path):
+                self.state.restore(path)
+                if self.state.epoch == resumed_epoch:
+                    break
+        else:
+            print(f"{self.backup_dir} holds no run state of epoch {resumed_epoch}, the "
+                  "checkpoint's: the schedule's counters and the dropout masks start afresh.",
+                  flush=True)
+            self.state.restore_defaults(epoch=resumed_epoch)
         for name, generator in self._generators().items():
-            generator.state.assign(self.state.random_states[name])
+            if name in self.state.random_states:
+                generator.state.assign(self.state.random_states[name])
         print(f"Resuming from the end of epoch {resumed_epoch} ({self.backup_dir}).",
               flush=True)
 
@@ -266,6 +286,8 @@ class RunStateBackup(keras.callbacks.Callback):
             for name, generator in self._generators().items()
         }
         os.makedirs(self.backup_dir, exist_ok=True)
+        if os.path.exists(self.path):
+            os.replace(self.path, self.previous_path)
         self.state.save(self.path)
 
 
@@ -299,13 +321,13 @@ def callbacks(
     num_classes: int,
     patience: int = 2,
     max_drops: int = runs.PAPER_LR_DROPS,
-    advice: str = "Lower the learning rate.",
+    advice: Callable[[str], str] = lambda cause: "Lower the learning rate.",
     strategy: tf.distribute.Strategy | None = None,
 ) -> list[keras.callbacks.Callback]:
     """The run's callbacks, all writing under `model_dir`: throughput, the divergence guard,
     the paper's schedule, backup/restore of weights, optimizer and `state`, CSV and
     TensorBoard logs; with a multi-worker `strategy`, the check that every worker resumes
-    from the same epoch. `advice` ends a divergence message."""
+    from the same epoch. `advice(cause)` ends a divergence message (`DivergenceGuard`)."""
     os.makedirs(model_dir, exist_ok=True)
     backup_dir = os.path.join(model_dir, "backup")
     # Order matters at each epoch's end: the guard checks the validation loss before the

@@ -51,6 +51,11 @@ def class_index() -> dict[int, tuple[str, str]]:
     return {int(key): (synset, name) for key, (synset, name) in json.loads(text).items()}
 
 
+def synsets() -> tuple[str, ...]:
+    """The 1000 WordNet synset ids in label order (`class_index`'s)."""
+    return tuple(synset for synset, _ in class_index().values())
+
+
 def decode_predictions(preds, top: int = 5) -> list[list[tuple[str, str, float]]]:
     """keras.applications' `decode_predictions`, offline.
 

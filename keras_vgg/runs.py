@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import numbers
 import os
 from collections.abc import Sequence
 
@@ -56,6 +57,14 @@ _FORMAT = "keras_vgg.run/1"
 def scaled_learning_rate(rate: float, batch_size: int) -> float:
     """`rate` (given for the paper's batch of 256) for a global batch of `batch_size`."""
     return rate * batch_size / PAPER_BATCH_SIZE
+
+
+def _absolute_source(spec: str) -> str:
+    """A `folder:` or `tfrecord:` spec with its location made absolute; others unchanged."""
+    parsed = sources.SourceSpec.parse(spec)
+    if parsed.kind not in ("folder", "tfrecord"):
+        return spec
+    return dataclasses.replace(parsed, location=os.path.abspath(parsed.location)).spec
 
 
 def _field(default, help_text: str, **metadata):
@@ -117,12 +126,22 @@ class RunConfig:
         if not self.model_dir:
             raise ValueError("model_dir is required: the run's checkpoints and weights go there")
         configs.get(self.config)  # raises on an unknown config
+        # Paths are kept absolute, so that run.json means the same from any directory.
+        for name in ("model_dir", "warm_start", "init_from"):
+            if getattr(self, name):
+                object.__setattr__(self, name, os.path.abspath(getattr(self, name)))
+        for name in ("data", "val_data"):
+            if getattr(self, name):
+                object.__setattr__(self, name, _absolute_source(getattr(self, name)))
         object.__setattr__(self, "scale", parse_scale(self.scale))
         for name in ("epochs", "batch_size", "crop_size", "steps_per_epoch",
                      "validation_steps", "test_scale", "plateau_patience"):
             value = getattr(self, name)
-            if value is not None and (not isinstance(value, int) or value < 1):
+            if value is not None and (isinstance(value, bool) or not isinstance(
+                    value, numbers.Integral) or value < 1):
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
+            if value is not None:
+                object.__setattr__(self, name, int(value))
         if self.learning_rate is not None and not self.learning_rate > 0:
             raise ValueError(f"learning_rate must be positive, got {self.learning_rate}")
         if not 0 <= self.dropout < 1:
@@ -229,7 +248,7 @@ class Run:
     @classmethod
     def of(cls, config: RunConfig, class_ids: Sequence[str]) -> Run:
         """A run of `config` on classes `class_ids`; names from ImageNet's where known."""
-        readable = {synset: name for synset, name in imagenet.class_index().values()}
+        readable = dict(imagenet.class_index().values())
         ids = tuple(str(i) for i in class_ids)
         return cls(config, ids, tuple(readable.get(i, i) for i in ids), config.model_dir)
 
@@ -317,9 +336,12 @@ def load(path: str | os.PathLike) -> Run:
 
 
 def weights_file(path: str, *, what: str) -> str:
-    """A weights file named directly, or the final weights of a run directory."""
+    """A weights file named directly, or the final weights of a finished run directory."""
     if is_run(path):
-        return load(path).weights_path
+        weights = load(path).weights_path
+        if not os.path.isfile(weights):
+            raise ValueError(f"{what}={path}: the run has not finished ({weights} is missing)")
+        return weights
     if not os.path.isfile(path):
         raise ValueError(f"{what}={path}: no such file or run directory")
     return path
@@ -336,4 +358,5 @@ def check_same_classes(expected: Sequence[str], found: Sequence[str], *, what: s
     raise ValueError(
         f"{what} labels {len(found)} classes where {len(expected)} are expected"
         f"{' (' + details.rstrip(', ') + ')' if details else ', in another order'}: its "
-        "labels would be wrong; give it the same class folders, or '?classes=imagenet'")
+        "labels would be wrong; give it the same class folders, or one class list to both "
+        "('?classes=FILE', '?classes=imagenet')")

@@ -207,7 +207,7 @@ def _class_list(option: str | None, synsets: list[str], root: str) -> list[str]:
     if option is None:
         return synsets
     if option == "imagenet":
-        names = [synset for synset, _ in imagenet.class_index().values()]
+        names = list(imagenet.synsets())
     else:
         with open(option, encoding="utf8") as file:
             names = [line.strip() for line in file if line.strip()]
@@ -321,7 +321,7 @@ def _label_ids(num_classes: int) -> tuple[str, ...]:
     """TFRecord labels have no names: ImageNet's synsets for its 1000 classes (the order
     the ImageNet conversion scripts number them in), else the labels themselves."""
     if num_classes == imagenet.NUM_CLASSES:
-        return tuple(synset for synset, _ in imagenet.class_index().values())
+        return imagenet.synsets()
     return tuple(str(label) for label in range(num_classes))
 
 

@@ -19,6 +19,7 @@ completed epoch when started again with the same config (with a seed, exactly).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import sys
 import warnings
@@ -53,6 +54,10 @@ def compile_for_training(
     )
 
 
+class RunError(ValueError):
+    """Settings or data that cannot train, found before training starts."""
+
+
 @dataclasses.dataclass(frozen=True)
 class TrainingResult:
     """The finished run and its final centre-crop validation (Sect. 3.2's single-scale Q)."""
@@ -66,13 +71,25 @@ class TrainingResult:
 
     def summary(self) -> str:
         return (f"Validation (centre crop, Q={self.run.test_scale}) on {self.val_images} images "
-                f"after {self.epochs} epochs: loss {self.val_loss:.4g}, top-1 accuracy "
+                f"after {self.epochs} epoch{'s' * (self.epochs != 1)}: loss {self.val_loss:.4g}, "
+                f"top-1 accuracy "
                 f"{100 * self.val_accuracy:.1f}% (error {100 * (1 - self.val_accuracy):.1f}%), "
                 f"top-5 accuracy {100 * self.val_top5:.1f}%. Run: {self.run.directory}")
 
 
-def divergence_advice(config: runs.RunConfig) -> str:
-    """What to change when `config` diverges, for `callbacks.DivergenceGuard`'s message."""
+def divergence_advice(config: runs.RunConfig, cause: str) -> str:
+    """What to change when `config` diverges, for `callbacks.DivergenceGuard`'s message:
+    cause "start" (the first loss, before any update: the initialisation or the inputs) or
+    "growth" (during training: most often the learning rate)."""
+    restart = (" in a new --model_dir (resuming this one repeats the same steps and diverges "
+               "again).")
+    if cause == "start":
+        steps = [f"The initialisation (--init={config.init}) or the inputs are likely off: "
+                 f"check that --preprocessing={config.preprocessing} is the one the data "
+                 "needs"]
+        if config.init != "glorot":
+            steps.append("start again with --init=glorot")
+        return "; ".join(steps) + "," + restart
     rate = config.initial_learning_rate
     default = dataclasses.replace(config, learning_rate=None)
     steps = [f"The learning rate {rate:.6g} ({config.learning_rate_origin()}) is likely too "
@@ -82,13 +99,13 @@ def divergence_advice(config: runs.RunConfig) -> str:
                      f"{default.initial_learning_rate:.6g} ({default.learning_rate_origin()})")
     if config.init == "gaussian" and not (config.warm_start or config.init_from):
         steps.append("with --init=glorot, which trains every config from scratch")
-    return ("; ".join(steps) + ", in a new --model_dir (resuming this one repeats the same "
-            "steps and diverges again).")
+    return "; ".join(steps) + "," + restart
 
 
 def _check_resumable(run: runs.Run, directory: str) -> None:
-    """A directory that already holds a run must hold this one: resuming it with other
-    settings would mix two runs (the checkpoint keeps the old learning rate, for one)."""
+    """A directory that already holds a run must hold this one, unfinished: resuming it
+    with other settings would mix two runs (the checkpoint keeps the old learning rate, for
+    one). Only `epochs` may change, to train longer."""
     if not runs.is_run(directory):
         return
     saved = runs.load(directory)
@@ -97,7 +114,7 @@ def _check_resumable(run: runs.Run, directory: str) -> None:
                          "model_dir")
     differ = {name: (value, getattr(run.config, name))
               for name, value in saved.config.to_json().items()
-              if name != "model_dir" and value != getattr(run.config, name)}
+              if name not in ("model_dir", "epochs") and value != getattr(run.config, name)}
     if saved.class_ids != run.class_ids:
         differ["classes"] = (f"{saved.num_classes} classes", f"{run.num_classes} classes")
     if differ:
@@ -106,10 +123,10 @@ def _check_resumable(run: runs.Run, directory: str) -> None:
                          "model_dir, or the same settings to resume it")
 
 
-def _class_ids(config: runs.RunConfig) -> tuple[str, ...]:
-    """The training source's classes, checked against the validation source's; and the
-    training data checked to fill a batch (else every step is smaller than `batch_size`,
-    and the learning rate, scaled for it, too high)."""
+def _checked_class_ids(config: runs.RunConfig) -> tuple[str, ...]:
+    """The training source's classes, after checking the data: the validation source
+    labels the same classes, and the training data fills a batch (else every step is
+    smaller than `batch_size`, and the learning rate, scaled for it, too high)."""
     train = sources.open_source(config.data)
     if train.num_examples is not None and train.num_examples < config.batch_size:
         raise ValueError(
@@ -154,23 +171,22 @@ def _evaluated_images(model: keras.Model) -> int:
 def train(config: runs.RunConfig, *, verbose: str | int = "auto") -> TrainingResult:
     """Runs the whole job `config` describes, in this process; returns the final
     validation. `verbose` is Keras': "auto" shows a progress bar on a terminal and one line
-    per epoch elsewhere (a log file). Raises ValueError for settings or data that cannot
-    train (before anything is built), `callbacks.LossDiverged` when training diverges."""
+    per epoch elsewhere (a log file). Sets the global random seed when `config.seed` is
+    given, and TensorFlow's op determinism with `config.deterministic`.
+
+    Raises:
+      RunError: settings or data that cannot train (bad sources, classes, weights to start
+        from, a model_dir holding another run), before training starts.
+      callbacks.LossDiverged: training diverged; the message says what to change.
+    """
     if verbose == "auto":
         verbose = 1 if sys.stdout.isatty() else 2
-    for name in ("warm_start", "init_from"):
-        if getattr(config, name):
-            runs.weights_file(getattr(config, name), what=name)
     if config.init == "gaussian" and configs.get(config.config).name not in ("A", "A-LRN") \
             and not (config.warm_start or config.init_from):
         warnings.warn(f"config {config.config} from N(0, 0.01^2) without warm_start: the loss "
                       "stays at ln(classes) for many steps (its signal shrinks through the "
                       "layers; the paper started deeper nets from a trained A); consider "
                       "init='glorot'", stacklevel=2)
-    strategy = distribute.strategy_from_environment()
-    run_dir = distribute.worker_dir(config.model_dir, strategy)
-    run = dataclasses.replace(runs.Run.of(config, _class_ids(config)), directory=run_dir)
-    _check_resumable(run, run_dir)
     if config.seed is not None:
         keras.utils.set_random_seed(config.seed)
     if config.deterministic:
@@ -179,14 +195,23 @@ def train(config: runs.RunConfig, *, verbose: str | int = "auto") -> TrainingRes
     if config.mixed_precision:
         keras.config.set_dtype_policy(f"mixed_{config.mixed_precision}")
     try:
-        return _fit(run, strategy, verbose=verbose)
+        try:
+            strategy = distribute.strategy_from_environment()
+            run_dir = distribute.worker_dir(config.model_dir, strategy)
+            run = dataclasses.replace(runs.Run.of(config, _checked_class_ids(config)),
+                                      directory=run_dir)
+            _check_resumable(run, run_dir)
+            model = _model(run, strategy)
+        except ValueError as error:
+            raise RunError(str(error)) from error
+        return _fit(run, model, strategy, verbose=verbose)
     finally:
         keras.config.set_dtype_policy(policy)
 
 
-def _fit(run: runs.Run, strategy: tf.distribute.Strategy, *, verbose) -> TrainingResult:
+def _fit(run: runs.Run, model: keras.Model, strategy: tf.distribute.Strategy, *,
+         verbose) -> TrainingResult:
     config, run_dir = run.config, run.directory
-    model = _model(run, strategy)
     run.save(run_dir)
     print(f"Training config {config.config} ({model.count_params():,} parameters, "
           f"{run.num_classes} classes) under {distribute.strategy_name(strategy)} with "
@@ -215,7 +240,7 @@ def _fit(run: runs.Run, strategy: tf.distribute.Strategy, *, verbose) -> Trainin
     run_callbacks += callbacks.callbacks(
         run_dir, state=state, global_batch_size=config.batch_size,
         num_classes=run.num_classes, patience=config.plateau_patience,
-        advice=divergence_advice(config), strategy=strategy)
+        advice=functools.partial(divergence_advice, config), strategy=strategy)
     with warnings.catch_warnings():
         # Each epoch ends when the data does (its length is unknown up front: undecodable
         # files are skipped), which Keras reports as running out of data.

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import typing
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -27,38 +28,50 @@ from keras_vgg import callbacks, runs, training  # noqa: E402
 FLAGS = flags.FLAGS
 
 
-def define_flags() -> None:
-    """One flag per `RunConfig` field, with its default and help."""
+def define_flags(flag_values: flags.FlagValues = FLAGS) -> None:
+    """One flag per `RunConfig` field, with its default and help; the flag's kind follows
+    the field's type (`scale`, a pair, is given as 'S' or 'S_min,S_max')."""
+    types = typing.get_type_hints(runs.RunConfig)
     for field in dataclasses.fields(runs.RunConfig):
-        help_text, default = field.metadata["help"], field.default
-        if "choices" in field.metadata:
-            choices = [c for c in field.metadata["choices"] if c is not None]
-            flags.DEFINE_enum(field.name, default, choices, help_text)
-        elif field.name == "scale":
+        help_text, default, hint = field.metadata["help"], field.default, types[field.name]
+        kinds = set(typing.get_args(hint)) - {type(None)} or {hint}
+        if typing.get_origin(hint) is tuple:  # the scale pair
             flags.DEFINE_string(field.name, ",".join(str(s) for s in sorted(set(default))),
-                                help_text)
-        elif "bool" in field.type:
-            flags.DEFINE_bool(field.name, default, help_text)
-        elif "int" in field.type:
-            flags.DEFINE_integer(field.name, default, help_text)
-        elif "float" in field.type:
-            flags.DEFINE_float(field.name, default, help_text)
+                                help_text, flag_values=flag_values)
+        elif "choices" in field.metadata:
+            choices = [c for c in field.metadata["choices"] if c is not None]
+            flags.DEFINE_enum(field.name, default, choices, help_text,
+                              flag_values=flag_values)
+        elif kinds == {bool}:
+            flags.DEFINE_bool(field.name, default, help_text, flag_values=flag_values)
+        elif kinds == {int}:
+            flags.DEFINE_integer(field.name, default, help_text, flag_values=flag_values)
+        elif kinds == {float}:
+            flags.DEFINE_float(field.name, default, help_text, flag_values=flag_values)
         else:
-            flags.DEFINE_string(field.name, default, help_text)
-    flags.mark_flag_as_required("model_dir")
+            flags.DEFINE_string(field.name, default, help_text, flag_values=flag_values)
+    flags.mark_flag_as_required("model_dir", flag_values=flag_values)
 
 
 define_flags()
+
+
+def config_from_flags(flag_values: flags.FlagValues = FLAGS) -> runs.RunConfig:
+    """The `RunConfig` the parsed flags describe; ValueError for values that cannot train."""
+    return runs.RunConfig(**{field.name: flag_values[field.name].value
+                             for field in dataclasses.fields(runs.RunConfig)})
 
 
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments {argv[1:]}: every setting is a --flag")
     try:
-        config = runs.RunConfig(**{field.name: FLAGS[field.name].value
-                                   for field in dataclasses.fields(runs.RunConfig)})
-        training.train(config)
+        config = config_from_flags()
     except ValueError as error:
+        raise SystemExit(f"imagenet_train.py: error: {error}") from error
+    try:
+        training.train(config)
+    except training.RunError as error:
         raise SystemExit(f"imagenet_train.py: error: {error}") from error
     except callbacks.LossDiverged as error:
         raise SystemExit(f"imagenet_train.py: {error}") from error

@@ -63,22 +63,27 @@ class BlowUpAtEpoch(keras.callbacks.Callback):
                           else kernel * self.factor)
 
 
+def advise(cause):
+    return f"Lower the rate ({cause})."
+
+
 def fit_until_it_blows_up(tmp_path, factor, **fit_options):
     x, y = random_batches(32)
     model = tiny_model()
     training.compile_for_training(model, learning_rate=1e-3, momentum=0.9)
     blow_up = BlowUpAtEpoch(1, factor)
     with pytest.raises(callbacks.LossDiverged) as error:
-        model.fit(x, y, epochs=5, batch_size=8, verbose=0,
-                  callbacks=run_callbacks(tmp_path, global_batch_size=8,
-                                          advice="Lower the rate.") + [blow_up], **fit_options)
+        model.fit(x, y, epochs=5, batch_size=8, verbose=0, **fit_options,
+                  callbacks=[*run_callbacks(tmp_path, global_batch_size=8, advice=advise),
+                             blow_up])
     return str(error.value), blow_up
 
 
 def test_nan_loss_stops_and_keeps_the_last_good_epoch(tmp_path):
     message, blow_up = fit_until_it_blows_up(tmp_path, np.inf, validation_data=random_batches(8))
     assert message.startswith("training diverged in epoch 2: the training loss became nan at "
-                              "step 1. Lower the rate. The last good epoch's weights are in ")
+                              "step 1. Lower the rate (growth). The last good epoch's weights "
+                              "are in ")
     last_good = tiny_model()
     weights.load_weights(last_good, tmp_path / "last_good.weights.h5")
     for saved, expected in zip(last_good.get_weights(), blow_up.good, strict=True):
@@ -91,7 +96,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_epoch(tmp_path):
 def test_a_loss_grown_by_orders_of_magnitude_stops_before_it_is_nan(tmp_path):
     message, _ = fit_until_it_blows_up(tmp_path, 1e4, validation_data=random_batches(8))
     assert "training diverged in epoch 2: the training loss grew from" in message
-    assert "over 100 times. Lower the rate." in message
+    assert "at step 1, over 100 times. Lower the rate (growth)." in message
 
 
 def test_a_first_loss_far_above_chance_stops_at_once(tmp_path):
@@ -108,12 +113,13 @@ def test_a_first_loss_far_above_chance_stops_at_once(tmp_path):
 
 @pytest.mark.parametrize("val_loss", [float("inf"), float("nan")])
 def test_an_infinite_validation_loss_stops(tmp_path, val_loss):
-    guard = callbacks.DivergenceGuard(callbacks.RunState(), num_classes=4, advice="Lower it.",
+    guard = callbacks.DivergenceGuard(callbacks.RunState(), num_classes=4, advice=advise,
                                       last_good_path=str(tmp_path / "last_good.weights.h5"))
     guard.set_model(tiny_model())
     guard.on_epoch_begin(2)
     with pytest.raises(callbacks.LossDiverged,
-                       match=f"in epoch 3: the validation loss is {val_loss}. Lower it."):
+                       match=rf"in epoch 3: the validation loss is {val_loss}. Lower the rate "
+                             r"\(growth\)."):
         guard.on_epoch_end(2, {"loss": 1.0, "val_loss": val_loss})
     assert not (tmp_path / "last_good.weights.h5").exists()
     guard.on_epoch_end(2, {"loss": 1.0, "val_loss": 1.0})
@@ -128,7 +134,42 @@ def test_a_falling_loss_is_not_divergence(tmp_path):
     model.fit(x, y, epochs=3, batch_size=8, verbose=0, validation_data=(x, y),
               callbacks=run_callbacks(tmp_path, state, global_batch_size=8))
     assert state.epoch == 3
-    assert state.reference_loss == pytest.approx(min(model.history.history["loss"]), rel=0.5)
+    # the lowest step loss is at most every epoch's mean of its steps
+    assert state.reference_loss <= min(model.history.history["loss"])
+
+
+def test_the_step_loss_is_recovered_from_kerass_running_means(tmp_path):
+    guard = callbacks.DivergenceGuard(callbacks.RunState(), num_classes=4, advice=str,
+                                      last_good_path=str(tmp_path / "good.weights.h5"))
+    guard.on_epoch_begin(0)
+    for batch, mean in enumerate([2.0, 1.5, 1.0]):  # step losses 2, 1, 0
+        guard.on_train_batch_end(batch, {"loss": mean})
+    assert guard.state.reference_loss == pytest.approx(0.0)
+    # 1.0 -> a mean of 31 at step 4 is a step loss of 121: over 100 x max(0, 0.1 ln 4)
+    with pytest.raises(callbacks.LossDiverged, match=r"grew from 0.139 to 121 at step 4.*growth"):
+        guard.on_train_batch_end(3, {"loss": 31.0})
+
+
+def test_a_run_state_one_epoch_behind_its_checkpoint_restores_the_previous_one(tmp_path):
+    """Stopped after BackupAndRestore saved epoch 2 but before the state of epoch 2 was."""
+    backup = tmp_path / "backup"
+    backup.mkdir()
+    (backup / "training_metadata.json").write_text('{"epoch": 1, "batch": 0}')
+    saver = callbacks.RunStateBackup(callbacks.RunState(learning_rate_drops=1), str(backup))
+    saver.set_model(tiny_model())
+    saver.on_epoch_end(0)  # the state of epoch 1
+    saver.state.learning_rate_drops = 2
+    saver.on_epoch_end(1)  # the state of epoch 2 (and epoch 1's kept as the previous one)
+    resumed = callbacks.RunStateBackup(callbacks.RunState(), str(backup))
+    resumed.set_model(tiny_model())
+    resumed.on_train_begin()
+    assert (resumed.state.epoch, resumed.state.learning_rate_drops) == (1, 1)
+    (backup / "training_metadata.json").write_text('{"epoch": 2, "batch": 0}')
+    resumed.on_train_begin()
+    assert (resumed.state.epoch, resumed.state.learning_rate_drops) == (2, 2)
+    (backup / "training_metadata.json").write_text('{"epoch": 3, "batch": 0}')
+    resumed.on_train_begin()  # no state of epoch 3: counters start afresh, epoch kept
+    assert (resumed.state.epoch, resumed.state.learning_rate_drops) == (3, 0)
 
 
 def test_run_state_round_trips(tmp_path):

@@ -55,6 +55,9 @@ def test_the_keras_code_that_fit_under_multi_worker_works_around_is_unchanged():
     assert list(inspect.signature(trainer.TensorFlowTrainer._maybe_symbolic_build).parameters
                 ) == ["self", "iterator", "data_batch"]
     assert "data_batch" in inspect.signature(keras.Model._symbolic_build).parameters
+    # The iterator yields (begin, end, iterator) triples, as build_from_local_batch reads it.
+    assert squeezed("for _, _, it in iterator: maybe_distributed_data_batch = next(it)") in (
+        squeezed(inspect.getsource(trainer.TensorFlowTrainer._maybe_symbolic_build)))
     # keras-team/keras#20585: the whole distributed batch is reduced across workers.
     assert squeezed('data_batch = self.distribute_strategy.reduce("MEAN", '
                     "maybe_distributed_data_batch, axis=None,)") in squeezed(

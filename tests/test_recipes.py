@@ -68,6 +68,24 @@ def test_bad_flags_fail_before_training(demo_images, tmp_path, flags, message):
     assert not (tmp_path / "run.json").exists()
 
 
+def test_the_recipes_flags_are_the_run_configs_fields():
+    import imagenet_train
+    from absl import flags
+
+    given = flags.FlagValues()
+    imagenet_train.define_flags(given)
+    given(["imagenet_train.py", "--model_dir=/r", "--scale=256,512",
+           "--mixed_precision=bfloat16", "--learning_rate=0.02", "--seed=3", "--deterministic",
+           "--init=gaussian", "--val_data=folder:/v", "--test_scale=300"])
+    assert imagenet_train.config_from_flags(given) == runs.RunConfig(
+        model_dir="/r", scale=(256, 512), mixed_precision="bfloat16", learning_rate=0.02,
+        seed=3, deterministic=True, init="gaussian", val_data="folder:/v", test_scale=300)
+    defaults = flags.FlagValues()
+    imagenet_train.define_flags(defaults)
+    defaults(["imagenet_train.py", "--model_dir=/r"])
+    assert imagenet_train.config_from_flags(defaults) == runs.RunConfig(model_dir="/r")
+
+
 @pytest.mark.full_size
 def test_config_a_at_full_width_trains_from_the_recipe_defaults(tmp_path):
     """The README's command with no --init and no --learning_rate, on real photographs:

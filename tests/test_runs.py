@@ -59,6 +59,8 @@ def test_test_scales_follow_the_paper(scale, crop, test_scale, single, multi):
     ({"warm_start": "a", "init_from": "b"}, "warm_start and init_from exclude each other"),
     ({"val_data": None}, "val_data is needed for folder: and tfrecord: training data"),
     ({"batch_size": 0}, "batch_size must be a positive integer, got 0"),
+    ({"batch_size": True}, "batch_size must be a positive integer, got True"),
+    ({"epochs": 2.5}, "epochs must be a positive integer, got 2.5"),
     ({"epochs": -1}, "epochs must be a positive integer"),
     ({"learning_rate": 0.0}, "learning_rate must be positive"),
     ({"init": "he"}, r"init='he': expected one of \('glorot', 'gaussian'\)"),
@@ -69,6 +71,18 @@ def test_test_scales_follow_the_paper(scale, crop, test_scale, single, multi):
 def test_settings_that_cannot_train_are_refused_with_their_name(overrides, message):
     with pytest.raises(ValueError, match=message):
         config(**overrides)
+
+
+def test_paths_are_kept_absolute(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    run = runs.RunConfig(model_dir="runs/a", data="folder:images/train?classes=imagenet",
+                         val_data="tfrecord:val-*", init_from="runs/s256")
+    assert run.model_dir == str(tmp_path / "runs" / "a")
+    assert run.data == f"folder:{tmp_path / 'images' / 'train'}?classes=imagenet"
+    assert run.val_data == f"tfrecord:{tmp_path / 'val-*'}"
+    assert run.init_from == str(tmp_path / "runs" / "s256")
+    assert runs.RunConfig(model_dir=tmp_path, data="tfds:imagenet2012").data == (
+        "tfds:imagenet2012")
 
 
 def test_tfds_training_data_validates_on_its_validation_split():
@@ -110,9 +124,12 @@ def test_what_is_not_a_run_is_named(tmp_path):
         runs.load(tmp_path)
 
 
-def test_weights_file_takes_a_file_or_a_run_directory(tmp_path):
+def test_weights_file_takes_a_file_or_a_finished_run_directory(tmp_path):
     run = runs.Run.of(config(model_dir=str(tmp_path)), ["a", "b"])
     run.save()
+    with pytest.raises(ValueError, match="init_from=.*: the run has not finished"):
+        runs.weights_file(str(tmp_path), what="init_from")
+    (tmp_path / "final.weights.h5").write_bytes(b"")
     assert runs.weights_file(str(tmp_path), what="init_from") == str(
         tmp_path / "final.weights.h5")
     (tmp_path / "x.weights.h5").write_bytes(b"")

@@ -180,10 +180,15 @@ def test_a_rate_too_high_stops_with_what_to_change(demo_images, tmp_path):
 
 def test_divergence_advice_names_the_initialisation_where_it_is_the_cause():
     config = tiny_run_config("/tmp/run", "/images", config="D", init="gaussian")
-    advice = training.divergence_advice(config)
+    advice = training.divergence_advice(config, "growth")
     assert "--learning_rate=1.56e-05 or lower" in advice
     assert "with --init=glorot, which trains every config from scratch" in advice
     assert "leave --learning_rate unset" not in advice
+    start = training.divergence_advice(config, "start")  # before any update: not the rate
+    assert start.startswith("The initialisation (--init=gaussian) or the inputs are likely "
+                            "off: check that --preprocessing=caffe is the one the data needs; "
+                            "start again with --init=glorot, in a new --model_dir")
+    assert "learning_rate" not in start
 
 
 def test_the_run_directory_describes_the_run(tiny_run):
@@ -201,7 +206,8 @@ def test_a_model_dir_holding_another_run_is_refused(tiny_run, demo_images, tmp_p
         training.train(tiny_run.config, verbose=0)
     other = tiny_run_config(tmp_path, demo_images)
     runs.Run.of(other, tiny_run.class_ids).save()
-    changed = tiny_run_config(tmp_path, demo_images, batch_size=8, learning_rate=0.1)
+    changed = tiny_run_config(tmp_path, demo_images, batch_size=8, learning_rate=0.1,
+                              epochs=5)  # more epochs alone would resume
     with pytest.raises(ValueError, match=r"holds a run with other settings \(batch_size 4 -> "
                                          r"8, learning_rate None -> 0.1\)"):
         training.train(changed, verbose=0)
@@ -238,5 +244,6 @@ def test_warm_start_and_init_from_take_run_directories(tiny_run, demo_images, tm
     assert f"Initialised from {tiny_run.directory}." in output
     assert "learning rate 1.5625e-05 (the paper's fine-tuning rate 0.001 at batch 256, " \
            "x 4/256)" in output
-    with pytest.raises(ValueError, match="init_from=/no/run: no such file or run directory"):
+    with pytest.raises(training.RunError,
+                       match="init_from=/no/run: no such file or run directory"):
         training.train(tiny_run_config(tmp_path / "x", demo_images, init_from="/no/run"))
