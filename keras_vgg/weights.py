@@ -1,19 +1,29 @@
 """Weight files: the official Keras ImageNet files, Keras h5/.keras files, and
 torchvision / timm checkpoints, all loaded by layer name and all-or-nothing.
 
-Every reader returns `{layer_name: [arrays in the order of layer.weights]}`; `load_weights`
+Every reader gives `{layer_name: [arrays in the order of layer.weights]}`; `load_weights`
 checks every layer of the model against it before assigning anything, so a bad file leaves
 the model unchanged and the error names the file and the first mismatching layer.
+
+Weight files come from anywhere, so nothing in one is trusted:
+- HDF5 files are read lazily: every array's declared shape and dtype is checked against
+  the model before a byte of it is read, so a file declaring huge arrays costs nothing.
+- HDF5 links and storage that leave the file (external and soft links, external storage,
+  virtual datasets) are refused: they would read other local files into the model.
+- A `.keras` archive's weights are read from inside the zip, never whole into memory, and
+  an entry that inflates more than `MAX_ZIP_EXPANSION` times is refused.
+- Arrays must be floating point and finite (HDF5 has no checksum: a damaged file reads as
+  NaN or garbage rather than failing).
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-import io
 import os
 import re
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 
 import h5py
 import keras
@@ -21,6 +31,7 @@ import numpy as np
 
 from keras_vgg import configs
 
+# Arrays, or lazy h5py datasets (read with `np.asarray`) while their file is open.
 WeightsByLayer = dict[str, list[np.ndarray]]
 
 _KERAS_APPLICATIONS_URL = "https://storage.googleapis.com/tensorflow/keras-applications/"
@@ -63,6 +74,10 @@ HEAD_LAYERS = ("fc1", "fc2", "predictions")
 KERAS_SUFFIXES = (".h5", ".hdf5", ".keras")
 TORCH_SUFFIXES = (".pth", ".pt", ".bin")
 SAFETENSORS_SUFFIX = ".safetensors"
+# The weights inside a `.keras` archive, and how much more than its stored bytes it may
+# inflate to: Keras stores it uncompressed, and weights deflate by a few percent at most.
+KERAS_ARCHIVE_WEIGHTS = "model.weights.h5"
+MAX_ZIP_EXPANSION = 20
 
 
 def check_imagenet_available(config: configs.VGGConfig, *, width_multiplier: float) -> None:
@@ -114,21 +129,29 @@ def load_weights(model: keras.Model, path: str | os.PathLike) -> None:
       ValueError: the file cannot be read, or a layer is missing or has other shapes; the
         message names the file and the first mismatching layer, and the model is unchanged.
     """
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise ValueError(f"weights file {path!r} does not exist")
+    path = _existing_file(path, what="weights file")
     lower = path.lower()
     if lower.endswith(KERAS_SUFFIXES):
-        weights = read_keras_file(path)
+        with open_keras_file(path) as weights:
+            assign_weights(model, weights, source=path)
     elif lower.endswith(TORCH_SUFFIXES + (SAFETENSORS_SUFFIX,)):
         weights = from_torch_state_dict(read_torch_file(path), model, source=path)
+        assign_weights(model, weights, source=path)
     else:
         raise ValueError(
             f"weights file {path!r}: unknown format; expected a Keras file "
             f"{KERAS_SUFFIXES} or a torchvision/timm checkpoint "
             f"{TORCH_SUFFIXES + (SAFETENSORS_SUFFIX,)}"
         )
-    assign_weights(model, weights, source=path)
+
+
+def _existing_file(path: str | os.PathLike, *, what: str) -> str:
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        raise ValueError(f"{what} {path!r} is a directory, not a file")
+    if not os.path.isfile(path):
+        raise ValueError(f"{what} {path!r} does not exist")
+    return path
 
 
 def assign_weights(model: keras.Model, weights: Mapping[str, list], *, source: str) -> None:
@@ -146,9 +169,8 @@ def assign_weights(model: keras.Model, weights: Mapping[str, list], *, source: s
                 f"{source}: no weights for layer {layer.name!r} (the file has "
                 f"{sorted(weights)}); is it a checkpoint of another VGG configuration?"
             )
-        arrays = [np.asarray(array) for array in weights[layer.name]]
-        check_shapes(layer, arrays, source=source)
-        plan.append((layer, arrays))
+        check_shapes(layer, weights[layer.name], source=source)
+        plan.append((layer, weights[layer.name]))
     model_layers = {layer.name for layer in model.layers}
     unused = sorted(set(weights) - model_layers - _ignorable_head(model_layers))
     if unused:
@@ -156,14 +178,42 @@ def assign_weights(model: keras.Model, weights: Mapping[str, list], *, source: s
             f"{source}: the file has weights for layers the model does not have: {unused}; "
             "is it a checkpoint of another VGG configuration (e.g. with batch norm)?"
         )
+    # Every declared shape and dtype is checked before any array is read.
+    plan = [(layer, _read_checked(layer, arrays, source)) for layer, arrays in plan]
     for layer, arrays in plan:
         layer.set_weights(arrays)
+
+
+def _read_checked(layer: keras.layers.Layer, arrays: list, source: str) -> list[np.ndarray]:
+    """`arrays` (checked shapes) read into memory; ValueError unless floating and finite."""
+    values = []
+    for variable, array in zip(layer.weights, arrays, strict=True):
+        what = f"layer {layer.name!r}, weight {variable.name!r}"
+        check_floating(array.dtype, what=what, source=source)
+        value = np.asarray(array)
+        if not np.isfinite(value).all():
+            raise ValueError(
+                f"{source}: {what} holds {np.size(value) - np.isfinite(value).sum()} NaN or "
+                "infinite values: the file is damaged"
+            )
+        values.append(value)
+    return values
+
+
+def check_floating(dtype, *, what: str, source: str) -> None:
+    """Raises a ValueError naming `source` and the tensor unless `dtype` is floating point:
+    integer or boolean weights would load as kernels of zeros and ones."""
+    if np.dtype(dtype).kind != "f":
+        raise ValueError(
+            f"{source}: {what} is stored as {np.dtype(dtype).name}, not as floating point; "
+            "the file is not a checkpoint of trained weights (or is quantised)"
+        )
 
 
 def check_shapes(layer: keras.layers.Layer, arrays: list[np.ndarray], *, source: str) -> None:
     """Raises a ValueError naming `source` and the layer unless shapes match layer.weights."""
     expected = [tuple(variable.shape) for variable in layer.weights]
-    found = [tuple(np.shape(array)) for array in arrays]
+    found = [tuple(array.shape) for array in arrays]
     if expected != found:
         raise ValueError(
             f"{source}: layer {layer.name!r} expects weights of shapes {expected}, the "
@@ -180,21 +230,58 @@ def _decode(value) -> str:
     return value.decode("utf8") if isinstance(value, bytes) else str(value)
 
 
-def read_keras_file(path: str) -> WeightsByLayer:
-    """`{layer_name: arrays}` from a Keras 3 `.weights.h5`, a legacy `.h5` or a `.keras` file."""
+@contextlib.contextmanager
+def open_keras_file(path: str) -> Iterator[WeightsByLayer]:
+    """`{layer_name: [h5py datasets]}` of a Keras 3 `.weights.h5`, a legacy `.h5` or a
+    `.keras` file, readable (`np.asarray`) until the context ends.
+
+    Raises:
+      ValueError: the file is not a Keras file, is damaged, or reaches outside itself
+        (external or soft links, external storage, virtual datasets) or, for `.keras`,
+        inflates more than `MAX_ZIP_EXPANSION` times.
+    """
     try:
-        if path.lower().endswith(".keras"):
-            with zipfile.ZipFile(path) as archive:
-                buffer = io.BytesIO(archive.read("model.weights.h5"))
-            with h5py.File(buffer, "r") as file:
-                return _read_keras_h5(file, path)
-        with h5py.File(path, "r") as file:
-            return _read_keras_h5(file, path)
+        with contextlib.ExitStack() as stack:
+            if path.lower().endswith(".keras"):
+                archive = stack.enter_context(zipfile.ZipFile(path))
+                entry = archive.getinfo(KERAS_ARCHIVE_WEIGHTS)
+                if entry.file_size > MAX_ZIP_EXPANSION * max(entry.compress_size, 1):
+                    raise ValueError(
+                        f"{path}: {KERAS_ARCHIVE_WEIGHTS} inflates from "
+                        f"{entry.compress_size} to {entry.file_size} bytes; weights do not "
+                        "compress like that (a zip bomb?)"
+                    )
+                file = stack.enter_context(h5py.File(stack.enter_context(archive.open(entry))))
+            else:
+                file = stack.enter_context(h5py.File(path, "r"))
+            _check_self_contained(file, path)
+            yield _read_keras_h5(file, path)
     except (OSError, KeyError, zipfile.BadZipFile) as error:
         raise ValueError(
             f"cannot read weights file {path!r}: truncated, corrupted or not a Keras file "
             f"({error})"
         ) from error
+
+
+def _check_self_contained(file: h5py.File, path: str) -> None:
+    """Raises a ValueError unless every object of `file` lives in it: hard links only, and
+    datasets without external or virtual storage."""
+
+    links = []
+    file.visititems_links(lambda name, link: links.append((name, link)))  # h5py: no raising
+    for name, link in links:
+        if not isinstance(link, h5py.HardLink):
+            raise ValueError(
+                f"{path}: {name!r} is an HDF5 {type(link).__name__}; Keras weight files "
+                "hold their arrays themselves, and a link could read another file"
+            )
+        item = file[name]
+        if isinstance(item, h5py.Dataset) and (item.external or item.is_virtual):
+            raise ValueError(
+                f"{path}: dataset {name!r} is stored outside the file "
+                f"({'virtual' if item.is_virtual else item.external}); Keras weight files "
+                "hold their arrays themselves"
+            )
 
 
 def _read_keras_h5(file: h5py.File, path: str) -> WeightsByLayer:
@@ -215,7 +302,7 @@ def _read_keras_h5(file: h5py.File, path: str) -> WeightsByLayer:
                 )
             if len(variables):
                 weights[_decode(variables.attrs["name"])] = [
-                    variables[str(index)][()] for index in range(len(variables))
+                    variables[str(index)] for index in range(len(variables))
                 ]
         return weights
     raise ValueError(f"{path}: HDF5 file without Keras weights (no layers or layer_names)")
@@ -226,7 +313,7 @@ def _read_legacy_group(group: h5py.Group) -> WeightsByLayer:
     for layer_name in (_decode(name) for name in group.attrs["layer_names"]):
         names = [_decode(name) for name in group[layer_name].attrs["weight_names"]]
         if names:
-            weights[layer_name] = [group[layer_name][name][()] for name in names]
+            weights[layer_name] = [group[layer_name][name] for name in names]
     return weights
 
 
@@ -268,7 +355,8 @@ def read_torch_file(path: str) -> dict[str, np.ndarray]:
     if not isinstance(checkpoint, dict):
         raise ValueError(f"{path}: expected a state dict, found {type(checkpoint).__name__}")
     return {
-        key: value.detach().cpu().numpy()
+        # numpy has no bfloat16; float32 holds its values exactly.
+        key: (value.float() if value.dtype == torch.bfloat16 else value).detach().cpu().numpy()
         for key, value in checkpoint.items()
         if isinstance(value, torch.Tensor)
     }
@@ -338,6 +426,8 @@ def _tensors(parameters, names, module: str, layer_name: str, source: str) -> li
             f"{source}: checkpoint module {module!r} (for layer {layer_name!r}) lacks "
             f"{[f'{module}.{name}' for name in missing]}"
         )
+    for name in names:
+        check_floating(parameters[name].dtype, what=f"tensor {module}.{name}", source=source)
     return [parameters[name] for name in names]
 
 
@@ -380,31 +470,28 @@ def warm_start_from_config_a(model: keras.Model, path: str | os.PathLike) -> lis
       ValueError: the file is not a config-A checkpoint, or its layers do not fit `model`
         (width, classes), naming the file and the layer; `model` is then unchanged.
     """
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise ValueError(f"warm-start file {path!r} does not exist")
+    path = _existing_file(path, what="warm-start file")
     if not path.lower().endswith(KERAS_SUFFIXES):
         raise ValueError(
             f"warm-start file {path!r}: expected a Keras file {KERAS_SUFFIXES}; convert a "
             "torch checkpoint with keras_vgg.VGG11(weights=PATH).save_weights('a.weights.h5')"
         )
     a_convs = _config_a_conv_names()
-    weights = read_keras_file(path)
-    foreign = sorted(set(weights) - set(a_convs) - set(HEAD_LAYERS))
-    if foreign:
-        raise ValueError(
-            f"{path}: not a config-A checkpoint: it has layers {foreign[:5]} that config A lacks"
-        )
     copied = a_convs[:4] + list(HEAD_LAYERS)
     layers = {layer.name: layer for layer in model.layers}
-    plan = []
-    for name in copied:
-        if name not in weights:
-            raise ValueError(f"{path}: the config-A checkpoint has no layer {name!r}")
-        if name not in layers:
-            raise ValueError(f"{path}: the model has no layer {name!r} to warm-start")
-        check_shapes(layers[name], weights[name], source=path)
-        plan.append((layers[name], weights[name]))
+    with open_keras_file(path) as weights:
+        foreign = sorted(set(weights) - set(a_convs) - set(HEAD_LAYERS))
+        if foreign:
+            raise ValueError(f"{path}: not a config-A checkpoint: it has layers {foreign[:5]} "
+                             "that config A lacks")
+        for name in copied:
+            if name not in weights:
+                raise ValueError(f"{path}: the config-A checkpoint has no layer {name!r}")
+            if name not in layers:
+                raise ValueError(f"{path}: the model has no layer {name!r} to warm-start")
+            check_shapes(layers[name], weights[name], source=path)
+        plan = [(layers[name], _read_checked(layers[name], weights[name], path))
+                for name in copied]
     for layer, arrays in plan:
         layer.set_weights(arrays)
     return copied

@@ -412,3 +412,209 @@ def test_pth_without_torch_says_how_to_get_it(tmp_path, narrow_d, monkeypatch):
     monkeypatch.setitem(sys.modules, "torch", None)  # `import torch` raises ImportError
     with pytest.raises(ValueError, match=r"vgg16.pth.*needs PyTorch.*safetensors"):
         keras_vgg.load_weights(narrow_d, path)
+
+
+# --- Hostile files: nothing outside the file is read, nothing huge is allocated ---------
+
+SECRET = b"TOPSECRET-KEY-42"  # 16 bytes: the 4 float32 biases of block1_conv1 at NARROW
+
+
+def write_secret(tmp_path):
+    """A local file the crafted weight files point at: the secret, repeated."""
+    path = tmp_path / "secret.bin"
+    path.write_bytes(SECRET * 64)
+    return path
+
+
+def secret_in(model) -> bool:
+    return any(SECRET in np.asarray(w).tobytes() for w in model.get_weights())
+
+
+def replace_dataset(path, name, make):
+    """Replaces dataset `name` of HDF5 file `path` with what `make(file, name)` creates."""
+    with h5py.File(path, "r+") as file:
+        del file[name]
+        make(file, name)
+
+
+BIAS = "layers/conv2d/vars/1"  # block1_conv1's bias in a Keras 3 .weights.h5
+
+
+def external_storage(tmp_path):
+    def make(file, name):
+        file.create_dataset(name, shape=(4,), dtype="float32",
+                            external=[(str(write_secret(tmp_path)), 0, 16)])
+    return make
+
+
+def external_link(tmp_path):
+    other = tmp_path / "other.h5"
+    with h5py.File(other, "w") as file:
+        file["secret"] = np.frombuffer(SECRET, "float32")
+
+    def make(file, name):
+        file[name] = h5py.ExternalLink(str(other), "/secret")
+    return make
+
+
+def soft_link_to_an_external_link(tmp_path):
+    link = external_link(tmp_path)
+
+    def make(file, name):
+        link(file, "/outside")
+        file[name] = h5py.SoftLink("/outside")
+    return make
+
+
+def virtual_dataset(tmp_path):
+    other = tmp_path / "other.h5"
+    with h5py.File(other, "w") as file:
+        file["secret"] = np.frombuffer(SECRET, "float32")
+
+    def make(file, name):
+        layout = h5py.VirtualLayout(shape=(4,), dtype="float32")
+        layout[:] = h5py.VirtualSource(str(other), "secret", shape=(4,))
+        file.create_virtual_dataset(name, layout)
+    return make
+
+
+@pytest.mark.parametrize("craft, error", [
+    (external_storage, r"dataset 'layers/conv2d/vars/1' is stored outside the file"),
+    (external_link, r"'layers/conv2d/vars/1' is an HDF5 ExternalLink"),
+    (soft_link_to_an_external_link, r"'layers/conv2d/vars/1' is an HDF5 SoftLink"),
+    (virtual_dataset, r"dataset 'layers/conv2d/vars/1' is stored outside the file \(virtual\)"),
+])
+def test_h5_reaching_outside_itself_is_refused(craft, error, tmp_path, narrow_d):
+    path = keras_file(keras_vgg.vgg("D", width_multiplier=NARROW, input_shape=(32, 32, 3)),
+                      tmp_path / "crafted.weights.h5")
+    replace_dataset(path, BIAS, craft(tmp_path))
+    with h5py.File(path) as file:  # the crafted file does read the secret through h5py
+        assert file[BIAS][()].tobytes() == SECRET
+    before = snapshot(narrow_d)
+    with pytest.raises(ValueError, match="crafted.weights.h5: " + error):
+        keras_vgg.load_weights(narrow_d, path)
+    assert_unchanged(narrow_d, before)
+    assert not secret_in(narrow_d)
+    with pytest.raises(ValueError, match=error):
+        keras_vgg.vgg("D", width_multiplier=NARROW, input_shape=(32, 32, 3), weights=str(path))
+
+
+def test_an_export_after_a_refused_file_holds_nothing_of_it(tmp_path, narrow_d):
+    from keras_vgg import serving
+
+    path = keras_file(keras_vgg.vgg("D", width_multiplier=NARROW, input_shape=(32, 32, 3)),
+                      tmp_path / "crafted.weights.h5")
+    replace_dataset(path, BIAS, external_storage(tmp_path))
+    with pytest.raises(ValueError):
+        keras_vgg.load_weights(narrow_d, path)
+    version = serving.export_saved_model(
+        narrow_d, str(tmp_path / "export"), model_name="m", warmup=False,
+        options=serving.ServingOptions(test_scale=32))
+    for root, _, names in os.walk(version):
+        for name in names:
+            with open(os.path.join(root, name), "rb") as file:
+                assert SECRET not in file.read(), name
+
+
+def peak_bytes(function) -> int:
+    """Peak Python and numpy allocation while `function()` runs (it must raise ValueError)."""
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        with pytest.raises(ValueError) as error:
+            function()
+        return tracemalloc.get_traced_memory()[1], str(error.value)
+    finally:
+        tracemalloc.stop()
+
+
+def model_bytes(model) -> int:
+    return sum(np.asarray(w).nbytes for w in model.get_weights())
+
+
+def test_h5_declaring_a_huge_array_is_refused_before_reading_it(tmp_path):
+    model = keras_vgg.vgg("D", width_multiplier=NARROW, input_shape=(32, 32, 3))
+    path = keras_file(model, tmp_path / "bomb.weights.h5")
+
+    def huge(file, name):  # 1 GiB declared, a few KB stored: chunks of the fill value
+        file.create_dataset(name, shape=(16384, 16384), dtype="float32", chunks=(1024, 1024),
+                            compression="gzip", fillvalue=1.0)
+    replace_dataset(path, "layers/dense/vars/0", huge)  # fc1's kernel
+    assert os.path.getsize(path) < 4 << 20  # the whole file, against 1 GiB declared
+    peak, message = peak_bytes(lambda: keras_vgg.load_weights(model, path))
+    assert "layer 'fc1' expects weights of shapes [(32, 256), (256,)]" in message
+    assert "(16384, 16384)" in message
+    assert peak < 4 * model_bytes(model) + (8 << 20), peak
+
+
+def test_keras_archive_zip_bomb_is_refused_before_inflating(tmp_path):
+    import zipfile
+
+    model = keras_vgg.vgg("D", width_multiplier=NARROW, input_shape=(32, 32, 3))
+    path = tmp_path / "bomb.keras"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        with archive.open("model.weights.h5", "w", force_zip64=True) as entry:
+            chunk = bytes(16 << 20)
+            for _ in range(32):  # 512 MiB of zeros
+                entry.write(chunk)
+    assert os.path.getsize(path) < 2 << 20
+    peak, message = peak_bytes(lambda: keras_vgg.load_weights(model, path))
+    assert "bomb.keras: model.weights.h5 inflates from" in message
+    assert peak < 4 * model_bytes(model) + (8 << 20), peak
+
+
+def test_loading_a_file_costs_about_the_models_own_size(tmp_path):
+    model = keras_vgg.vgg("D", width_multiplier=NARROW, input_shape=(32, 32, 3))
+    path = keras_file(model, tmp_path / "d.weights.h5")
+    import tracemalloc
+
+    tracemalloc.start()
+    keras_vgg.load_weights(model, path)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 3 * model_bytes(model) + (8 << 20), peak
+
+
+@pytest.mark.parametrize("dtype", ["int8", "uint8", "bool"])
+def test_safetensors_of_integers_or_booleans_are_refused_naming_the_tensor(dtype, tmp_path,
+                                                                        narrow_d):
+    state = torchvision_state_dict(configs.get("D"), width_multiplier=NARROW, classes=1000)
+    state["features.0.weight"] = (state["features.0.weight"] > 0).astype(dtype)
+    path = write_checkpoint(state, tmp_path / "quantised.safetensors")
+    before = snapshot(narrow_d)
+    with pytest.raises(ValueError, match=rf"quantised.safetensors: tensor features.0.weight is "
+                                         rf"stored as {dtype}, not as floating point"):
+        keras_vgg.load_weights(narrow_d, path)
+    assert_unchanged(narrow_d, before)
+
+
+def test_h5_of_integers_is_refused_naming_the_layer(tmp_path, narrow_d):
+    path = keras_file(keras_vgg.vgg("D", width_multiplier=NARROW, input_shape=(32, 32, 3)),
+                      tmp_path / "int.weights.h5")
+    replace_dataset(path, BIAS, lambda file, name: file.create_dataset(
+        name, data=np.ones(4, "int32")))
+    with pytest.raises(ValueError, match=r"int.weights.h5: layer 'block1_conv1', weight "
+                                         r"'bias' is stored as int32"):
+        keras_vgg.load_weights(narrow_d, path)
+
+
+def test_damaged_h5_bytes_are_refused_naming_the_layer(tmp_path, narrow_d):
+    path = keras_file(keras_vgg.vgg("D", width_multiplier=NARROW, input_shape=(32, 32, 3)),
+                      tmp_path / "damaged.weights.h5")
+    with h5py.File(path) as file:  # block3_conv1's kernel, stored contiguously
+        offset = file["layers/conv2d_4/vars/0"].id.get_offset()
+    with open(path, "r+b") as file:  # bytes that read as NaN: HDF5 has no checksum to notice
+        file.seek(offset + 128)
+        file.write(b"\xff" * 64)
+    before = snapshot(narrow_d)
+    with pytest.raises(ValueError, match=r"damaged.weights.h5: layer 'block3_conv1', weight "
+                                         r"'kernel' holds 16 NaN or infinite values"):
+        keras_vgg.load_weights(narrow_d, path)
+    assert_unchanged(narrow_d, before)
+
+
+def test_a_directory_is_named_as_one(tmp_path, narrow_d):
+    (tmp_path / "weights.h5").mkdir()
+    with pytest.raises(ValueError, match=r"weights.h5' is a directory, not a file"):
+        keras_vgg.load_weights(narrow_d, tmp_path / "weights.h5")
