@@ -47,6 +47,8 @@ flags.DEFINE_bool("flip", False, "Average with the mirror image (the paper; twic
 flags.DEFINE_bool("score_map", False, "Also return the class score map (serving_default).")
 flags.DEFINE_enum("pixel_dtype", "uint8", ["uint8", "float32"], "serving_default's input dtype.")
 flags.DEFINE_bool("warmup", True, "Write assets.extra/tf_serving_warmup_requests.")
+flags.DEFINE_integer("max_pixels", data.MAX_PIXELS, "The largest image served, in pixels "
+                     "(image_bytes reads it from each file's header before decoding).")
 flags.mark_flags_as_mutual_exclusive(["model_dir", "weights"], required=True)
 flags.mark_flag_as_required("export_base")
 NETWORK_FLAGS = ("config", "classes", "class_names", "crop_size", "width_multiplier",
@@ -63,7 +65,7 @@ def main(argv):
     del argv
     try:
         options = {"top_k": FLAGS.top_k, "flip": FLAGS.flip, "score_map": FLAGS.score_map,
-                   "pixel_dtype": FLAGS.pixel_dtype}
+                   "pixel_dtype": FLAGS.pixel_dtype, "max_pixels": FLAGS.max_pixels}
         if FLAGS.test_scale:
             options["test_scale"] = FLAGS.test_scale
         given = [f"--{name}" for name in NETWORK_FLAGS if FLAGS[name].present]

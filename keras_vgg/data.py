@@ -9,8 +9,13 @@ with libjpeg's DCT down-scaling for huge images), then resized to the crop size:
 pixels as rescale-then-crop at a fraction of the cost. Non-JPEG files (PNG, GIF, BMP, and
 JPEGs without an end marker) are decoded whole and cropped the same way.
 
-A file that cannot be decoded is skipped; each skip is printed to stderr with its id (path)
-and a running count. All randomness is stateless and seeded per image.
+Every image's cost is bounded before it is decoded: its size is read from its header, and
+an image of more than `MAX_PIXELS` pixels, longer than `MAX_ASPECT_RATIO` times its width
+(or the reverse), or a JPEG with too few bytes for the pixels it declares
+(`MAX_JPEG_PIXELS_PER_BYTE`: a damaged or crafted header) is skipped, named with the
+reason. A file that cannot be read or decoded is skipped too; each skip is printed to
+stderr with its id (path) and a running count. All randomness is stateless and seeded per
+image.
 """
 
 from __future__ import annotations
@@ -36,6 +41,14 @@ PCA_ALPHA_STDDEV = 0.1
 # Sect. 3.2: dense evaluation scale for jittered training, and the 5x5 multi-crop grid.
 TEST_SCALE = 384
 MULTI_CROP_GRID = 5
+# The bounds on one image, read from its header before it is decoded (training, evaluation
+# and serving): 64 megapixels decode to 192 MB, and an 8:1 image rescaled to Q=384 is
+# 384 x 3072. libjpeg encodes a flat grey image in 1 byte per ~250 pixels (measured with
+# Pillow at 4000 x 3000, baseline and progressive), so a JPEG declaring 4096 pixels per byte
+# of file has no image data behind its header.
+MAX_PIXELS = 64 * 1024 * 1024
+MAX_ASPECT_RATIO = 8
+MAX_JPEG_PIXELS_PER_BYTE = 4096
 # libjpeg's DCT-domain down-scaling factors, used to keep huge images' memory bounded.
 JPEG_RATIOS = (1, 2, 4, 8)
 _JPEG_START = b"\xff\xd8\xff"  # SOI marker and the next marker's first byte
@@ -116,6 +129,72 @@ def _decode_huge_jpeg_window(contents, window, crop_size) -> tf.Tensor:
                               width // ratio >= 2 * crop_size[1])
         index = tf.where(fits, position, index)
     return tf.switch_case(index, [decode_at(ratio) for ratio in JPEG_RATIOS])
+
+
+def _unsigned(header: tf.Tensor, start: int, length: int, *, big_endian: bool) -> tf.Tensor:
+    digits = header[start : start + length]
+    digits = digits if big_endian else tf.reverse(digits, [0])
+    return tf.reduce_sum(digits * 256 ** tf.range(length - 1, -1, -1, dtype=tf.int64))
+
+
+def declared_size(contents: tf.Tensor) -> tf.Tensor:
+    """`[height, width]` int64 of an encoded image, read from its header without decoding:
+    JPEG, PNG, GIF, BMP and WebP; `[-1, -1]` for other formats (JPEG XL) and non-images.
+    Raises InvalidArgument for a JPEG whose header is broken."""
+    length = 32  # every header field read below lies in the first 32 bytes
+    padded = tf.strings.substr(
+        tf.strings.join([tf.strings.substr(contents, 0, length), b"\0" * length]), 0, length)
+    header = tf.cast(tf.io.decode_raw(padded, tf.uint8), tf.int64)
+
+    def at(start, length, big_endian=False):
+        return _unsigned(header, start, length, big_endian=big_endian)
+
+    def starts(magic: bytes, offset: int = 0):
+        return tf.equal(tf.strings.substr(padded, offset, len(magic)), magic)
+
+    webp = tf.logical_and(starts(b"RIFF"), starts(b"WEBP", 8))
+    sizes = [  # (condition, [height, width]), first match wins
+        (starts(_JPEG_START), lambda: tf.cast(tf.image.extract_jpeg_shape(contents)[:2],
+                                              tf.int64)),
+        (starts(b"\x89PNG"), lambda: tf.stack([at(20, 4, True), at(16, 4, True)])),
+        (starts(b"GIF8"), lambda: tf.stack([at(8, 2), at(6, 2)])),
+        (starts(b"BM"), lambda: tf.abs(tf.stack([  # int32; negative height: top-down rows
+            (at(22, 4) + 2**31) % 2**32 - 2**31, (at(18, 4) + 2**31) % 2**32 - 2**31]))),
+        (tf.logical_and(webp, starts(b"VP8X", 12)),
+         lambda: tf.stack([at(27, 3), at(24, 3)]) + 1),
+        (tf.logical_and(webp, starts(b"VP8L", 12)),  # 14-bit width-1, height-1 from byte 21
+         lambda: tf.stack([at(21, 4) // 2**14 % 2**14, at(21, 4) % 2**14]) + 1),
+        (tf.logical_and(webp, starts(b"VP8 ", 12)),
+         lambda: tf.stack([at(28, 2) % 2**14, at(26, 2) % 2**14])),
+    ]
+    size = tf.constant([-1, -1], tf.int64)
+    for condition, read in reversed(sizes):
+        size = tf.cond(condition, read, lambda size=size: size)
+    return size
+
+
+def image_problem(contents: tf.Tensor, max_pixels: int = MAX_PIXELS) -> tf.Tensor:
+    """Why an encoded image is beyond the bounds, as a scalar tf.string; "" when it is within
+    them (or its size is not in its header). See `MAX_PIXELS`, `MAX_ASPECT_RATIO` and
+    `MAX_JPEG_PIXELS_PER_BYTE`. Raises InvalidArgument for a JPEG whose header is broken."""
+    height, width = tf.unstack(declared_size(contents))
+    pixels = height * width
+    size = tf.strings.format("is {}x{} pixels", (width, height))
+    is_jpeg = tf.equal(tf.strings.substr(contents, 0, 3), _JPEG_START)
+    problems = [
+        (tf.equal(pixels, 0), "declares no pixels"),
+        (pixels > max_pixels, tf.strings.join([size, f", above the bound of {max_pixels}"])),
+        (tf.maximum(height, width) > MAX_ASPECT_RATIO * tf.minimum(height, width),
+         tf.strings.join([size, f", beyond the {MAX_ASPECT_RATIO}:1 aspect-ratio bound"])),
+        (tf.logical_and(is_jpeg, pixels > MAX_JPEG_PIXELS_PER_BYTE * tf.cast(
+            tf.strings.length(contents), tf.int64)),
+         tf.strings.format("declares {}x{} pixels in only {} bytes: its image data is missing",
+                           (width, height, tf.strings.length(contents)))),
+    ]
+    problem = tf.constant("")
+    for condition, message in reversed(problems):
+        problem = tf.where(tf.logical_and(height >= 0, condition), message, problem)
+    return problem
 
 
 def decode_image(contents: tf.Tensor) -> tf.Tensor:
@@ -274,14 +353,18 @@ def map_skipping_undecodable(
     records: tf.data.Dataset,
     transform: Callable[[dict], tf.Tensor],
     *,
+    max_pixels: int = MAX_PIXELS,
     group_size: int = GUARD_GROUP_SIZE,
     deterministic: bool = True,
 ) -> tf.data.Dataset:
-    """`record["image"] = transform(record)` for each record, in groups: each element is a
-    batch of the 1 to `group_size` records of a group that survived, in order (re-batch
-    it with `Dataset.rebatch`, or `unbatch` it). Records whose transform fails (corrupt,
-    truncated or non-image files) are dropped, and each drop is printed to stderr with the
-    record's id and the number dropped so far by this iterator.
+    """`record["image"] = transform(record)` for each record (sources' records, whose
+    encoded image `sources.encoded_image` reads), in groups: each element is a batch of the
+    1 to `group_size` records of a group that survived, in order (re-batch it with
+    `Dataset.rebatch`, or `unbatch` it). Records are dropped, each drop printed to stderr
+    with the record's id and the number dropped so far by this iterator, when
+    - the image is beyond the bounds (`image_problem`): the reason is printed, and the
+      image is not decoded;
+    - reading or transforming it fails (a missing, corrupt, truncated or non-image file).
 
     tf.data has no try/except, and `ignore_errors` drops failures without saying which.
     Running it on groups of `group_size` records and seeing which of each group's positions
@@ -289,10 +372,20 @@ def map_skipping_undecodable(
     unique). Transforms whose outputs differ in shape need `group_size=1`.
     """
 
+    def bounded(record):
+        contents = sources.encoded_image(record)
+        problem = image_problem(contents, max_pixels)
+        # An image beyond the bounds is replaced by a 1x1 one, so that the transform's
+        # output keeps its shape, and is dropped after the group.
+        contents = tf.cond(tf.equal(problem, ""), lambda: contents,
+                           lambda: tf.io.encode_png(tf.zeros([1, 1, 3], tf.uint8)))
+        return {**record, "image": transform({**record, "image": contents}),
+                "problem": problem}
+
     def run_group(group):
         slots = tf.range(tf.size(group["id"]))
         done = (tf.data.Dataset.from_tensor_slices((group, slots))
-                .map(lambda record, slot: ({**record, "image": transform(record)}, slot))
+                .map(lambda record, slot: (bounded(record), slot))
                 .ignore_errors())
         empty = tf.nest.map_structure(
             lambda spec: tf.zeros([0] + [0 if d is None else d for d in spec.shape], spec.dtype),
@@ -305,17 +398,29 @@ def map_skipping_undecodable(
         batch, kept, group_ids = group
         positions = tf.range(tf.size(group_ids))
         survived = tf.reduce_any(tf.equal(positions[:, None], kept[None, :]), axis=1)
-        missing = tf.boolean_mask(group_ids, tf.logical_not(survived))
-        dropped += tf.cast(tf.size(missing), tf.int64)
+        failed = tf.boolean_mask(group_ids, tf.logical_not(survived))
+        problems = batch.pop("problem")
+        beyond_bounds = tf.not_equal(problems, "")
+        beyond = tf.strings.join([tf.boolean_mask(batch["id"], beyond_bounds),
+                                  tf.boolean_mask(problems, beyond_bounds)], separator=": ")
+        dropped_before = dropped
+        dropped += tf.cast(tf.size(failed) + tf.size(beyond), tf.int64)
 
-        def report():
-            return tf.print(
-                "keras_vgg.data: skipped undecodable image(s)", missing,
-                tf.strings.format("({} skipped so far)", dropped), output_stream=sys.stderr,
-            )
+        def report(message, ids, count):
+            return tf.cond(tf.size(ids) > 0, lambda: tf.print(
+                f"keras_vgg.data: skipped {message}", ids,
+                tf.strings.format("({} skipped so far)", count),
+                output_stream=sys.stderr, summarize=-1), tf.no_op)
 
-        with tf.control_dependencies([tf.cond(tf.size(missing) > 0, report, tf.no_op)]):
-            return dropped, tf.nest.map_structure(tf.identity, batch)
+        reports = [
+            report("image(s) beyond the bounds", beyond,
+                   dropped_before + tf.cast(tf.size(beyond), tf.int64)),
+            report("unreadable or undecodable file(s)", failed, dropped),
+        ]
+        with tf.control_dependencies(reports):
+            kept_batch = tf.nest.map_structure(
+                lambda tensor: tf.boolean_mask(tensor, tf.logical_not(beyond_bounds)), batch)
+            return dropped, kept_batch
 
     return (
         records.batch(group_size)

@@ -53,9 +53,6 @@ WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
 OPTIONS_FILE = os.path.join("assets.extra", "keras_vgg_serving_options.json")
 # The first bytes of each format `tf.io.decode_image` reads.
 _IMAGE_MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"BM")
-# A request whose image, rescaled to shorter side Q, is longer than this many Q is refused
-# (a 1x10000 image would otherwise allocate a Q x 10000Q activation map).
-MAX_ASPECT_RATIO = 8
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,6 +66,9 @@ class ServingOptions:
       flip: also run the mirror image and average the two posteriors (2x compute).
       score_map: add the class score map to `serving_default`'s outputs.
       pixel_dtype: `serving_default`'s input dtype, "uint8" or "float32" (values 0-255).
+      max_pixels: the largest image accepted, in pixels; `image_bytes` reads the size from
+        each file's header before decoding it. Images are also refused beyond
+        `data.MAX_ASPECT_RATIO` (a 1x10000 image would make a Q x 10000Q activation map).
     """
 
     test_scale: int = data.TEST_SCALE
@@ -77,6 +77,7 @@ class ServingOptions:
     flip: bool = False
     score_map: bool = False
     pixel_dtype: str = "uint8"
+    max_pixels: int = data.MAX_PIXELS
 
 
 def class_names_for(classes: int, names: Sequence[str] | None = None) -> list[str]:
@@ -102,6 +103,8 @@ def _check(model: keras.Model, options: ServingOptions) -> None:
                          f"{imagenet.PREPROCESSING_MODES}")
     if options.pixel_dtype not in ("uint8", "float32"):
         raise ValueError(f"pixel_dtype must be 'uint8' or 'float32', got {options.pixel_dtype!r}")
+    if not options.max_pixels >= 1:
+        raise ValueError(f"max_pixels must be a positive integer, got {options.max_pixels}")
     classes = model.output_shape[-1]
     if not 1 <= options.top_k <= classes:
         raise ValueError(f"top_k must be in [1, {classes}], got {options.top_k}")
@@ -119,14 +122,27 @@ def serving_functions(model: keras.Model, *, options: ServingOptions,
     def checked_rescale(images):
         """`[batch, h, w, 3]` -> `[batch, h', w', 3]` float32 with min(h', w') == Q."""
         height, width = tf.shape(images)[1], tf.shape(images)[2]
-        with tf.control_dependencies([
+        checks = [
             tf.debugging.assert_positive(
                 tf.minimum(height, width), message="images must be at least 1x1 pixels"),
             tf.debugging.assert_less_equal(
-                tf.maximum(height, width), MAX_ASPECT_RATIO * tf.minimum(height, width),
-                message=f"image aspect ratio is above {MAX_ASPECT_RATIO}:1"),
-        ]):
+                tf.maximum(height, width), data.MAX_ASPECT_RATIO * tf.minimum(height, width),
+                message=f"image aspect ratio is above {data.MAX_ASPECT_RATIO}:1"),
+            tf.debugging.assert_less_equal(
+                tf.cast(height, tf.int64) * tf.cast(width, tf.int64),
+                tf.constant(options.max_pixels, tf.int64),
+                message=f"images must have at most {options.max_pixels} pixels"),
+        ]
+        if images.dtype.is_floating:
+            checks.append(tf.debugging.assert_all_finite(
+                images, "images hold NaN or infinite pixel values"))
+        with tf.control_dependencies(checks):
             return data.rescale_shorter_side(images, q)
+
+    def non_empty(batch, name):
+        with tf.control_dependencies([tf.debugging.assert_positive(
+                tf.shape(batch)[0], message=f"the request holds no {name}: send at least one")]):
+            return tf.identity(batch)
 
     def scores_and_probabilities(images):
         """Dense evaluation of a batch of one size: (`[b, H, W, classes]`, `[b, classes]`)."""
@@ -151,7 +167,7 @@ def serving_functions(model: keras.Model, *, options: ServingOptions,
     def serve_pixels(images):
         # TF-Serving does not check shapes against the signature; a 4-channel image would
         # otherwise run (the preprocessing slices channels).
-        images = tf.ensure_shape(images, [None, None, None, 3])
+        images = non_empty(tf.ensure_shape(images, [None, None, None, 3]), "images")
         score_map, probabilities = scores_and_probabilities(images)
         outputs = named(probabilities)
         if options.score_map:
@@ -163,14 +179,21 @@ def serving_functions(model: keras.Model, *, options: ServingOptions,
             contents, index = contents_and_index
             is_image = tf.reduce_any([tf.strings.substr(contents, 0, len(magic)) == magic
                                       for magic in _IMAGE_MAGIC])
+            # The file's first bytes, made valid UTF-8 for the error message.
+            start = tf.strings.unicode_transcode(
+                tf.strings.substr(contents, 0, 8), "UTF-8", "UTF-8", errors="replace")
             message = tf.strings.format(
                 "image_bytes[{}] is not a JPEG, PNG, GIF or BMP file (it is empty or another "
-                "format); it starts with {}", (index, tf.strings.substr(contents, 0, 8)))
+                "format); it starts with {}", (index, start))
             with tf.control_dependencies([tf.debugging.Assert(is_image, [message])]):
+                problem = data.image_problem(contents, options.max_pixels)
+            beyond = tf.strings.join(
+                ["image_bytes[", tf.strings.as_string(index), "] ", problem])
+            with tf.control_dependencies([tf.debugging.Assert(tf.equal(problem, ""), [beyond])]):
                 image = data.decode_image(contents)
             return scores_and_probabilities(image[None])[1][0]
 
-        image_bytes = tf.ensure_shape(image_bytes, [None])
+        image_bytes = non_empty(tf.ensure_shape(image_bytes, [None]), "images")
         probabilities = tf.map_fn(
             one, (image_bytes, tf.range(tf.size(image_bytes))),
             fn_output_signature=tf.TensorSpec([model.output_shape[-1]], tf.float32))

@@ -7,8 +7,10 @@
     folder:/data/val?labels=/data/val.txt       flat folder + labels file
     tfrecord:/data/train-*?label_offset=1       image/encoded + image/class/label shards
 
-Every source yields records `{"image": encoded bytes (tf.string), "label": int32,
-"id": tf.string}`; the id (a path or file name) names an image in logs and tests.
+Every source yields records `{"label": int32, "id": tf.string}` and the encoded image:
+`"image"` (bytes, tf.string), or for folders `"path"`, read by `encoded_image` inside the
+data pipeline's guard, so that a file deleted after the folder was listed is skipped and
+named like a corrupt one. The id (a path or file name) names an image in logs and tests.
 """
 
 from __future__ import annotations
@@ -36,7 +38,8 @@ class Records:
     """A source opened for reading.
 
     Attributes:
-      dataset: elements `{"image": tf.string, "label": tf.int32, "id": tf.string}`.
+      dataset: elements `{"image" or "path": tf.string, "label": tf.int32, "id": tf.string}`
+        (read the image with `encoded_image`).
       num_examples: examples in this shard, when the source knows it.
       class_ids: the classes of the labelling, in label order: ImageNet synsets
         ("n01440764"), class folder names, or the labels as strings.
@@ -49,6 +52,11 @@ class Records:
     @property
     def num_classes(self) -> int:
         return len(self.class_ids)
+
+
+def encoded_image(record: dict) -> tf.Tensor:
+    """A record's encoded image (tf.string): its bytes, read from its file for folders."""
+    return record["image"] if "image" in record else tf.io.read_file(record["path"])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -288,7 +296,12 @@ def _open_folder(spec, *, split, input_context, shuffle_files, seed, epoch) -> R
                     ignored.append(path)
         if ignored:  # not images of a class: say so rather than drop them silently
             print(f"keras_vgg.sources: folder {root!r}: ignored {len(ignored)} entries that are "
-                  f"not files in a class folder: {ignored[:5]}", file=sys.stderr)
+                  f"not files in a class folder: {ignored}", file=sys.stderr)
+        empty = sorted(set(synsets) - {classes[label] for label in labels})
+        if empty:  # a class no image teaches would still take a label and an output
+            raise ValueError(
+                f"folder {root!r}: class folders {empty} hold no images; remove them or add "
+                "their images")
     else:  # flat folder + labels file
         classes = _class_list(options.get("classes", "imagenet"), [], root)
         labels_file = options.get("labels")
@@ -307,10 +320,7 @@ def _open_folder(spec, *, split, input_context, shuffle_files, seed, epoch) -> R
     paths = [path for path, _ in pairs]
     labels = [label for _, label in pairs]
     dataset = shuffled((paths, labels), shuffle=shuffle_files, seed=seed, epoch=epoch)
-    dataset = dataset.map(
-        lambda path, label: {"image": tf.io.read_file(path), "label": label, "id": path},
-        num_parallel_calls=tf.data.AUTOTUNE,
-    )
+    dataset = dataset.map(lambda path, label: {"path": path, "label": label, "id": path})
     return Records(dataset, len(paths), tuple(classes))
 
 

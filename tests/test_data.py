@@ -461,3 +461,89 @@ def test_tf_data_service_serves_each_image_once(tmp_path):
     ids = [i.decode() for _, _, batch in dataset for i in batch.numpy()]
     assert sorted(ids) == sorted(good)
     del workers
+
+
+# --- Bounded cost: images beyond the bounds are skipped before decoding, with the reason ---
+
+
+def lying_jpeg(height: int, width: int) -> bytes:
+    """A small real JPEG whose SOF header claims `height` x `width` pixels."""
+    contents = bytearray(encode(photo("coffee")[:16, :16]))
+    sof = contents.index(b"\xff\xc0")
+    contents[sof + 5 : sof + 9] = height.to_bytes(2, "big") + width.to_bytes(2, "big")
+    return bytes(contents)
+
+
+def beyond_the_bounds() -> dict[str, tuple[bytes, str]]:
+    """Files beyond the bounds, and the reason each is skipped."""
+    strip = np.full((1, 10000, 3), 128, np.uint8)
+    return {
+        "strip.JPEG": (encode(strip), "is 10000x1 pixels, beyond the 8:1 aspect-ratio bound"),
+        "tall.PNG": (encode(strip.transpose(1, 0, 2)[:2000], "PNG"),
+                     "is 1x2000 pixels, beyond the 8:1 aspect-ratio bound"),
+        "huge_header.JPEG": (lying_jpeg(60000, 60000),
+                             f"is 60000x60000 pixels, above the bound of {data.MAX_PIXELS}"),
+        "no_data.JPEG": (lying_jpeg(4000, 3000),
+                         "declares 3000x4000 pixels in only"),
+    }
+
+
+def within_the_bounds() -> dict[str, bytes]:
+    """Extreme images that are still within the bounds: every one is used."""
+    return {"eight_to_one.JPEG": encode(np.full((16, 128, 3), 90, np.uint8)),
+            "one_to_eight.PNG": encode(np.full((128, 16, 3), 90, np.uint8), "PNG")}
+
+
+@pytest.mark.parametrize("protocol", ["center", "dense", "original", "train"])
+def test_images_beyond_the_bounds_are_skipped_with_the_reason(protocol, tmp_path, capfd):
+    good = imagenet_folder(str(tmp_path), ["n01", "n02"], per_class=2)
+    good += write(str(tmp_path / "n01"), within_the_bounds())
+    bad = {name: reason for name, (_, reason) in beyond_the_bounds().items()}
+    write(str(tmp_path / "n02"), {name: contents for name, (contents, _)
+                                  in beyond_the_bounds().items()})
+    if protocol == "train":
+        dataset = data.train_dataset(f"folder:{tmp_path}", global_batch_size=3, seed=0,
+                                     scale=32, crop_size=32, with_ids=True)
+    else:
+        dataset = data.eval_dataset(f"folder:{tmp_path}", protocol=protocol, test_scale=32,
+                                    crop_size=32, with_ids=True)
+    seen = [i.decode() for _, _, ids in dataset for i in np.atleast_1d(ids.numpy())]
+    assert sorted(seen) == sorted(good)
+    log = capfd.readouterr().err
+    for name, reason in bad.items():
+        assert f"{tmp_path / 'n02' / name}: {reason}" in log, (name, log)
+    assert "undecodable" not in log
+
+
+def test_the_bounds_are_read_from_headers(tmp_path):
+    images = {"JPEG": {}, "PNG": {}, "GIF": {}, "BMP": {}, "WEBP": {"lossless": True}}
+    for fmt, options in images.items():
+        for height, width in [(23, 37), (40, 300)]:
+            contents = encode(np.zeros((height, width, 3), np.uint8), fmt, **options)
+            assert list(data.declared_size(tf.constant(contents)).numpy()) == [height, width]
+    lossy = encode(np.zeros((23, 37, 3), np.uint8), "WEBP", quality=80)
+    alpha = encode(np.zeros((23, 37, 4), np.uint8), "WEBP", mode="RGBA")
+    for contents in (lossy, alpha):
+        assert list(data.declared_size(tf.constant(contents)).numpy()) == [23, 37]
+    assert list(data.declared_size(tf.constant(b"not an image")).numpy()) == [-1, -1]
+    assert data.image_problem(tf.constant(b"")).numpy() == b""
+
+
+def test_every_skipped_file_is_named_however_many(tmp_path, capfd):
+    imagenet_folder(str(tmp_path), ["n01"], per_class=1)
+    broken = write(str(tmp_path / "n01"), {f"{index}.JPEG": b"not a jpeg" for index in range(9)})
+    list(data.eval_dataset(f"folder:{tmp_path}", test_scale=32, crop_size=32))
+    log = capfd.readouterr().err
+    assert all(path in log for path in broken), log
+    assert "..." not in log
+
+
+def test_a_file_deleted_after_listing_is_skipped_and_named(tmp_path, capfd):
+    good = imagenet_folder(str(tmp_path), ["n01", "n02"], per_class=2)
+    dataset = data.train_dataset(f"folder:{tmp_path}", global_batch_size=2, seed=0, scale=32,
+                                 crop_size=32, with_ids=True)
+    os.remove(good[1])
+    seen = [i.decode() for _, _, ids in dataset for i in ids.numpy()]
+    assert sorted(seen) == sorted(good[:1] + good[2:])
+    log = capfd.readouterr().err
+    assert f"skipped unreadable or undecodable file(s) [\"{good[1]}\"]" in log

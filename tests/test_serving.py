@@ -43,6 +43,13 @@ def png(image):
     return tf.io.encode_png(image).numpy()
 
 
+def lying_png(height, width):
+    """A small PNG whose header claims `height` x `width` pixels."""
+    contents = bytearray(png(pixels(16, 16)[0]))
+    contents[16:24] = width.to_bytes(4, "big") + height.to_bytes(4, "big")
+    return bytes(contents)
+
+
 def reference(model, images, *, q=Q, preprocessing="caffe", flip=False):
     """The package's own dense evaluation: `[b, classes]` probabilities."""
     net = dense.fully_convolutional(model)
@@ -186,6 +193,7 @@ def test_warmup_records_parse_and_run(exported, loaded):
     (np.zeros((20, 20, 3), np.uint8), r"not compatible with expected shape \[\?,\?,\?,3\]"),
     (np.zeros((1, 0, 20, 3), np.uint8), "images must be at least 1x1 pixels"),
     (np.zeros((1, 5, 200, 3), np.uint8), "aspect ratio is above 8:1"),
+    (np.zeros((0, 20, 20, 3), np.uint8), "the request holds no images: send at least one"),
 ])
 def test_bad_pixel_requests_get_clear_errors(loaded, images, message):
     with pytest.raises(tf.errors.InvalidArgumentError, match=message):
@@ -197,10 +205,33 @@ def test_bad_pixel_requests_get_clear_errors(loaded, images, message):
     ([png(pixels(30, 30)[0]), b"plain text, not an image"],
      r"image_bytes\[1\] is not a JPEG, PNG, GIF or BMP file .* starts with .?\"plain te"),
     ([b"\xff\xd8\xff\xe0 truncated jpeg"], "jpeg|JPEG"),
+    ([b"\x80\x81\xfe\xff\x00 not UTF-8"],
+     r"image_bytes\[0\] is not a JPEG, PNG, GIF or BMP file .* starts with"),
+    ([png(pixels(5, 200)[0])], r"image_bytes\[0\] is 200x5 pixels, beyond the 8:1 aspect"),
+    ([png(pixels(30, 30)[0]), lying_png(20000, 20000)],
+     rf"image_bytes\[1\] is 20000x20000 pixels, above the bound of {data.MAX_PIXELS}"),
+    ([], "the request holds no images: send at least one"),
 ])
 def test_bad_encoded_requests_get_clear_errors(loaded, files, message):
     with pytest.raises(tf.errors.InvalidArgumentError, match=message):
-        loaded["image_bytes"](image_bytes=tf.constant(files))
+        loaded["image_bytes"](image_bytes=tf.constant(files, tf.string))
+
+
+def test_the_pixel_bound_is_an_export_option_checked_before_decoding():
+    options = serving.ServingOptions(test_scale=Q, max_pixels=64 * 64, pixel_dtype="float32")
+    _, functions = serving.serving_functions(narrow_model("A"), options=options)
+    (from_bytes, (bytes_spec,)), (from_pixels, (pixel_spec,)) = (
+        functions[serving.SIGNATURE_BYTES], functions[serving.SIGNATURE_PIXELS])
+    from_bytes = tf.function(from_bytes, input_signature=[bytes_spec])
+    from_pixels = tf.function(from_pixels, input_signature=[pixel_spec])
+    assert from_bytes(tf.constant([png(pixels(64, 64)[0])]))["probabilities"].shape == (1, 7)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="is 65x64 pixels, above the bound"):
+        from_bytes(tf.constant([png(pixels(64, 65)[0])]))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="at most 4096 pixels"):
+        from_pixels(tf.constant(pixels(64, 65).astype("float32")))
+    nan = np.full((1, 64, 64, 3), np.nan, np.float32)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="NaN or infinite pixel values"):
+        from_pixels(tf.constant(nan))
 
 
 def test_one_tensorflow_wheel_only():

@@ -11,7 +11,7 @@ from keras_vgg import imagenet, sources
 
 def read_all(records):
     return [
-        (r["id"].numpy().decode(), int(r["label"]), r["image"].numpy())
+        (r["id"].numpy().decode(), int(r["label"]), sources.encoded_image(r).numpy())
         for r in records.dataset
     ]
 
@@ -240,3 +240,11 @@ def test_tfds_records_decode_like_the_source_files(tmp_path):
     decoded = tf.io.decode_jpeg(image).numpy().astype(float)
     assert decoded.shape == photo("astronaut").shape
     assert np.abs(decoded - photo("astronaut")).mean() < 5  # JPEG quality 75
+
+
+def test_an_empty_class_folder_is_named_and_refused(tmp_path):
+    imagenet_folder(str(tmp_path), ["n01", "n03"], per_class=1)
+    (tmp_path / "n02").mkdir()
+    (tmp_path / "n04" / "nested").mkdir(parents=True)  # holds a folder, no image
+    with pytest.raises(ValueError, match=r"class folders \['n02', 'n04'\] hold no images"):
+        sources.open_source(f"folder:{tmp_path}")
