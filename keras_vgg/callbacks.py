@@ -10,6 +10,8 @@ guard's reference loss and the dropout layers' random-generator states. The run 
                    improving, three times, then stop.
   DivergenceGuard  stops at a NaN or infinite loss, a loss grown by orders of magnitude, or
                    an infinite validation loss; keeps the last good epoch's weights.
+  DataGuard        stops when an epoch had no training images, or validation none.
+  Backup           Keras' BackupAndRestore, writing its checkpoint atomically.
   Throughput       images/s of each epoch's training steps.
   EpochCounter     the epoch, for the input pipeline's per-epoch seeds.
 """
@@ -27,7 +29,7 @@ from collections.abc import Callable
 import keras
 import tensorflow as tf
 
-from keras_vgg import distribute, runs
+from keras_vgg import distribute, files, runs
 
 # A training loss this many times its reference has diverged: two orders of magnitude.
 DIVERGENCE_FACTOR = 100.0
@@ -58,10 +60,7 @@ class RunState:
     random_states: dict[str, list[int]] = dataclasses.field(default_factory=dict)
 
     def save(self, path: str) -> None:
-        partial = path + ".partial"
-        with open(partial, "w", encoding="utf8") as file:
-            json.dump(dataclasses.asdict(self), file)
-        os.replace(partial, path)
+        files.write_json(path, dataclasses.asdict(self))
 
     def restore(self, path: str) -> None:
         """Takes the fields saved in `path`."""
@@ -190,7 +189,52 @@ class DivergenceGuard(keras.callbacks.Callback):
         val_loss = (logs or {}).get("val_loss")
         if val_loss is not None and not math.isfinite(float(val_loss)):
             self._stop(f"the validation loss is {val_loss}", "growth")
-        self.model.save_weights(self.last_good_path)
+        files.save_weights(self.model, self.last_good_path)
+
+
+class NoData(RuntimeError):
+    """An epoch had no images to train or validate on: every file was skipped."""
+
+
+class DataGuard(keras.callbacks.Callback):
+    """Raises `NoData` at the end of an epoch that had no training step, or no validation
+    loss although validation data was given: every image was skipped (each skip is named
+    on stderr), and training on would report an accuracy of nothing."""
+
+    def __init__(self, *, training: str, validation: str | None):
+        super().__init__()
+        self.training = training
+        self.validation = validation
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._steps = 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._steps = batch + 1
+
+    def on_epoch_end(self, epoch, logs=None):
+        if not self._steps:
+            raise NoData(f"epoch {epoch + 1} had no training images: every file of "
+                         f"{self.training!r} was skipped (the 'skipped' lines above say why)")
+        if self.validation and "val_loss" not in (logs or {}):
+            raise NoData(f"epoch {epoch + 1} had no validation images: every file of "
+                         f"{self.validation!r} was skipped (the 'skipped' lines above say "
+                         "why)")
+
+
+class Backup(keras.callbacks.BackupAndRestore):
+    """Keras' BackupAndRestore, writing `latest.weights.h5` and its metadata atomically
+    (`keras_vgg.files`): Keras writes them in place, so a crash or a full disk during the
+    write leaves a checkpoint that cannot be loaded, and the run cannot resume.
+
+    Keras has no public hook for how the checkpoint is written: this overrides the private
+    `_save_model` and reads the private paths and counters it uses.
+    `tests/test_callbacks.py` fails when Keras changes them."""
+
+    def _save_model(self):
+        files.save_weights(self.model, self._weights_path)
+        files.write_json(self._training_metadata_path,
+                         {"epoch": self._current_epoch, "batch": self._last_batch_seen})
 
 
 class Throughput(keras.callbacks.Callback):
@@ -323,22 +367,27 @@ def callbacks(
     max_drops: int = runs.PAPER_LR_DROPS,
     advice: Callable[[str], str] = lambda cause: "Lower the learning rate.",
     strategy: tf.distribute.Strategy | None = None,
+    training_data: str = "the training data",
+    validation_data: str | None = None,
 ) -> list[keras.callbacks.Callback]:
     """The run's callbacks, all writing under `model_dir`: throughput, the divergence guard,
     the paper's schedule, backup/restore of weights, optimizer and `state`, CSV and
     TensorBoard logs; with a multi-worker `strategy`, the check that every worker resumes
-    from the same epoch. `advice(cause)` ends a divergence message (`DivergenceGuard`)."""
+    from the same epoch. `advice(cause)` ends a divergence message (`DivergenceGuard`);
+    `training_data` and `validation_data` name the sources in `DataGuard`'s message (no
+    `validation_data`: no validation expected)."""
     os.makedirs(model_dir, exist_ok=True)
     backup_dir = os.path.join(model_dir, "backup")
     # Order matters at each epoch's end: the guard checks the validation loss before the
     # schedule acts, and BackupAndRestore and RunStateBackup save after both, so the
     # checkpoint's learning rate and the saved state describe the same moment.
     return [
+        DataGuard(training=training_data, validation=validation_data),
         Throughput(global_batch_size),
         DivergenceGuard(state, num_classes=num_classes, advice=advice,
                         last_good_path=os.path.join(model_dir, "last_good.weights.h5")),
         PaperSchedule(state, patience=patience, max_drops=max_drops),
-        keras.callbacks.BackupAndRestore(backup_dir),
+        Backup(backup_dir),
         *([WorkersResumeTogether(strategy, backup_dir)]
           if strategy is not None and distribute.is_multi_worker(strategy) else []),
         RunStateBackup(state, backup_dir),

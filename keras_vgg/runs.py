@@ -29,7 +29,7 @@ from collections.abc import Sequence
 
 import keras
 
-from keras_vgg import configs, imagenet, models, sources
+from keras_vgg import configs, files, imagenet, models, sources
 from keras_vgg.data import CROP_SIZE, parse_scale
 
 # Sect. 3.1.
@@ -125,6 +125,9 @@ class RunConfig:
     def __post_init__(self):
         if not self.model_dir:
             raise ValueError("model_dir is required: the run's checkpoints and weights go there")
+        if not self.data:
+            raise ValueError("data is required: the training images (tfds:, folder: or "
+                             "tfrecord:)")
         configs.get(self.config)  # raises on an unknown config
         # Paths are kept absolute, so that run.json means the same from any directory.
         for name in ("model_dir", "warm_start", "init_from"):
@@ -144,6 +147,10 @@ class RunConfig:
                 object.__setattr__(self, name, int(value))
         if self.learning_rate is not None and not self.learning_rate > 0:
             raise ValueError(f"learning_rate must be positive, got {self.learning_rate}")
+        if not self.weight_decay >= 0:
+            raise ValueError(f"weight_decay must be 0 or more, got {self.weight_decay}")
+        if not 0 <= self.momentum < 1:
+            raise ValueError(f"momentum must be in [0, 1), got {self.momentum}")
         if not 0 <= self.dropout < 1:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
         if not self.width_multiplier > 0:
@@ -295,10 +302,7 @@ class Run:
                         for i, n in zip(self.class_ids, self.class_names, strict=True)],
             "versions": {"keras_vgg": _package_version(), "keras": keras.__version__},
         }
-        partial = path + ".partial"
-        with open(partial, "w", encoding="utf8") as file:
-            json.dump(document, file, indent=1)
-        os.replace(partial, path)
+        files.write_json(path, document)
         return path
 
 

@@ -41,7 +41,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging as absl_logging
 
-from keras_vgg import configs, data, dense, imagenet, runs
+from keras_vgg import configs, data, dense, files, imagenet, runs
 
 SIGNATURE_PIXELS = "serving_default"
 SIGNATURE_BYTES = "image_bytes"
@@ -288,6 +288,7 @@ def export_saved_model(
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", model_name):
         raise ValueError(f"model_name {model_name!r} must be letters, digits, '_', '.', '-'")
     model_dir = os.path.join(export_base, model_name)
+    files.check_writable(model_dir, what="the export directory")
     version = next_version(model_dir) if version is None else int(version)
     if version < 1:
         raise ValueError(f"version must be a positive integer, got {version}")

@@ -27,7 +27,7 @@ import warnings
 import keras
 import tensorflow as tf
 
-from keras_vgg import callbacks, configs, data, distribute, runs, sources, weights
+from keras_vgg import callbacks, configs, data, distribute, files, runs, sources, weights
 
 
 def l2_for_weight_decay(weight_decay: float) -> keras.regularizers.Regularizer | None:
@@ -178,6 +178,9 @@ def train(config: runs.RunConfig, *, verbose: str | int = "auto") -> TrainingRes
       RunError: settings or data that cannot train (bad sources, classes, weights to start
         from, a model_dir holding another run), before training starts.
       callbacks.LossDiverged: training diverged; the message says what to change.
+      callbacks.NoData: an epoch had no training (or validation) images: all were skipped.
+      files.WriteFailed: a checkpoint could not be written (a full disk); the earlier
+        ones are intact, and the same call resumes once there is space.
     """
     if verbose == "auto":
         verbose = 1 if sys.stdout.isatty() else 2
@@ -201,6 +204,7 @@ def train(config: runs.RunConfig, *, verbose: str | int = "auto") -> TrainingRes
             run = dataclasses.replace(runs.Run.of(config, _checked_class_ids(config)),
                                       directory=run_dir)
             _check_resumable(run, run_dir)
+            files.check_writable(run_dir, what="model_dir")
             model = _model(run, strategy)
         except ValueError as error:
             raise RunError(str(error)) from error
@@ -240,7 +244,8 @@ def _fit(run: runs.Run, model: keras.Model, strategy: tf.distribute.Strategy, *,
     run_callbacks += callbacks.callbacks(
         run_dir, state=state, global_batch_size=config.batch_size,
         num_classes=run.num_classes, patience=config.plateau_patience,
-        advice=functools.partial(divergence_advice, config), strategy=strategy)
+        advice=functools.partial(divergence_advice, config), strategy=strategy,
+        training_data=config.data, validation_data=val_spec)
     with warnings.catch_warnings():
         # Each epoch ends when the data does (its length is unknown up front: undecodable
         # files are skipped), which Keras reports as running out of data.
@@ -248,7 +253,7 @@ def _fit(run: runs.Run, model: keras.Model, strategy: tf.distribute.Strategy, *,
         model.fit(train_data, epochs=config.epochs, validation_data=val_data,
                   validation_steps=config.validation_steps, callbacks=run_callbacks,
                   shuffle=False, verbose=verbose)
-        model.save_weights(run.weights_path)
+        files.save_weights(model, run.weights_path)
         results = model.evaluate(val_data, steps=config.validation_steps, return_dict=True,
                                  verbose=0)
     result = TrainingResult(run, state.epoch, _evaluated_images(model), results["loss"],

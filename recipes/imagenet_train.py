@@ -23,7 +23,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags  # noqa: E402
 
-from keras_vgg import callbacks, runs, training  # noqa: E402
+from keras_vgg import callbacks, files, runs, training  # noqa: E402
 
 FLAGS = flags.FLAGS
 
@@ -73,7 +73,7 @@ def main(argv):
         training.train(config)
     except training.RunError as error:
         raise SystemExit(f"imagenet_train.py: error: {error}") from error
-    except callbacks.LossDiverged as error:
+    except (callbacks.LossDiverged, callbacks.NoData, files.WriteFailed) as error:
         raise SystemExit(f"imagenet_train.py: {error}") from error
 
 

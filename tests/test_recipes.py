@@ -59,6 +59,10 @@ def test_demo_trains_evaluates_and_plots(tmp_path):
 @pytest.mark.parametrize("flags, message", [
     (["--config=F"], "imagenet_train.py: error: unknown VGG config 'F'"),
     (["--val_data="], "imagenet_train.py: error: val_data is needed for folder: and tfrecord:"),
+    (["--data="], "imagenet_train.py: error: data is required"),
+    (["--dropout=1.5"], "imagenet_train.py: error: dropout must be in [0, 1)"),
+    (["--model_dir=/dev/null/run", "--batch_size=4"],
+     "error: model_dir '/dev/null/run' cannot be created"),
 ])
 def test_bad_flags_fail_before_training(demo_images, tmp_path, flags, message):
     result = run("imagenet_train.py", f"--data=folder:{demo_images}/train",
@@ -273,3 +277,53 @@ def test_eval_recipe_reads_an_exported_saved_model(tiny_run, demo_images, tmp_pa
     assert "| dense (SavedModel) | 44 |" in result.stdout
     both = run("imagenet_eval.py", f"--saved_model={path}", "--weights=imagenet")
     assert both.returncode != 0 and "one of (model_dir, weights, saved_model)" in both.stderr
+
+
+def test_a_full_disk_stops_the_run_with_its_files_intact_and_it_resumes(tmp_path):
+    """--model_dir on a small tmpfs that fills up after epoch 1: the run exits with what to
+    do (no crash), every file it wrote still loads, and once there is space the same
+    command resumes."""
+    import demo_data
+
+    import keras_vgg
+    from keras_vgg import runs
+
+    demo_data.write(str(tmp_path / "images"), train_per_class=4, val_per_class=1)
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(disk)],
+                      capture_output=True, check=False).returncode:
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    try:
+        command = [sys.executable, str(ROOT / "recipes" / "imagenet_train.py"), "--config=A",
+                   f"--data=folder:{tmp_path}/images/train",
+                   f"--val_data=folder:{tmp_path}/images/val", f"--model_dir={disk}/run",
+                   "--epochs=3", "--batch_size=8", "--width_multiplier=0.0625", "--scale=40",
+                   "--crop_size=32", "--seed=3"]
+        environment = {**os.environ, "CI": "1"}
+        training = subprocess.Popen(command, env=environment, text=True,
+                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        output = []
+        for line in training.stdout:
+            output.append(line)
+            if line.startswith("Epoch 2/3"):  # epoch 1 is written: fill the disk
+                with open(disk / "ballast", "wb") as ballast:
+                    with pytest.raises(OSError, match="No space left"):
+                        while True:
+                            ballast.write(bytes(1 << 16))
+                            ballast.flush()
+        assert training.wait(timeout=120) == 1, "".join(output)
+        assert "imagenet_train.py: no space left for" in "".join(output)
+        assert "free some space and run the same command again to resume" in "".join(output)
+        run = runs.load(disk / "run")
+        for path in (disk / "run" / "last_good.weights.h5",
+                     disk / "run" / "backup" / "latest.weights.h5"):
+            keras_vgg.load_weights(run.build_model(weights=False), path)
+        os.remove(disk / "ballast")
+        resumed = subprocess.run(command, env=environment, capture_output=True, text=True,
+                                 timeout=300, check=False)
+        assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+        assert "Resuming from the end of epoch 1" in resumed.stdout
+        assert "after 3 epochs" in resumed.stdout
+    finally:
+        subprocess.run(["umount", str(disk)], check=True)

@@ -67,6 +67,14 @@ def test_test_scales_follow_the_paper(scale, crop, test_scale, single, multi):
     ({"dropout": 1.0}, r"dropout must be in \[0, 1\)"),
     ({"test_scale": 100}, "test_scale=100 is smaller than crop_size=224"),
     ({"model_dir": None}, "model_dir is required"),
+    ({"data": ""}, "data is required"),
+    ({"crop_size": 0}, "crop_size must be a positive integer, got 0"),
+    ({"width_multiplier": 0}, "width_multiplier must be positive, got 0"),
+    ({"dropout": 1.5}, r"dropout must be in \[0, 1\), got 1.5"),
+    ({"learning_rate": -0.01}, "learning_rate must be positive, got -0.01"),
+    ({"weight_decay": -5e-4}, "weight_decay must be 0 or more, got -0.0005"),
+    ({"momentum": 1.0}, r"momentum must be in \[0, 1\)"),
+    ({"plateau_patience": -1}, "plateau_patience must be a positive integer, got -1"),
 ])
 def test_settings_that_cannot_train_are_refused_with_their_name(overrides, message):
     with pytest.raises(ValueError, match=message):

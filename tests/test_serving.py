@@ -429,3 +429,10 @@ def test_real_tensorflow_model_server(exported, tmp_path):
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def test_an_export_base_that_cannot_be_written_is_named(tmp_path):
+    (tmp_path / "file").write_text("")
+    with pytest.raises(ValueError, match=r"the export directory '.*file/m' cannot be created"):
+        serving.export_saved_model(narrow_model(), str(tmp_path / "file"), model_name="m",
+                                   warmup=False, options=serving.ServingOptions(test_scale=Q))

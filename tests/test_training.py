@@ -247,3 +247,77 @@ def test_warm_start_and_init_from_take_run_directories(tiny_run, demo_images, tm
     with pytest.raises(training.RunError,
                        match="init_from=/no/run: no such file or run directory"):
         training.train(tiny_run_config(tmp_path / "x", demo_images, init_from="/no/run"))
+
+
+def test_training_data_that_yields_no_image_stops_the_run(demo_images, tmp_path):
+    from image_files import broken_files
+
+    for name in ("circle", "square"):
+        write(str(tmp_path / "train" / name), broken_files())
+    imagenet_folder(str(tmp_path / "val"), ["circle", "square"], per_class=1)
+    config = tiny_run_config(tmp_path / "run", demo_images, data=f"folder:{tmp_path}/train",
+                             val_data=f"folder:{tmp_path}/val")
+    with pytest.raises(callbacks.NoData, match=r"epoch 1 had no training images: every file "
+                                               r"of 'folder:.*/train' was skipped"):
+        training.train(config, verbose=0)
+    assert not (tmp_path / "run" / "final.weights.h5").exists()
+
+
+def test_validation_data_that_yields_no_image_stops_the_run(demo_images, tmp_path):
+    from image_files import broken_files
+
+    for name in sorted(p.name for p in (Path(demo_images) / "train").iterdir()):
+        write(str(tmp_path / "val" / name), {"empty.JPEG": broken_files()["empty.JPEG"]})
+    config = tiny_run_config(tmp_path / "run", demo_images, val_data=f"folder:{tmp_path}/val")
+    with pytest.raises(callbacks.NoData, match="epoch 1 had no validation images"):
+        training.train(config, verbose=0)
+    assert not (tmp_path / "run" / "final.weights.h5").exists()
+
+
+@pytest.mark.parametrize("model_dir, overrides, message", [
+    ("/tmp/unused", {"data": "folder:/no/such/folder"},
+     "image folder '/no/such/folder' does not exist"),
+    ("/dev/null/run", {}, "model_dir '/dev/null/run' cannot be created"),
+])
+def test_data_and_model_dir_that_cannot_serve_are_refused(demo_images, model_dir, overrides,
+                                                          message):
+    config = tiny_run_config(model_dir, demo_images, **overrides)
+    with pytest.raises(training.RunError, match=message):
+        training.train(config, verbose=0)
+
+
+def test_a_failed_checkpoint_write_keeps_the_last_one_and_the_run_resumes(
+        demo_images, tmp_path, monkeypatch):
+    """The disk fills during epoch 2's checkpoint: the write fails half-way. The run stops
+    with what to do, epoch 1's files stay loadable, and the same call resumes."""
+    import errno
+
+    import keras
+
+    from keras_vgg import files
+
+    config = tiny_run_config(tmp_path / "run", demo_images, epochs=3)
+    save = keras.Model.save_weights
+    calls = []
+
+    def full_disk(model, path, *args, **kwargs):
+        calls.append(path)
+        if len(calls) == 3:  # epoch 1: last_good, backup; epoch 2: last_good
+            with open(path, "wb") as file:
+                file.write(b"\x89HDF\r\n\x1a\n half a file")
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return save(model, path, *args, **kwargs)
+
+    monkeypatch.setattr(keras.Model, "save_weights", full_disk)
+    with pytest.raises(files.WriteFailed, match=r"cannot write .*last_good.weights.h5 \(the disk "
+                                                r"is full\)\. The file it would replace is "
+                                                r"intact: free some space"):
+        training.train(config, verbose=0)
+    run_dir = tmp_path / "run"
+    assert not [p for p in run_dir.rglob("*") if "partial" in p.name]
+    for path in (run_dir / "last_good.weights.h5", run_dir / "backup" / "latest.weights.h5"):
+        weights.load_weights(runs.load(run_dir).build_model(weights=False), path)
+    monkeypatch.setattr(keras.Model, "save_weights", save)
+    result = training.train(config, verbose=0)
+    assert result.epochs == 3
+    assert [row["epoch"] for row in history(run_dir)] == ["0", "1", "2"]

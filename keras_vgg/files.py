@@ -1,0 +1,109 @@
+"""Writing the files a run keeps so that a crash or a full disk never leaves a damaged one.
+
+Each file is written beside its destination under a temporary name and renamed over it
+when complete (a rename within a directory is atomic), so a reader sees the old file or
+the new one, never part of one. Before weights are written, the free space is checked
+against their size: HDF5 writing into a full disk can fail in ways that are hard to
+recover from, and stopping before the write keeps every earlier file intact.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import os
+import shutil
+from collections.abc import Iterator
+
+import keras
+import numpy as np
+
+# Room kept beyond the arrays' own bytes: HDF5's metadata, and the log lines written
+# beside them.
+SPACE_MARGIN_BYTES = 1 << 20
+SPACE_MARGIN_FRACTION = 0.05
+
+
+class WriteFailed(OSError):
+    """A run's file could not be written (the disk is full, or the directory is not
+    writable). The file it would have replaced is intact; the message says what to do."""
+
+    def __str__(self) -> str:
+        return self.strerror
+
+
+def check_writable(directory: str, *, what: str) -> None:
+    """Creates `directory` if needed; raises ValueError naming `what` unless it can be
+    written into. URLs (gs://...) are left to TensorFlow's file systems."""
+    if "://" in directory:
+        return
+    if os.path.exists(directory) and not os.path.isdir(directory):
+        raise ValueError(f"{what} {directory!r} is not a directory")
+    try:
+        os.makedirs(directory, exist_ok=True)
+    except OSError as error:
+        raise ValueError(f"{what} {directory!r} cannot be created ({error.strerror})") from error
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise ValueError(f"{what} {directory!r} is not writable")
+
+
+def weights_bytes(model: keras.Model) -> int:
+    """The bytes of `model.save_weights`' arrays: the model's, and its optimizer's when built."""
+    variables = list(model.weights)
+    optimizer = getattr(model, "optimizer", None)
+    if optimizer is not None and optimizer.built:
+        variables += list(optimizer.variables)
+    return sum(int(np.prod(v.shape)) * np.dtype(v.dtype).itemsize for v in variables)
+
+
+def _partial_path(path: str) -> str:
+    """A temporary name beside `path` with the same suffix (Keras checks `.weights.h5`)."""
+    directory, name = os.path.split(path)
+    stem, dot, suffix = name.partition(".")
+    return os.path.join(directory, f".{stem}.partial{dot}{suffix}")
+
+
+@contextlib.contextmanager
+def _replacing(path: str, *, needed_bytes: int) -> Iterator[str]:
+    """Yields a temporary path to write; renames it over `path` when the block succeeds,
+    removes it when not. Raises WriteFailed when the space or the write fails."""
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    needed = int(needed_bytes * (1 + SPACE_MARGIN_FRACTION)) + SPACE_MARGIN_BYTES
+    free = shutil.disk_usage(directory).free
+    if free < needed:
+        raise WriteFailed(
+            errno.ENOSPC,
+            f"no space left for {path}: it needs about {needed / 2**20:.1f} MiB and "
+            f"{directory} has {free / 2**20:.1f} MiB free. The files written before are "
+            "intact: free some space and run the same command again to resume")
+    partial = _partial_path(path)
+    try:
+        yield partial
+        os.replace(partial, path)
+    except OSError as error:
+        full = error.errno == errno.ENOSPC or "No space left" in str(error)
+        raise WriteFailed(
+            errno.ENOSPC if full else error.errno,
+            f"cannot write {path} ({'the disk is full' if full else error}). The file it "
+            "would replace is intact: "
+            f"{'free some space' if full else 'fix the cause'} and run the same command "
+            "again to resume") from error
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(partial)
+
+
+def save_weights(model: keras.Model, path: str) -> None:
+    """`model.save_weights(path)` (path ends with `.weights.h5`), atomically."""
+    with _replacing(path, needed_bytes=weights_bytes(model)) as partial:
+        model.save_weights(partial)
+
+
+def write_json(path: str, document) -> None:
+    """`document` as JSON into `path`, atomically."""
+    text = json.dumps(document, indent=1)
+    with _replacing(path, needed_bytes=len(text.encode())) as partial:
+        with open(partial, "w", encoding="utf8") as file:
+            file.write(text)
