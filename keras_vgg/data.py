@@ -580,8 +580,11 @@ def eval_dataset(
     flip: bool = False,
     input_context: tf.distribute.InputContext | None = None,
     with_ids: bool = False,
+    max_pixels: int = MAX_PIXELS,
 ) -> tf.data.Dataset:
-    """Test-time images (Sect. 3.2), in source order, each exactly once.
+    """Test-time images (Sect. 3.2), in source order, each exactly once (but those beyond
+    the bounds, `max_pixels` and `MAX_ASPECT_RATIO`, and undecodable ones: see
+    `map_skipping_undecodable`).
 
     protocol:
       "center": rescale to shorter side Q, centre crop; batches `[b, crop_h, crop_w, 3]`
@@ -615,7 +618,8 @@ def eval_dataset(
         return tf.stack([image, tf.image.flip_left_right(image)]) if flip else image[None]
 
     records = map_skipping_undecodable(
-        records, transform, group_size=GUARD_GROUP_SIZE if batched else 1
+        records, transform, max_pixels=max_pixels,
+        group_size=GUARD_GROUP_SIZE if batched else 1,
     )
     return _finish(
         records,

@@ -188,7 +188,8 @@ def evaluate_saved_model(
     options = serving.read_options(path)
     serve = tf.saved_model.load(path).signatures[serving.SIGNATURE_PIXELS]
     pixel_dtype = serve.structured_input_signature[1][serving.INPUT_PIXELS].dtype
-    dataset = data.eval_dataset(source, protocol="original", split=split, with_ids=True)
+    dataset = data.eval_dataset(source, protocol="original", split=split, with_ids=True,
+                                max_pixels=options.max_pixels)
     start = time.perf_counter()
     posteriors, labels = _posteriors_per_image(
         lambda images: serve(**{serving.INPUT_PIXELS: tf.cast(images, pixel_dtype)})[

@@ -139,3 +139,23 @@ def test_a_run_is_evaluated_with_its_preprocessing_and_q_set(tiny_run, demo_imag
     imagenet_folder(str(tmp_path), ["circle", "square"], per_class=1)
     with pytest.raises(ValueError, match="labels 2 classes where 10 are expected"):
         evaluation.evaluate_run(tiny_run, f"folder:{tmp_path}")
+
+
+def test_an_image_beyond_the_bounds_is_skipped_by_the_saved_model_evaluation(
+        tiny_run, demo_images, tmp_path, capfd):
+    import shutil
+
+    import numpy as np
+    from image_files import encode
+
+    from keras_vgg import serving
+
+    shutil.copytree(demo_images / "val", tmp_path / "val")
+    first_class = sorted(p.name for p in (tmp_path / "val").iterdir())[0]
+    strip = tmp_path / "val" / first_class / "strip.JPEG"
+    strip.write_bytes(encode(np.full((1, 10000, 3), 128, np.uint8)))
+    version = serving.export_run(tiny_run, str(tmp_path / "export"), warmup=False)
+    result = evaluation.evaluate_saved_model(version, f"folder:{tmp_path}/val")
+    assert result.images == 10
+    reason = "is 10000x1 pixels, beyond the 8:1 aspect-ratio bound"
+    assert f"{strip}: {reason}" in capfd.readouterr().err
