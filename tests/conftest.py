@@ -1,3 +1,4 @@
+import contextlib
 import os
 import subprocess
 import sys
@@ -31,6 +32,20 @@ def images():
         return rng.uniform(0, 255, (count, size, size, 3)).astype("float32")
 
     return make
+
+
+@contextlib.contextmanager
+def tmpfs(path: Path, options: str):
+    """A tmpfs mounted at `path` (`mount -o options`) for the block; skips the test where
+    mounting is not allowed (it needs root)."""
+    path.mkdir(exist_ok=True)
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)],
+                      capture_output=True, check=False).returncode:
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", str(path)], check=True)
 
 
 def run_python(script: str) -> subprocess.CompletedProcess:

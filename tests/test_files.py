@@ -1,13 +1,12 @@
 """Files a run writes: whole or not at all, with a clear error when the disk is full."""
 
 import os
-import subprocess
 from collections import namedtuple
 
 import keras
 import numpy as np
 import pytest
-from conftest import NARROW
+from conftest import NARROW, tmpfs
 
 import keras_vgg
 from keras_vgg import files
@@ -74,13 +73,6 @@ def test_a_directory_that_cannot_be_written_is_named(tmp_path):
         files.check_writable(str(tmp_path / "file" / "run"), what="model_dir")
     with pytest.raises(ValueError, match=r"model_dir '.*file' is not a directory"):
         files.check_writable(str(tmp_path / "file"), what="model_dir")
-    mount = tmp_path / "read_only"
-    mount.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(mount)],
-                      capture_output=True, check=False).returncode:
-        pytest.skip("cannot mount a read-only tmpfs here (needs root)")
-    try:
+    with tmpfs(tmp_path / "read_only", "ro,size=1m") as mount:
         with pytest.raises(ValueError, match=r"model_dir '.*read_only' is not writable"):
             files.check_writable(str(mount), what="model_dir")
-    finally:
-        subprocess.run(["umount", str(mount)], check=True)

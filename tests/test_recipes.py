@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import ROOT
+from conftest import ROOT, tmpfs
 from image_files import imagenet_folder
 
 from keras_vgg import runs, serving
@@ -289,12 +289,7 @@ def test_a_full_disk_stops_the_run_with_its_files_intact_and_it_resumes(tmp_path
     from keras_vgg import runs
 
     demo_data.write(str(tmp_path / "images"), train_per_class=4, val_per_class=1)
-    disk = tmp_path / "disk"
-    disk.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(disk)],
-                      capture_output=True, check=False).returncode:
-        pytest.skip("cannot mount a tmpfs here (needs root)")
-    try:
+    with tmpfs(tmp_path / "disk", "size=16m") as disk:
         command = [sys.executable, str(ROOT / "recipes" / "imagenet_train.py"), "--config=A",
                    f"--data=folder:{tmp_path}/images/train",
                    f"--val_data=folder:{tmp_path}/images/val", f"--model_dir={disk}/run",
@@ -325,5 +320,3 @@ def test_a_full_disk_stops_the_run_with_its_files_intact_and_it_resumes(tmp_path
         assert resumed.returncode == 0, resumed.stdout + resumed.stderr
         assert "Resuming from the end of epoch 1" in resumed.stdout
         assert "after 3 epochs" in resumed.stdout
-    finally:
-        subprocess.run(["umount", str(disk)], check=True)

@@ -447,13 +447,19 @@ def external_storage(tmp_path):
     return make
 
 
-def external_link(tmp_path):
+def secret_h5(tmp_path):
+    """Another HDF5 file, whose dataset "secret" holds the secret as 4 float32."""
     other = tmp_path / "other.h5"
     with h5py.File(other, "w") as file:
         file["secret"] = np.frombuffer(SECRET, "float32")
+    return str(other)
+
+
+def external_link(tmp_path):
+    other = secret_h5(tmp_path)
 
     def make(file, name):
-        file[name] = h5py.ExternalLink(str(other), "/secret")
+        file[name] = h5py.ExternalLink(other, "/secret")
     return make
 
 
@@ -467,13 +473,11 @@ def soft_link_to_an_external_link(tmp_path):
 
 
 def virtual_dataset(tmp_path):
-    other = tmp_path / "other.h5"
-    with h5py.File(other, "w") as file:
-        file["secret"] = np.frombuffer(SECRET, "float32")
+    other = secret_h5(tmp_path)
 
     def make(file, name):
         layout = h5py.VirtualLayout(shape=(4,), dtype="float32")
-        layout[:] = h5py.VirtualSource(str(other), "secret", shape=(4,))
+        layout[:] = h5py.VirtualSource(other, "secret", shape=(4,))
         file.create_virtual_dataset(name, layout)
     return make
 
