@@ -25,8 +25,11 @@ demo: $(VENV)/.base-installed
 lint: $(VENV)/.test-installed
 	$(BIN)/ruff check .
 
+# The whole suite on the TensorFlow backend, then the model tests on JAX (full-size graph
+# comparisons are backend-independent and run in the first pass).
 test: lint
 	$(BIN)/python -m pytest
+	KERAS_BACKEND=jax $(BIN)/python -m pytest tests/test_backends.py -m "not full_size"
 
 # Measured comparisons; each writes its figures into BENCHMARKS.md.
 # dense_eval measures top-1 agreement with the demo's trained net: run `make demo` first.
@@ -38,7 +41,7 @@ bench: $(VENV)/.test-installed
 	$(BIN)/python -m benchmarks.distributed
 	$(BIN)/python -m benchmarks.dense_eval
 	$(BIN)/python -m benchmarks.serving
-	$(BIN)/python -m benchmarks.gpu_training
+	KERAS_BACKEND=jax $(BIN)/python -m benchmarks.gpu_training
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -1,73 +1,149 @@
-"""keras_vgg VGG16 training on one GPU with mixed precision, XLA off and on, and the
-fraction of the GPU's dense bfloat16 peak it reaches (VGG16 forward is 15.5 G
-multiply-adds per 224 image, i.e. 31 GFLOPs; a training step about 3x that).
+"""keras_vgg VGG16 training and inference on one GPU under Keras' JAX backend, in bfloat16
+(`mixed_bfloat16`) and float32, and the fraction of the chip's dense bf16 peak reached
+(MFU). It needs no TensorFlow: the GPU machines this project is lent have JAX and no
+TensorFlow (`benchmarks/gpu_on_device.sh` runs it there).
 
-On a machine without a GPU it says so and leaves BENCHMARKS.md alone.
+Work per image: VGG16's forward pass at 224 is 15.47 G multiply-adds
+(`python -m keras_vgg.anatomy D`), 2 FLOPs each; a training step is counted as 3 forward
+passes (the backward pass costs about two), inference as one.
 
-    python -m benchmarks.gpu_training [--rounds=3] [--steps=5] [--quick]
+On a machine where JAX sees no GPU it says so and leaves BENCHMARKS.md alone; `--quick`
+runs a narrow net at 32 px on whatever device JAX has, as a smoke test.
+
+    KERAS_BACKEND=jax python -m benchmarks.gpu_training [--batch_sizes=64,128,256]
+        [--policies=mixed_bfloat16,float32] [--rounds=3] [--steps=10] [--quick]
 """
 
 from __future__ import annotations
 
-import tensorflow as tf
-from absl import app, flags
+import logging
+import os
+import sys
+import time
 
-from benchmarks import common, report
+os.environ.setdefault("KERAS_BACKEND", "jax")
+# JAX logs each accelerator plugin it does not find (TPU on a GPU machine) at INFO level.
+logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)
+
+import jax  # noqa: E402
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+from absl import app, flags  # noqa: E402
 
 FLAGS = flags.FLAGS
-flags.DEFINE_integer("rounds", 3, "Timed rounds per variant (the best is kept).",
-                     lower_bound=1)
-flags.DEFINE_integer("steps", 5, "Steps per round.", lower_bound=1)
+flags.DEFINE_list("batch_sizes", ["64", "128", "256"], "Global batch sizes to measure.")
+flags.DEFINE_list("policies", ["mixed_bfloat16", "float32"], "Keras dtype policies.")
+flags.DEFINE_integer("rounds", 3, "Timed rounds per row (the best is kept).", lower_bound=1)
+flags.DEFINE_integer("steps", 10, "Steps per round.", lower_bound=1)
+flags.DEFINE_bool("quick", False, "Smoke run on any device: a 1/16-width VGG16 at 32 px, "
+                  "batch 2, one policy; BENCHMARKS.md untouched.")
 
-GPU_BATCH = 64
-# VGG16 forward at 224: 15.47 G multiply-adds (python -m keras_vgg.anatomy D), i.e. 30.9
-# GFLOPs, as the vendors count a multiply-add as two; backward costs about twice the forward.
-TRAINING_GFLOPS_PER_IMAGE = 3 * 2 * 15.47
+MULTIPLY_ADDS_PER_IMAGE = 15.47e9  # VGG16 forward at 224 px
+TRAINING_FLOPS_PER_IMAGE = 3 * 2 * MULTIPLY_ADDS_PER_IMAGE
+INFERENCE_FLOPS_PER_IMAGE = 2 * MULTIPLY_ADDS_PER_IMAGE
 # Dense bf16 tensor-core peaks from the vendors' data sheets, TFLOP/s (no sparsity); the
 # first key found in the device name wins, so the specific variants come first.
 GPU_BF16_PEAK_TFLOPS = {"H100 PCIe": 756.0, "H100 NVL": 835.0, "H200": 989.0, "H100": 989.0,
                         "A100": 312.0, "L4": 121.0}
+SECTION = "VGG16 training on one GPU (JAX)"
 
 
-def measure(name: str) -> tuple[str, float | None]:
-    """The table of images/s and fraction of peak, and the peak used (TFLOP/s)."""
-    batch, side = common.shape(FLAGS.quick)
-    batch = batch if FLAGS.quick else GPU_BATCH
-    images, labels = common.batch_data(batch, side)
-    runners = {}
-    for xla in (False, True):
-        model = common.compiled(common.build("keras_vgg", "mixed_bfloat16", side),
-                                jit_compile=xla)
-        runners[f"mixed_bfloat16, XLA {'on' if xla else 'off'}"] = (
-            lambda m=model: m.train_on_batch(images, labels))
-    rates = common.timed_rounds(runners, batch, rounds=FLAGS.rounds, steps=FLAGS.steps)
-    peak = next((value for key, value in GPU_BF16_PEAK_TFLOPS.items() if key in name), None)
-    rows = [f"| {name}, batch {batch} at {side}x{side} | images/s | fraction of bf16 peak |",
-            "|---|---|---|"]
-    rows += [f"| {variant} | {rate:.0f} | " + (
-        f"{rate * TRAINING_GFLOPS_PER_IMAGE / (peak * 1e3):.1%} |" if peak else "unknown peak |")
-        for variant, rate in rates.items()]
-    return "\n".join(rows), peak
+def build(policy: str, side: int, width_multiplier: float) -> keras.Model:
+    """keras_vgg VGG16 with its head and random weights, compiled with the paper's SGD."""
+    import keras_vgg
+
+    keras.config.set_dtype_policy(policy)
+    try:
+        model = keras_vgg.VGG16(weights=None, input_shape=(side, side, 3),
+                                width_multiplier=width_multiplier)
+    finally:
+        keras.config.set_dtype_policy("float32")
+    model.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9),
+                  loss="sparse_categorical_crossentropy", jit_compile=True)
+    return model
+
+
+def best_rate(step, images_per_step: int) -> float:
+    """Best images/s of `step()` over the rounds, after two untimed calls (compilation)."""
+    step()
+    step()
+    best = 0.0
+    for _ in range(FLAGS.rounds):
+        start = time.perf_counter()
+        for _ in range(FLAGS.steps):
+            result = step()
+        jax.block_until_ready(result)
+        best = max(best, FLAGS.steps * images_per_step / (time.perf_counter() - start))
+    return best
+
+
+def measure(policy: str, batch: int, side: int, width_multiplier: float
+            ) -> tuple[float, float]:
+    """(training, inference) images/s of one policy and batch, data already on the device."""
+    model = build(policy, side, width_multiplier)
+    rng = np.random.default_rng(0)
+    images = jax.device_put(rng.uniform(-120, 120, (batch, side, side, 3)).astype("float32"))
+    labels = jax.device_put(rng.integers(0, 1000, batch))
+    training = best_rate(lambda: model.train_on_batch(images, labels), batch)
+    inference = best_rate(lambda: model.predict_on_batch(images), batch)
+    return training, inference
+
+
+def table(rows, peak: float | None) -> str:
+    def mfu(rate, flops):
+        return f"{rate * flops / (peak * 1e12):.1%}" if peak else "unknown peak"
+
+    lines = ["| policy | batch | training images/s | training MFU | inference images/s | "
+             "inference MFU |", "|---|---|---|---|---|---|"]
+    lines += [f"| {policy} | {batch} | {training:.0f} | {mfu(training, TRAINING_FLOPS_PER_IMAGE)}"
+              f" | {inference:.0f} | {mfu(inference, INFERENCE_FLOPS_PER_IMAGE)} |"
+              for policy, batch, training, inference in rows]
+    return "\n".join(lines)
 
 
 def main(argv):
     del argv
-    gpus = tf.config.list_physical_devices("GPU")
-    if not gpus:
+    if keras.backend.backend() != "jax":
+        raise SystemExit(f"gpu_training.py runs on Keras' JAX backend; KERAS_BACKEND is "
+                         f"{keras.backend.backend()!r}")
+    device = jax.devices()[0]
+    if device.platform != "gpu" and not FLAGS.quick:
         # BENCHMARKS.md keeps whatever a GPU machine measured.
-        print("Not measured: no GPU is visible on this machine.")
+        print(f"Not measured: JAX sees no GPU on this machine (its device: {device}).")
         return
-    name = tf.config.experimental.get_device_details(gpus[0]).get("device_name", "GPU")
-    table, peak = measure(name)
-    print(table)
+    name = getattr(device, "device_kind", str(device))
+    peak = next((value for key, value in GPU_BF16_PEAK_TFLOPS.items() if key in name), None)
+    if FLAGS.quick:
+        settings, side, width = [(FLAGS.policies[0], 2)], 32, 1 / 16
+    else:
+        settings = [(policy, int(batch)) for policy in FLAGS.policies
+                    for batch in FLAGS.batch_sizes]
+        side, width = 224, 1.0
+    rows = []
+    for policy, batch in settings:
+        training, inference = measure(policy, batch, side, width)
+        print(f"{policy}, batch {batch}: training {training:.1f}/s, inference "
+              f"{inference:.1f}/s", file=sys.stderr, flush=True)
+        rows.append((policy, batch, training, inference))
+    result = table(rows, peak)
+    print(f"{name} ({device.platform}), {side} px:\n{result}")
     if not FLAGS.quick:
+        from benchmarks import report
+
         report.write_section(
-            "VGG16 training on one GPU",
-            f"python -m benchmarks.gpu_training --rounds={FLAGS.rounds} --steps={FLAGS.steps}",
-            f"keras_vgg VGG16, random weights, `train_on_batch` with SGD under `mixed_bfloat16`, "
-            f"compiled without and with XLA; best of {FLAGS.rounds} alternating rounds of "
-            f"{FLAGS.steps} steps. Fraction of peak: images/s x {TRAINING_GFLOPS_PER_IMAGE:.1f} "
-            f"GFLOP per training image / {peak or 'unknown'} TFLOP/s.\n\n{table}\n",
+            SECTION,
+            "KERAS_BACKEND=jax python -m benchmarks.gpu_training "
+            f"--batch_sizes={','.join(FLAGS.batch_sizes)} --policies={','.join(FLAGS.policies)} "
+            f"--rounds={FLAGS.rounds} --steps={FLAGS.steps}",
+            f"Device: {name}, JAX {jax.__version__}, Keras {keras.__version__}. keras_vgg VGG16 "
+            "(no dropout, as keras.applications), random weights, 224 px, the batch already on "
+            "the device; training is `train_on_batch` with SGD (momentum 0.9), inference "
+            f"`predict_on_batch`; best of {FLAGS.rounds} rounds of {FLAGS.steps} steps after "
+            "two untimed ones. MFU: images/s x "
+            f"{TRAINING_FLOPS_PER_IMAGE / 1e9:.1f} GFLOP per training image (3 x 2 x 15.47 G "
+            f"multiply-adds) or {INFERENCE_FLOPS_PER_IMAGE / 1e9:.2f} per inference image, "
+            f"over the dense bf16 peak, {peak or 'unknown'} TFLOP/s, for every row.\n\n"
+            f"{result}\n",
         )
 
 

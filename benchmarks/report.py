@@ -7,7 +7,7 @@ import os
 import platform
 import re
 
-import tensorflow as tf
+import keras
 
 BENCHMARKS_MD = os.path.join(os.path.dirname(os.path.dirname(__file__)), "BENCHMARKS.md")
 HEADER = (
@@ -29,8 +29,15 @@ def cpu_model() -> str:
 
 
 def machine() -> str:
+    """The CPU, and the framework the benchmark ran on (TensorFlow, or Keras' backend)."""
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        framework = f"TensorFlow {tf.__version__}"
+    else:
+        framework = f"Keras {keras.__version__} on {keras.backend.backend()}"
     return (
-        f"{cpu_model()}, {os.cpu_count()} cores visible, TensorFlow {tf.__version__}, "
+        f"{cpu_model()}, {os.cpu_count()} cores visible, {framework}, "
         f"Python {platform.python_version()}"
     )
 

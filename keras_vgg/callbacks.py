@@ -27,9 +27,9 @@ import warnings
 from collections.abc import Callable
 
 import keras
-import tensorflow as tf
 
 from keras_vgg import distribute, files, runs
+from keras_vgg.requires_tensorflow import tf
 
 # A training loss this many times its reference has diverged: two orders of magnitude.
 DIVERGENCE_FACTOR = 100.0

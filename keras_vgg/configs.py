@@ -17,6 +17,8 @@ FC_UNITS = (4096, 4096)
 DEFAULT_INPUT_SIZE = 224
 # Five 2x2 max-pools halve the input five times: 32 px is the smallest valid input.
 MIN_INPUT_SIZE = 32
+# Sect. 3.2: multi-crop evaluation takes a 5x5 grid of crops (and their flips) per scale.
+MULTI_CROP_GRID = 5
 
 
 @dataclasses.dataclass(frozen=True)

@@ -23,9 +23,9 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Sequence
 
-import tensorflow as tf
-
 from keras_vgg import imagenet, sources
+from keras_vgg.configs import MULTI_CROP_GRID
+from keras_vgg.requires_tensorflow import tf
 
 # Sect. 3.1: training crop, and the scale-jittering range of S.
 CROP_SIZE = 224
@@ -38,9 +38,8 @@ PCA_EIGENVECTORS = (
     (-0.5836, -0.6948, 0.4203),
 )
 PCA_ALPHA_STDDEV = 0.1
-# Sect. 3.2: dense evaluation scale for jittered training, and the 5x5 multi-crop grid.
+# Sect. 3.2: dense evaluation scale for jittered training.
 TEST_SCALE = 384
-MULTI_CROP_GRID = 5
 # The bounds on one image, read from its header before it is decoded (training, evaluation
 # and serving): 64 megapixels decode to 192 MB, and an 8:1 image rescaled to Q=384 is
 # 384 x 3072. libjpeg encodes a flat grey image in 1 byte per ~250 pixels (measured with

@@ -24,16 +24,17 @@ def _trunk_layers(model: keras.Model) -> list[keras.layers.Layer]:
 
 
 def _as_conv(dense: keras.layers.Dense, kernel_size: tuple[int, int], name: str,
-             activation) -> keras.layers.Conv2D:
+             activation, data_format: str) -> keras.layers.Conv2D:
     """A Conv2D computing `dense` at every position; kernel `[kh, kw, c_in, units]`."""
     conv = keras.layers.Conv2D(
         dense.units, kernel_size, padding="valid", activation=activation, name=name,
-        dtype=dense.dtype_policy,
+        dtype=dense.dtype_policy, data_format=data_format,
     )
     kernel, bias = dense.get_weights()
     channels_in = kernel.shape[0] // (kernel_size[0] * kernel_size[1])
-    conv.build((None, None, None, channels_in))
-    # Keras' Flatten of [h, w, c] is row-major, so the Dense rows are already (h, w, c).
+    conv.build((None, channels_in, None, None) if data_format == "channels_first"
+               else (None, None, None, channels_in))
+    # Keras' Flatten yields (h, w, c) rows under either layout, the kernel's order.
     conv.set_weights([kernel.reshape(*kernel_size, channels_in, dense.units), bias])
     return conv
 
@@ -47,7 +48,8 @@ def fully_convolutional(model: keras.Model, *, name: str | None = None) -> keras
 
     Returns:
       A model taking `[batch, height, width, 3]` (height and width at least the training
-      crop; smaller images must be upscaled first) and returning a dict:
+      crop; smaller images must be upscaled first) and returning a dict (under
+      `channels_first` the image and the score map have their channels second):
       `"score_map"`: `[batch, H/32 - crop/32 + 1, W/32 - crop/32 + 1, classes]` class scores
       (pre-softmax; for a 224-trained net the side is floor(Q/32) - 6), and
       `"probabilities"`: `[batch, classes]`, the softmax (the model's own classifier
@@ -55,19 +57,24 @@ def fully_convolutional(model: keras.Model, *, name: str | None = None) -> keras
       `model`'s output.
     """
     trunk = _trunk_layers(model)
-    fc_kernel = tuple(model.get_layer("flatten").input.shape[1:3])
+    data_format = model.get_layer("flatten").data_format
+    first = data_format == "channels_first"
+    feature_map = model.get_layer("flatten").input.shape
+    fc_kernel = tuple(feature_map[2:4] if first else feature_map[1:3])
     if None in fc_kernel:
         raise ValueError(f"model {model.name!r} has no static feature map before flatten")
     predictions = model.get_layer("predictions")
-    inputs = keras.Input((None, None, model.input_shape[-1]), name="image")
+    channels = model.input_shape[1] if first else model.input_shape[-1]
+    inputs = keras.Input((channels, None, None) if first else (None, None, channels),
+                         name="image")
     x = inputs
     for layer in trunk:
         x = layer(x)
-    x = _as_conv(model.get_layer("fc1"), fc_kernel, "fc1_conv", "relu")(x)
-    x = _as_conv(model.get_layer("fc2"), (1, 1), "fc2_conv", "relu")(x)
-    scores = _as_conv(predictions, (1, 1), "predictions_conv", None)(x)
-    averaged = keras.layers.GlobalAveragePooling2D(name="spatial_average", dtype="float32")(
-        scores)
+    x = _as_conv(model.get_layer("fc1"), fc_kernel, "fc1_conv", "relu", data_format)(x)
+    x = _as_conv(model.get_layer("fc2"), (1, 1), "fc2_conv", "relu", data_format)(x)
+    scores = _as_conv(predictions, (1, 1), "predictions_conv", None, data_format)(x)
+    averaged = keras.layers.GlobalAveragePooling2D(
+        data_format=data_format, name="spatial_average", dtype="float32")(scores)
     probabilities = keras.layers.Activation(
         predictions.activation, name=PROBABILITIES, dtype="float32")(averaged)
     return keras.Model(

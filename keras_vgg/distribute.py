@@ -16,7 +16,8 @@ import json
 import os
 
 import keras
-import tensorflow as tf
+
+from keras_vgg.requires_tensorflow import tf
 
 
 def _several_tasks(cluster: dict) -> bool:

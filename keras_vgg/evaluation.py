@@ -17,9 +17,9 @@ from collections.abc import Sequence
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 from keras_vgg import data, dense, runs, serving, sources
+from keras_vgg.requires_tensorflow import tf
 
 PROTOCOLS = ("dense", "multi_crop", "combined")
 

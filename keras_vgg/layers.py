@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import keras
-import tensorflow as tf
 
 # Sect. 2.3 / AlexNet (Krizhevsky et al., 2012): the LRN of config A-LRN.
 LRN_SIZE = 5
@@ -20,8 +19,11 @@ class LocalResponseNormalization(keras.layers.Layer):
     being `size` neighbouring channels centred on c. Alpha is divided by the window size,
     as in Caffe (which the paper's authors used) and `torch.nn.LocalResponseNorm`.
 
-    Keras has no such layer (it dropped LRN with Keras 2), hence this one. Input and output:
-    `[batch, height, width, channels]`, float.
+    Keras has no such layer (it dropped LRN with Keras 2), hence this one, written in
+    `keras.ops` for every backend (checked against `tf.nn.local_response_normalization` and
+    `torch.nn.LocalResponseNorm`). Input and output: `[batch, height, width, channels]`,
+    or `[batch, channels, height, width]` with `data_format="channels_first"` (default
+    `keras.config.image_data_format()`), float.
     """
 
     def __init__(
@@ -30,9 +32,14 @@ class LocalResponseNormalization(keras.layers.Layer):
         alpha: float = LRN_ALPHA,
         beta: float = LRN_BETA,
         k: float = LRN_K,
+        data_format: str | None = None,
         **kwargs,
     ):
         super().__init__(**kwargs)
+        self.data_format = data_format or keras.config.image_data_format()
+        if self.data_format not in ("channels_first", "channels_last"):
+            raise ValueError("data_format must be 'channels_first' or 'channels_last', got "
+                             f"{data_format!r}")
         if size < 1 or size % 2 == 0:
             raise ValueError(f"LRN size must be a positive odd number, got {size}")
         self.size = size
@@ -41,14 +48,14 @@ class LocalResponseNormalization(keras.layers.Layer):
         self.k = k
 
     def call(self, inputs):
-        # TF's kernel computes bias + alpha * sum; Caffe's alpha is per channel in the window.
-        return tf.nn.local_response_normalization(
-            inputs,
-            depth_radius=self.size // 2,
-            bias=self.k,
-            alpha=self.alpha / self.size,
-            beta=self.beta,
-        )
+        channel_axis = 1 if self.data_format == "channels_first" else -1
+        squares = keras.ops.moveaxis(keras.ops.square(inputs), channel_axis, -1)
+        channels = squares.shape[-1]
+        radius = self.size // 2
+        padded = keras.ops.pad(squares, [(0, 0)] * (len(squares.shape) - 1) + [(radius, radius)])
+        window_sums = sum(padded[..., offset : offset + channels] for offset in range(self.size))
+        scale = (self.k + self.alpha / self.size * window_sums) ** self.beta
+        return inputs / keras.ops.moveaxis(scale, -1, channel_axis)
 
     def compute_output_shape(self, input_shape):
         return input_shape
@@ -60,4 +67,5 @@ class LocalResponseNormalization(keras.layers.Layer):
             "alpha": self.alpha,
             "beta": self.beta,
             "k": self.k,
+            "data_format": self.data_format,
         }

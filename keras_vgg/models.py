@@ -1,8 +1,10 @@
 """One builder for every VGG network, reading `keras_vgg.configs`.
 
-`VGG16` and `VGG19` keep the `keras.applications` contract (arguments, checks, layer
-names), so official Keras weight files load unchanged; `VGG11`, `VGG13` and `vgg(config)`
-extend it to every network of the paper.
+`VGG16` and `VGG19` keep the `keras.applications` contract (arguments, checks, the same
+layers with the same names in the same order, `channels_first` and `channels_last`), so
+official Keras weight files load unchanged; `VGG11`, `VGG13` and `vgg(config)` extend it to
+every network of the paper. The named builders leave out dropout by default, as
+keras.applications does; `vgg(config)` and the training recipe keep the paper's 0.5.
 """
 
 from __future__ import annotations
@@ -100,6 +102,12 @@ def _check_arguments(
         )
 
 
+def channels_first() -> bool:
+    """Whether Keras builds `[batch, channels, height, width]` models
+    (`keras.config.image_data_format()`)."""
+    return keras.config.image_data_format() == "channels_first"
+
+
 def _input_shape(
     input_shape: tuple | None,
     *,
@@ -107,32 +115,35 @@ def _input_shape(
     include_top: bool,
     weights: Any,
 ) -> tuple:
-    """Validated `(height, width, channels)`; the keras.applications rules, channels last."""
-    if keras.backend.image_data_format() != "channels_last":
-        raise ValueError(
-            "keras_vgg builds channels_last models only (TensorFlow's CPU kernels need it); "
-            f"keras.backend.image_data_format() is {keras.backend.image_data_format()!r}"
-        )
+    """Validated `(height, width, channels)`, or `(channels, height, width)` under
+    `channels_first`; the keras.applications rules."""
     if input_shape is None and input_tensor is not None:
         input_shape = tuple(input_tensor.shape[1:])
-    default_shape = (configs.DEFAULT_INPUT_SIZE, configs.DEFAULT_INPUT_SIZE, 3)
+    layout = "(channels, height, width)" if channels_first() else "(height, width, channels)"
+
+    def ordered(height, width, channels):
+        return (channels, height, width) if channels_first() else (height, width, channels)
+
+    default_shape = ordered(configs.DEFAULT_INPUT_SIZE, configs.DEFAULT_INPUT_SIZE, 3)
     if input_shape is None:
-        return default_shape if include_top else (None, None, 3)
+        return default_shape if include_top else ordered(None, None, 3)
     input_shape = tuple(input_shape)
     if len(input_shape) != 3:
         raise ValueError(
-            "`input_shape` must be a tuple of three integers (height, width, channels). "
+            f"`input_shape` must be a tuple of three integers {layout}. "
             f"Received: input_shape={input_shape}"
         )
+    channels = input_shape[0] if channels_first() else input_shape[-1]
+    sides = input_shape[1:] if channels_first() else input_shape[:2]
     if weights == "imagenet":
         if include_top and input_shape != default_shape:
             raise ValueError(
                 "When setting `include_top=True` and loading `imagenet` weights, "
                 f"`input_shape` should be {default_shape}. Received: input_shape={input_shape}"
             )
-        if input_shape[-1] != 3:
+        if channels != 3:
             raise ValueError(f"The input must have 3 channels; Received input_shape={input_shape}")
-    for side in input_shape[:2]:
+    for side in sides:
         if side is not None and side < configs.MIN_INPUT_SIZE:
             raise ValueError(
                 f"Input size must be at least {configs.MIN_INPUT_SIZE}x{configs.MIN_INPUT_SIZE} "
@@ -158,7 +169,8 @@ def _input_layer(input_tensor: Any, input_shape: tuple):
 
 
 def _conv_stages(x, config: configs.VGGConfig, *, width_multiplier: float, kernel_options):
-    """Table 1's convolutional part: `[b, H, W, 3]` -> `[b, H // 32, W // 32, widths[-1]]`."""
+    """Table 1's convolutional part: `[b, H, W, 3]` -> `[b, H // 32, W // 32, widths[-1]]`
+    (channels first: `[b, 3, H, W]` -> `[b, widths[-1], H // 32, W // 32]`)."""
     for block, (kernel_sizes, width) in enumerate(
         zip(config.kernel_sizes, config.widths, strict=True), start=1
     ):
@@ -175,7 +187,8 @@ def _conv_stages(x, config: configs.VGGConfig, *, width_multiplier: float, kerne
             )(x)
             if config.batch_norm:
                 x = keras.layers.BatchNormalization(
-                    epsilon=BN_EPSILON, momentum=BN_MOMENTUM, name=f"block{block}_bn{index}"
+                    axis=1 if channels_first() else -1, epsilon=BN_EPSILON,
+                    momentum=BN_MOMENTUM, name=f"block{block}_bn{index}",
                 )(x)
                 x = keras.layers.ReLU(name=f"block{block}_relu{index}")(x)
             if config.lrn and block == 1 and index == 1:
@@ -194,7 +207,9 @@ def _classifier(
     width_multiplier: float,
     kernel_options,
 ):
-    """Table 1's head: flatten -> (FC -> ReLU -> dropout) x 2 -> FC -> activation."""
+    """Table 1's head: flatten -> (FC -> ReLU -> dropout) x 2 -> FC -> activation. Keras'
+    Flatten orders a channels_first map as channels_last, so fc1's rows are `(h, w, c)`
+    under either layout and weight files serve both."""
     x = keras.layers.Flatten(name="flatten")(x)
     for index, units in enumerate(config.fc_units, start=1):
         x = keras.layers.Dense(
@@ -243,8 +258,8 @@ def vgg(
         Keras `.weights.h5` / `.h5` / `.keras` file or a torchvision/timm `.pth` /
         `.safetensors` checkpoint.
       input_tensor: optional Keras tensor to build the model on.
-      input_shape: `(height, width, 3)`; default `(224, 224, 3)` with the top,
-        `(None, None, 3)` without.
+      input_shape: `(height, width, channels)` (`(channels, height, width)` under
+        `channels_first`); default `(224, 224, 3)` with the top, `(None, None, 3)` without.
       pooling: without the top: None (`[b, H/32, W/32, C]`), "avg" or "max" (`[b, C]`).
       classes: output classes of `predictions`.
       classifier_activation: activation of `predictions` (None for logits).
@@ -258,7 +273,8 @@ def vgg(
       width_multiplier: scales conv filters and fc1/fc2 units (1.0 is the paper).
 
     Returns:
-      A functional `keras.Model`, input `[batch, height, width, 3]` float (preprocessed with
+      A functional `keras.Model`, input `[batch, height, width, 3]` float (`[batch, 3,
+      height, width]` under `channels_first`; preprocessed with
       `keras_vgg.preprocess_input`), output `[batch, classes]` with the top.
     """
     config = configs.get(config)
@@ -298,10 +314,10 @@ def vgg(
             width_multiplier=width_multiplier,
             kernel_options=kernel_options,
         )
-    elif pooling == "avg":
-        x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
+    elif pooling == "avg":  # unnamed, as in keras.applications
+        x = keras.layers.GlobalAveragePooling2D()(x)
     elif pooling == "max":
-        x = keras.layers.GlobalMaxPooling2D(name="max_pool")(x)
+        x = keras.layers.GlobalMaxPooling2D()(x)
     source_inputs = inputs if input_tensor is None else keras.utils.get_source_inputs(inputs)
     model = keras.Model(source_inputs, x, name=name or config.model_name)
 
@@ -327,6 +343,7 @@ def _named_builder(letter: str, default_weights: str | None):
         classes: int = 1000,
         classifier_activation: Any = "softmax",
         name: str = config.model_name,
+        dropout: float = 0.0,
         **kwargs: Any,
     ) -> keras.Model:
         return vgg(
@@ -339,14 +356,16 @@ def _named_builder(letter: str, default_weights: str | None):
             classes=classes,
             classifier_activation=classifier_activation,
             name=name,
+            dropout=dropout,
             **kwargs,
         )
 
     builder.__name__ = builder.__qualname__ = f"VGG{config.weight_layers}"
     builder.__doc__ = (
         f"VGG{config.weight_layers} (config {letter} of Table 1): `keras.applications.VGG16`'s "
-        f"arguments, plus `vgg()`'s keyword arguments (dropout, kernel_initializer, "
-        f"batch_norm, width_multiplier). Default weights: {default_weights!r}."
+        f"arguments and layers, plus `vgg()`'s keyword arguments (kernel_initializer, "
+        f"batch_norm, width_multiplier, and dropout: 0 by default, as keras.applications; "
+        f"the paper's is 0.5). Default weights: {default_weights!r}."
     )
     return builder
 

@@ -38,10 +38,10 @@ from collections.abc import Sequence
 
 import keras
 import numpy as np
-import tensorflow as tf
 from absl import logging as absl_logging
 
 from keras_vgg import configs, data, dense, files, imagenet, runs
+from keras_vgg.requires_tensorflow import tf
 
 SIGNATURE_PIXELS = "serving_default"
 SIGNATURE_BYTES = "image_bytes"

@@ -22,9 +22,8 @@ import re
 import sys
 import urllib.parse
 
-import tensorflow as tf
-
 from keras_vgg import imagenet
+from keras_vgg.requires_tensorflow import tf
 
 SOURCE_KINDS = ("tfds", "folder", "tfrecord")
 # TFRecords written by the common ImageNet scripts (Inception's build_imagenet_data.py,

@@ -25,9 +25,9 @@ import sys
 import warnings
 
 import keras
-import tensorflow as tf
 
 from keras_vgg import callbacks, configs, data, distribute, files, runs, sources, weights
+from keras_vgg.requires_tensorflow import tf
 
 
 def l2_for_weight_decay(weight_decay: float) -> keras.regularizers.Regularizer | None:
@@ -176,12 +176,17 @@ def train(config: runs.RunConfig, *, verbose: str | int = "auto") -> TrainingRes
 
     Raises:
       RunError: settings or data that cannot train (bad sources, classes, weights to start
-        from, a model_dir holding another run), before training starts.
+        from, a model_dir holding another run, a Keras backend other than TensorFlow),
+        before training starts.
       callbacks.LossDiverged: training diverged; the message says what to change.
       callbacks.NoData: an epoch had no training (or validation) images: all were skipped.
       files.WriteFailed: a checkpoint could not be written (a full disk); the earlier
         ones are intact, and the same call resumes once there is space.
     """
+    if keras.backend.backend() != "tensorflow":
+        raise RunError(f"training runs on Keras' TensorFlow backend (tf.data, tf.distribute), "
+                       f"not {keras.backend.backend()!r}: unset KERAS_BACKEND or set it to "
+                       "'tensorflow'")
     if verbose == "auto":
         verbose = 1 if sys.stdout.isatty() else 2
     if config.init == "gaussian" and configs.get(config.config).name not in ("A", "A-LRN") \

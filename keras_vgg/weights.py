@@ -453,7 +453,11 @@ def _head_kernel(kernel: np.ndarray, model: keras.Model, layer_name: str) -> np.
     """A torch Linear `[out, in]` or conv `[out, in, kh, kw]` weight as a Dense kernel."""
     out_features = kernel.shape[0]
     if layer_name == "fc1" and "flatten" in {layer.name for layer in model.layers}:
-        _, height, width, channels = model.get_layer("flatten").input.shape
+        flatten = model.get_layer("flatten")
+        _, *feature_map = flatten.input.shape
+        if flatten.data_format == "channels_first":  # Keras flattens it as (h, w, c) too
+            feature_map = feature_map[1:] + feature_map[:1]
+        height, width, channels = feature_map
         if kernel.size == out_features * height * width * channels:
             # [out, C, H, W] (timm's conv, or torchvision's NCHW flatten) -> [H*W*C, out].
             kernel = kernel.reshape(out_features, channels, height, width)

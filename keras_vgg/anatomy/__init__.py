@@ -19,9 +19,9 @@ from collections.abc import Sequence
 import keras
 
 from keras_vgg import configs
-from keras_vgg.data import MULTI_CROP_GRID
+from keras_vgg.configs import MULTI_CROP_GRID
 from keras_vgg.dense import fully_convolutional
-from keras_vgg.models import vgg
+from keras_vgg.models import channels_first, vgg
 
 # Sect. 3.2: the image and its horizontal flip are evaluated, densely or by crops.
 TEST_FLIPS = 2
@@ -83,9 +83,20 @@ def _macs(layer: keras.layers.Layer, output_shape: tuple[int, ...]) -> int:
     return math.prod(kernel.shape) * math.prod(output_shape[:-1])
 
 
+def _channels_first(model: keras.Model) -> bool:
+    return any(getattr(layer, "data_format", None) == "channels_first" for layer in model.layers)
+
+
+def image_shape(model: keras.Model) -> tuple:
+    """The model's input image as `(height, width, channels)`, whatever its layout."""
+    shape = tuple(model.input_shape[1:])
+    return (*shape[1:], shape[0]) if _channels_first(model) else shape
+
+
 def layer_rows(model: keras.Model, *, input_size: int | tuple[int, int] | None = None
                ) -> list[LayerRow]:
-    """The model's layers in order, for one `[height, width, channels]` image.
+    """The model's layers in order, for one `[height, width, channels]` image. Shapes are
+    given `(height, width, channels)` also for a `channels_first` model.
 
     Args:
       model: a chain of layers, each taking the previous one's output (every keras_vgg
@@ -96,7 +107,15 @@ def layer_rows(model: keras.Model, *, input_size: int | tuple[int, int] | None =
     Returns:
       One `LayerRow` per layer after the input.
     """
-    shape = tuple(model.input_shape[1:])
+    first = _channels_first(model)
+
+    def height_width_channels(native: tuple) -> tuple:
+        return (*native[1:], native[0]) if first and len(native) == 3 else native
+
+    def native(shape: tuple) -> tuple:
+        return (shape[2], *shape[:2]) if first and len(shape) == 3 else shape
+
+    shape = image_shape(model)
     if input_size is not None:
         height, width = (input_size, input_size) if isinstance(input_size, int) else input_size
         if shape[0] not in (None, height) or shape[1] not in (None, width):
@@ -117,9 +136,8 @@ def layer_rows(model: keras.Model, *, input_size: int | tuple[int, int] | None =
             for axis, (kernel, stride, dilation) in enumerate(zip(*window, strict=True)):
                 receptive_field[axis] += (kernel - 1) * dilation * jump[axis]
                 jump[axis] *= stride
-        output_shape = tuple(
-            int(side)
-            for side in layer.compute_output_spec(keras.KerasTensor((1, *shape))).shape[1:])
+        output = layer.compute_output_spec(keras.KerasTensor((1, *native(shape))))
+        output_shape = height_width_channels(tuple(int(side) for side in output.shape[1:]))
         stage = _STAGE.match(layer.name)
         rows.append(LayerRow(
             name=layer.name,
@@ -166,7 +184,8 @@ def stage_rows(rows: Sequence[LayerRow]) -> list[StageRow]:
 def build(config: str | configs.VGGConfig, *, input_size: int = configs.DEFAULT_INPUT_SIZE
           ) -> keras.Model:
     """The full-size network with its head; zero weights (the anatomy needs no values)."""
-    return vgg(config, input_shape=(input_size, input_size, 3), kernel_initializer="zeros")
+    shape = (3, input_size, input_size) if channels_first() else (input_size, input_size, 3)
+    return vgg(config, input_shape=shape, kernel_initializer="zeros")
 
 
 # --- The arguments of the paper -------------------------------------------------------------
@@ -269,7 +288,7 @@ def dense_costs(model: keras.Model, test_scales: Sequence[int] = DEFAULT_TEST_SC
     """Score-map side and multiply-adds per image of the fully-convolutional net at each Q
     (Sect. 3.2), and of `CROPS_PER_SCALE` crops through `model` at its own input size."""
     crop_macs = sum(row.macs for row in layer_rows(model))
-    crop = model.input_shape[1]
+    crop = image_shape(model)[0]
     net = fully_convolutional(model)
     result = []
     for scale in test_scales:

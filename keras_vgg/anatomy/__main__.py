@@ -21,12 +21,13 @@ from keras_vgg.anatomy import (
     LayerRow,
     build,
     dense_costs,
+    image_shape,
     ladder,
     layer_rows,
     stack_comparison,
     stage_rows,
 )
-from keras_vgg.data import MULTI_CROP_GRID
+from keras_vgg.configs import MULTI_CROP_GRID
 
 
 def _table(header: Sequence[str], body: Sequence[Sequence[object]]) -> str:
@@ -162,7 +163,7 @@ def plot_funnel(model: keras.Model, path: str, *, title: str) -> None:
             "--plot needs matplotlib: pip install 'keras-vgg[plot]'") from error
     stages = stage_rows(layer_rows(model))
     names = ["input", *(stage.stage for stage in stages)]
-    shapes = [tuple(model.input_shape[1:]), *(stage.output_shape for stage in stages)]
+    shapes = [image_shape(model), *(stage.output_shape for stage in stages)]
     sides = [shape[0] if len(shape) == 3 else 1 for shape in shapes]
     channels = [shape[-1] for shape in shapes]
     total_params = sum(stage.params for stage in stages)

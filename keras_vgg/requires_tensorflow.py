@@ -1,0 +1,20 @@
+"""TensorFlow, for the modules that need it, with an error that says what to install.
+
+The models (`keras_vgg.vgg`, `VGG16`..., `layers`, `weights`, `dense`, `imagenet`,
+`anatomy`) are Keras 3 code and run on any backend without TensorFlow. The input pipeline,
+training, evaluation and serving are built on `tf.data`, `tf.distribute` and SavedModel, so
+`data`, `sources`, `runs`, `callbacks`, `distribute`, `training`, `evaluation` and
+`serving` import TensorFlow through here.
+"""
+
+try:
+    import tensorflow as tf
+except ImportError as error:
+    raise ImportError(
+        "this part of keras_vgg (the tf.data pipeline, training, evaluation or serving) needs "
+        "TensorFlow: pip install 'keras-vgg[cpu]' (tensorflow-cpu). The models "
+        "(keras_vgg.vgg, VGG16, weights, dense, anatomy) run without it on the JAX and "
+        "PyTorch backends"
+    ) from error
+
+__all__ = ["tf"]
