@@ -15,8 +15,12 @@ $(VENV)/.base-installed: $(BIN)/python setup.cfg pyproject.toml
 	$(BIN)/pip install --quiet --no-deps tensorflow-serving-api==2.21.0
 	touch $@
 
+# keras-hub (the KerasHub preset tests) declares tensorflow-text, which needs the full
+# `tensorflow` wheel, and a Kaggle client for downloads the tests never make: it is
+# installed without its dependencies, with the two its import needs.
 $(VENV)/.test-installed: $(VENV)/.base-installed
 	$(BIN)/pip install --quiet -e ".[cpu,plot,torch,test]"
+	$(BIN)/pip install --quiet --no-deps keras-hub==0.32.0 regex==2026.11.19 tokenizers==0.23.3
 	touch $@
 
 demo: $(VENV)/.base-installed
@@ -29,7 +33,8 @@ lint: $(VENV)/.test-installed
 # comparisons are backend-independent and run in the first pass).
 test: lint
 	$(BIN)/python -m pytest
-	KERAS_BACKEND=jax $(BIN)/python -m pytest tests/test_backends.py -m "not full_size"
+	KERAS_BACKEND=jax $(BIN)/python -m pytest tests/test_backends.py tests/test_kerashub.py \
+	    -m "not full_size"
 
 # Measured comparisons; each writes its figures into BENCHMARKS.md.
 # dense_eval measures top-1 agreement with the demo's trained net: run `make demo` first.

@@ -61,6 +61,11 @@ class VGGConfig:
         return self.num_convs + len(self.fc_units) + 1
 
 
+def scaled_width(units: int, width_multiplier: float) -> int:
+    """Filters or units after `width_multiplier`; at least 1."""
+    return max(1, int(round(units * width_multiplier)))
+
+
 def _stages(*convs_per_stage: int, last_is_1x1: bool = False) -> tuple[tuple[int, ...], ...]:
     """Kernel sizes for `convs_per_stage` 3x3 convs; in C the third conv of stages 3-5 is 1x1."""
     stages = []

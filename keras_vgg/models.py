@@ -14,7 +14,7 @@ from typing import Any
 
 import keras
 
-from keras_vgg import configs
+from keras_vgg import configs, kerashub
 from keras_vgg import weights as weight_files
 from keras_vgg.layers import LocalResponseNormalization
 
@@ -50,11 +50,6 @@ def kernel_initializer_from(identifier: Any) -> keras.initializers.Initializer:
         ) from error
 
 
-def scaled_width(units: int, width_multiplier: float) -> int:
-    """Filters or units after `width_multiplier`; at least 1."""
-    return max(1, int(round(units * width_multiplier)))
-
-
 def _check_arguments(
     config: configs.VGGConfig,
     *,
@@ -67,11 +62,13 @@ def _check_arguments(
     width_multiplier: float,
 ) -> None:
     """The keras.applications checks, plus ours; each raises a ValueError naming the value."""
-    if not (weights in (None, "imagenet") or os.path.isfile(weights)):
+    if not (weights in (None, "imagenet") or os.path.isfile(weights)
+            or kerashub.is_preset(weights)):
         raise ValueError(
             "The `weights` argument should be either `None` (random initialization), "
             "'imagenet' (pre-training on ImageNet), or the path to the weights file to be "
-            f"loaded. Received: weights={weights!r} (no such file)"
+            f"loaded (or a KerasHub VGG preset directory). Received: weights={weights!r} "
+            "(no such file)"
         )
     if weights == "imagenet":
         weight_files.check_imagenet_available(config, width_multiplier=width_multiplier)
@@ -174,7 +171,7 @@ def _conv_stages(x, config: configs.VGGConfig, *, width_multiplier: float, kerne
     for block, (kernel_sizes, width) in enumerate(
         zip(config.kernel_sizes, config.widths, strict=True), start=1
     ):
-        filters = scaled_width(width, width_multiplier)
+        filters = configs.scaled_width(width, width_multiplier)
         for index, kernel_size in enumerate(kernel_sizes, start=1):
             name = f"block{block}_conv{index}"
             x = keras.layers.Conv2D(
@@ -213,7 +210,7 @@ def _classifier(
     x = keras.layers.Flatten(name="flatten")(x)
     for index, units in enumerate(config.fc_units, start=1):
         x = keras.layers.Dense(
-            scaled_width(units, width_multiplier),
+            configs.scaled_width(units, width_multiplier),
             activation="relu",
             name=f"fc{index}",
             **kernel_options(),
@@ -254,9 +251,9 @@ def vgg(
       config: paper letter ("A", "A-LRN", "B", "C", "D", "E"), variant ("D-BN", "B-5x5"),
         model name ("vgg16", "vgg19_bn") or a `VGGConfig`.
       include_top: keep flatten + fc1 + fc2 + predictions.
-      weights: None (random), "imagenet" (official Keras files, D and E), or the path to a
+      weights: None (random), "imagenet" (official Keras files, D and E), the path to a
         Keras `.weights.h5` / `.h5` / `.keras` file or a torchvision/timm `.pth` /
-        `.safetensors` checkpoint.
+        `.safetensors` checkpoint, or a KerasHub VGG preset directory (`keras_vgg.kerashub`).
       input_tensor: optional Keras tensor to build the model on.
       input_shape: `(height, width, channels)` (`(channels, height, width)` under
         `channels_first`); default `(224, 224, 3)` with the top, `(None, None, 3)` without.
@@ -325,6 +322,8 @@ def vgg(
         weight_files.load_weights(
             model, weight_files.fetch_imagenet_weights(config, include_top=include_top)
         )
+    elif weights is not None and kerashub.is_preset(weights):
+        kerashub.load_preset(model, weights)
     elif weights is not None:
         weight_files.load_weights(model, weights)
     return model

@@ -148,7 +148,8 @@ def load_weights(model: keras.Model, path: str | os.PathLike) -> None:
 def _existing_file(path: str | os.PathLike, *, what: str) -> str:
     path = os.fspath(path)
     if os.path.isdir(path):
-        raise ValueError(f"{what} {path!r} is a directory, not a file")
+        raise ValueError(f"{what} {path!r} is a directory, not a file (a KerasHub preset "
+                         "directory loads with keras_vgg.vgg(..., weights=DIR))")
     if not os.path.isfile(path):
         raise ValueError(f"{what} {path!r} does not exist")
     return path
@@ -254,7 +255,7 @@ def open_keras_file(path: str) -> Iterator[WeightsByLayer]:
                 file = stack.enter_context(h5py.File(stack.enter_context(archive.open(entry))))
             else:
                 file = stack.enter_context(h5py.File(path, "r"))
-            _check_self_contained(file, path)
+            check_self_contained(file, path)
             yield _read_keras_h5(file, path)
     except (OSError, KeyError, zipfile.BadZipFile) as error:
         raise ValueError(
@@ -263,7 +264,7 @@ def open_keras_file(path: str) -> Iterator[WeightsByLayer]:
         ) from error
 
 
-def _check_self_contained(file: h5py.File, path: str) -> None:
+def check_self_contained(file: h5py.File, path: str) -> None:
     """Raises a ValueError unless every object of `file` lives in it: hard links only, and
     datasets without external or virtual storage."""
 

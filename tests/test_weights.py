@@ -12,7 +12,7 @@ from keras.src.legacy.saving import legacy_h5_format
 from safetensors.numpy import save_file
 
 import keras_vgg
-from keras_vgg import configs, models
+from keras_vgg import configs
 from keras_vgg import weights as weight_files
 
 try:
@@ -139,7 +139,7 @@ def torchvision_state_dict(config, *, width_multiplier, classes, seed=0):
         return rng.normal(0, std, shape).astype("float32")
 
     for kernels, width in zip(config.kernel_sizes, config.widths, strict=True):
-        filters = models.scaled_width(width, width_multiplier)
+        filters = configs.scaled_width(width, width_multiplier)
         for kernel in kernels:
             state[f"features.{index}.weight"] = normal(
                 np.sqrt(2 / (kernel * kernel * channels)), filters, channels, kernel, kernel)
@@ -156,7 +156,7 @@ def torchvision_state_dict(config, *, width_multiplier, classes, seed=0):
             index += 1  # ReLU
             channels = filters
         index += 1  # MaxPool2d
-    units = models.scaled_width(4096, width_multiplier)
+    units = configs.scaled_width(4096, width_multiplier)
     for module, (fan_out, fan_in) in {
         "classifier.0": (units, channels * 7 * 7),
         "classifier.3": (units, units),
@@ -223,7 +223,7 @@ def write_checkpoint(state, path):
 def test_torch_checkpoints_compute_the_same_forward_pass(name, layout, suffix, tmp_path):
     config = configs.get(name)
     state = torchvision_state_dict(config, width_multiplier=NARROW, classes=10)
-    last_width = models.scaled_width(config.widths[-1], NARROW)
+    last_width = configs.scaled_width(config.widths[-1], NARROW)
     path = write_checkpoint(
         state if layout == "torchvision" else as_timm(state, last_width),
         tmp_path / f"checkpoint{suffix}",
