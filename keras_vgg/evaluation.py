@@ -6,12 +6,14 @@
               posteriors averaged over crops and scales (150 crops for 3 scales).
   combined    the average of the dense and multi-crop posteriors.
 
-Horizontal-flip averaging (`flip=True`) applies to both.
+Horizontal-flip averaging (`flip=True`) applies to both. ConvNet fusion (Sect. 4.4,
+Table 6) averages the posteriors of several nets under one protocol (`fuse`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
 import time
 from collections.abc import Sequence
 
@@ -132,21 +134,10 @@ def evaluate(
     Returns:
       One `Result` per protocol, errors as fractions.
     """
-    unknown = sorted(set(protocols) - set(PROTOCOLS))
-    if unknown:
-        raise ValueError(f"unknown protocols {unknown}; expected some of {PROTOCOLS}")
-    measured, results = {}, []
-    for protocol in [p for p in ("dense", "multi_crop") if p in protocols or
-                     "combined" in protocols]:
-        per_scale = _per_scale(model, source, protocol=protocol, test_scales=test_scales,
-                               flip=flip, preprocessing=preprocessing, split=split)
-        model_fn = _runner(model, protocol)  # the FC conversion is not evaluation time
-        start = time.perf_counter()
-        measured[protocol] = _posteriors_per_image(model_fn, per_scale, max_images)
-        measured[protocol] += (time.perf_counter() - start,)
-    if "combined" in protocols:
-        (dense_p, labels, dense_s), (crop_p, _, crop_s) = measured["dense"], measured["multi_crop"]
-        measured["combined"] = ((dense_p + crop_p) / 2, labels, dense_s + crop_s)
+    measured = _measured(model, source, protocols=protocols, test_scales=test_scales,
+                         flip=flip, preprocessing=preprocessing, split=split,
+                         max_images=max_images)
+    results = []
     for protocol in protocols:
         probabilities, labels, seconds = measured[protocol]
         results.append(Result(protocol, tuple(test_scales),
@@ -154,6 +145,105 @@ def evaluate(
                               top_k_error(probabilities, labels, 5), len(labels),
                               len(labels) / seconds))
     return results
+
+
+def _measured(model: keras.Model, source: str, *, protocols: Sequence[str],
+              test_scales: Sequence[int], max_images: int | None, **options
+              ) -> dict[str, tuple[np.ndarray, np.ndarray, float]]:
+    """`{protocol: ([n, classes] posteriors, [n] labels, seconds)}` for `protocols`."""
+    unknown = sorted(set(protocols) - set(PROTOCOLS))
+    if unknown:
+        raise ValueError(f"unknown protocols {unknown}; expected some of {PROTOCOLS}")
+    measured = {}
+    for protocol in [p for p in ("dense", "multi_crop") if p in protocols or
+                     "combined" in protocols]:
+        per_scale = _per_scale(model, source, protocol=protocol, test_scales=test_scales,
+                               **options)
+        model_fn = _runner(model, protocol)  # the FC conversion is not evaluation time
+        start = time.perf_counter()
+        measured[protocol] = _posteriors_per_image(model_fn, per_scale, max_images)
+        measured[protocol] += (time.perf_counter() - start,)
+    if "combined" in protocols:
+        (dense_p, labels, dense_s), (crop_p, _, crop_s) = measured["dense"], measured["multi_crop"]
+        measured["combined"] = ((dense_p + crop_p) / 2, labels, dense_s + crop_s)
+    return measured
+
+
+@dataclasses.dataclass(frozen=True)
+class Net:
+    """One net of a fusion: a name for the table, the model (with its head), the
+    preprocessing its weights expect and its test scales Q."""
+
+    name: str
+    model: keras.Model
+    preprocessing: str = "caffe"
+    test_scales: tuple[int, ...] = (data.TEST_SCALE,)
+
+    @classmethod
+    def of_run(cls, run: runs.Run) -> Net:
+        """A training run's net, named by its directory, with its preprocessing and Q set."""
+        return cls(os.path.basename(os.path.normpath(run.directory)), run.build_model(),
+                   run.config.preprocessing, tuple(run.test_scales))
+
+
+@dataclasses.dataclass(frozen=True)
+class FusionRow:
+    """One row of a Table 6 style report: a net, or the fusion of several."""
+
+    nets: str
+    protocol: str
+    top1_error: float
+    top5_error: float
+    images: int
+
+
+def nets_posteriors(
+    nets: Sequence[Net], source: str, *, protocol: str = "dense", flip: bool = True,
+    split: str = "validation", max_images: int | None = None,
+) -> tuple[list[np.ndarray], np.ndarray]:
+    """Each net's `[n, classes]` posteriors under `protocol` (at its own Q set and
+    preprocessing) on the same images, and their `[n]` labels.
+
+    Raises:
+      ValueError: fewer than two nets, or nets with other class counts.
+    """
+    if len(nets) < 2:
+        raise ValueError(f"fusion needs at least two nets, got {len(nets)}")
+    classes = {net.name: net.model.output_shape[-1] for net in nets}
+    if len(set(classes.values())) > 1:
+        raise ValueError(f"the nets predict different numbers of classes: {classes}")
+    posteriors_of, labels = [], None
+    for net in nets:
+        probabilities, net_labels, _ = _measured(
+            net.model, source, protocols=(protocol,), test_scales=net.test_scales,
+            flip=flip, preprocessing=net.preprocessing, split=split,
+            max_images=max_images)[protocol]
+        if labels is not None and not np.array_equal(labels, net_labels):
+            raise RuntimeError("the nets were evaluated on different images")
+        labels = net_labels
+        posteriors_of.append(probabilities)
+    return posteriors_of, labels
+
+
+def fuse(nets: Sequence[Net], source: str, *, protocol: str = "dense", **options
+         ) -> list[FusionRow]:
+    """ConvNet fusion (Sect. 4.4): the mean of the nets' posteriors (`nets_posteriors`,
+    which takes `options`). Returns one row per net and a last row for the fusion
+    ("A + B"), errors as fractions."""
+    posteriors_of, labels = nets_posteriors(nets, source, protocol=protocol, **options)
+    named = [(net.name, p) for net, p in zip(nets, posteriors_of, strict=True)]
+    named.append((" + ".join(net.name for net in nets), np.mean(posteriors_of, axis=0)))
+    return [FusionRow(name, protocol, top_k_error(p, labels, 1), top_k_error(p, labels, 5),
+                      len(labels)) for name, p in named]
+
+
+def fusion_table(rows: Sequence[FusionRow]) -> str:
+    """The rows as a Markdown table shaped like the paper's Table 6."""
+    lines = ["| ConvNet model(s) | protocol | top-1 error (%) | top-5 error (%) | images |",
+             "|---|---|---|---|---|"]
+    lines += [f"| {row.nets} | {row.protocol} | {100 * row.top1_error:.1f} | "
+              f"{100 * row.top5_error:.1f} | {row.images} |" for row in rows]
+    return "\n".join(lines)
 
 
 def evaluate_run(

@@ -6,16 +6,21 @@ shaped like its Tables 3-5 (top-1 / top-5 error, and images/s).
         --data='tfds:imagenet2012?data_dir=/data/tfds'
     python recipes/imagenet_eval.py --config=E --weights=imagenet --data=folder:/data/val
     python recipes/imagenet_eval.py --saved_model=exported/vgg16/1 --data=folder:/data/val
+    python recipes/imagenet_eval.py --model_dir=runs/d,runs/e --data=folder:/data/val
+    python recipes/imagenet_eval.py --config=D,E --weights=imagenet,imagenet --data=...
 
 A run directory (`--model_dir`, written by `recipes/imagenet_train.py`) says everything
 else: the network, its crop, classes and preprocessing, and the paper's multi-scale Q set
 for its training scale ({S-32, S, S+32}, or {S_min, (S_min+S_max)/2, S_max} when jittered).
 Other weights need `--config` and the rest. An exported SavedModel is evaluated densely at
-the Q (and flip) it was exported with.
+the Q (and flip) it was exported with. Several run directories or weight files are
+evaluated each and fused, their posteriors averaged (Sect. 4.4), in a table shaped like
+Table 6.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -26,9 +31,10 @@ import keras_vgg  # noqa: E402
 from keras_vgg import data, evaluation, imagenet, runs, sources  # noqa: E402
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("model_dir", None, "A training run's directory: the net and its settings.")
-flags.DEFINE_string("weights", None, "Instead: 'imagenet' or a weights file (Keras, "
-                    "torchvision, timm), with --config and the flags below.")
+flags.DEFINE_list("model_dir", None, "A training run's directory (the net and its settings), "
+                  "or several, comma-separated, to fuse.")
+flags.DEFINE_list("weights", None, "Instead: 'imagenet' or a weights file (Keras, torchvision, "
+                  "timm), or several to fuse, with --config and the flags below.")
 flags.DEFINE_string("saved_model", None, "Instead: an exported version directory.")
 flags.DEFINE_string("data", "tfds:imagenet2012", "Evaluation source (tfds:, folder:, tfrecord:).")
 flags.DEFINE_string("split", "validation", "TFDS split.")
@@ -37,7 +43,8 @@ flags.DEFINE_list("test_scales", None, "Test scales Q, e.g. 256,384,512; default
                   f"multi-scale set, or {data.TEST_SCALE} for --weights.")
 flags.DEFINE_bool("flip", True, "Average each image with its mirror image.")
 flags.DEFINE_integer("max_images", None, "Evaluate only this many images.")
-flags.DEFINE_string("config", "D", "With --weights: A, A-LRN, B, C, D, E or a variant.")
+flags.DEFINE_list("config", ["D"], "With --weights: A, A-LRN, B, C, D, E or a variant; one "
+                  "for every weights file, or one for all.")
 flags.DEFINE_integer("crop_size", data.CROP_SIZE, "With --weights: their training crop side.")
 flags.DEFINE_float("width_multiplier", 1.0, "With --weights: the trained network's width.")
 flags.DEFINE_enum("preprocessing", "caffe", list(imagenet.PREPROCESSING_MODES),
@@ -58,23 +65,48 @@ def main(argv):
         options = {"protocols": FLAGS.protocols, "flip": FLAGS.flip, "split": FLAGS.split,
                    "max_images": FLAGS.max_images}
         given = [f"--{name}" for name in NETWORK_FLAGS if FLAGS[name].present]
-        if FLAGS.model_dir:
-            if given:
-                raise ValueError(f"--model_dir describes the network: drop {', '.join(given)}")
-            results = evaluation.evaluate_run(runs.load(FLAGS.model_dir), FLAGS.data,
-                                              test_scales=scales, **options)
-        else:
-            model = keras_vgg.vgg(
-                FLAGS.config, weights=FLAGS.weights,
-                classes=sources.open_source(FLAGS.data, split=FLAGS.split).num_classes,
-                input_shape=(FLAGS.crop_size, FLAGS.crop_size, 3),
-                width_multiplier=FLAGS.width_multiplier)
-            results = evaluation.evaluate(model, FLAGS.data, test_scales=scales or
-                                          (data.TEST_SCALE,),
-                                          preprocessing=FLAGS.preprocessing, **options)
+        if FLAGS.model_dir and given:
+            raise ValueError(f"--model_dir describes the network: drop {', '.join(given)}")
+        nets = [net_of_run(path, scales) for path in FLAGS.model_dir or ()] or nets_of_weights(
+            scales)
+        if len(nets) > 1:
+            rows = [row for protocol in FLAGS.protocols for row in evaluation.fuse(
+                nets, FLAGS.data, protocol=protocol, flip=FLAGS.flip, split=FLAGS.split,
+                max_images=FLAGS.max_images)]
+            print(evaluation.fusion_table(rows))
+            return
+        (net,) = nets
+        results = evaluation.evaluate(net.model, FLAGS.data, test_scales=net.test_scales,
+                                      preprocessing=net.preprocessing, **options)
     except ValueError as error:
         raise SystemExit(f"imagenet_eval.py: error: {error}") from error
     print(evaluation.table(results))
+
+
+def net_of_run(path: str, scales: tuple[int, ...]) -> evaluation.Net:
+    """A run directory's net, checked against the data's classes; `scales` override its Q."""
+    run = runs.load(path)
+    runs.check_same_classes(run.class_ids,
+                            sources.open_source(FLAGS.data, split=FLAGS.split).class_ids,
+                            what=f"the evaluation data {FLAGS.data!r}")
+    net = evaluation.Net.of_run(run)
+    return dataclasses.replace(net, test_scales=scales) if scales else net
+
+
+def nets_of_weights(scales: tuple[int, ...]) -> list[evaluation.Net]:
+    """One net per --weights entry, of the --config at the same position (or the one)."""
+    configs = FLAGS.config * len(FLAGS.weights) if len(FLAGS.config) == 1 else FLAGS.config
+    if len(configs) != len(FLAGS.weights):
+        raise ValueError(f"{len(FLAGS.weights)} --weights and {len(FLAGS.config)} --config: "
+                         "give one config for each, or one for all")
+    classes = sources.open_source(FLAGS.data, split=FLAGS.split).num_classes
+    return [evaluation.Net(
+        f"{config} ({weights})",
+        keras_vgg.vgg(config, weights=weights, classes=classes,
+                      input_shape=(FLAGS.crop_size, FLAGS.crop_size, 3),
+                      width_multiplier=FLAGS.width_multiplier),
+        FLAGS.preprocessing, scales or (data.TEST_SCALE,))
+        for config, weights in zip(configs, FLAGS.weights, strict=True)]
 
 
 if __name__ == "__main__":

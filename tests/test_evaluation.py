@@ -1,6 +1,6 @@
 import numpy as np
 import pytest
-from conftest import NARROW
+from conftest import NARROW, tiny_run_config
 from image_files import encode, imagenet_folder, photo, write
 from PIL import Image
 
@@ -159,3 +159,72 @@ def test_an_image_beyond_the_bounds_is_skipped_by_the_saved_model_evaluation(
     assert result.images == 10
     reason = "is 10000x1 pixels, beyond the 8:1 aspect-ratio bound"
     assert f"{strip}: {reason}" in capfd.readouterr().err
+
+
+# --- ConvNet fusion (Sect. 4.4) ---------------------------------------------------------
+
+
+def other_net(name="random", seed=1):
+    """A net of the tiny run's shape with other weights."""
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    model = keras_vgg.vgg("A", width_multiplier=NARROW, input_shape=(32, 32, 3), classes=10)
+    return evaluation.Net(name, model, "caffe", (40, 48))
+
+
+def test_fusion_is_the_mean_of_the_nets_posteriors(tiny_run, demo_images):
+    source = f"folder:{demo_images}/val"
+    nets = [evaluation.Net.of_run(tiny_run), other_net()]
+    posteriors_of, labels = evaluation.nets_posteriors(nets, source)
+    for net, together in zip(nets, posteriors_of, strict=True):
+        alone, alone_labels = evaluation.posteriors(net.model, source, protocol="dense",
+                                                    test_scales=net.test_scales)
+        np.testing.assert_allclose(together, alone, rtol=1e-6)
+        np.testing.assert_array_equal(labels, alone_labels)
+    rows = evaluation.fuse(nets, source)
+    fused = (posteriors_of[0] + posteriors_of[1]) / 2
+    assert rows[-1].nets == "tiny + random" and rows[-1].images == 10
+    assert rows[-1].top1_error == evaluation.top_k_error(fused, labels, 1)
+    assert rows[-1].top5_error == evaluation.top_k_error(fused, labels, 5)
+    table = evaluation.fusion_table(rows)
+    assert table.splitlines()[0].startswith("| ConvNet model(s) | protocol | top-1 error (%)")
+    assert len(table.splitlines()) == 2 + 3
+
+
+def test_a_net_fused_with_itself_is_unchanged(tiny_run, demo_images):
+    net = evaluation.Net.of_run(tiny_run)
+    single, fused = evaluation.fuse([net, net], f"folder:{demo_images}/val",
+                                    protocol="multi_crop")[1:]
+    assert (single.top1_error, single.top5_error) == (fused.top1_error, fused.top5_error)
+
+
+def test_two_trained_nets_fused_are_no_worse_than_the_worse(demo_images, tmp_path):
+    import demo_data
+
+    from keras_vgg import runs, training
+
+    demo_data.write(str(tmp_path / "images"), train_per_class=8, val_per_class=4)
+    nets = []
+    for config, seed in (("A", 0), ("B", 1)):
+        run_config = tiny_run_config(tmp_path / config, tmp_path / "images", config=config,
+                                         seed=seed, epochs=8, batch_size=16,
+                                         learning_rate=0.005)
+        training.train(run_config, verbose=0)
+        nets.append(evaluation.Net.of_run(runs.load(run_config.model_dir)))
+    rows = evaluation.fuse(nets, f"folder:{tmp_path}/images/val")
+    *singles, fused = rows
+    assert fused.images == 40
+    assert fused.top1_error <= max(row.top1_error for row in singles), rows
+    assert min(row.top1_error for row in singles) < 0.9, rows  # they learnt something
+
+
+def test_fusion_refuses_one_net_and_other_class_counts(tiny_run, demo_images):
+    net = evaluation.Net.of_run(tiny_run)
+    with pytest.raises(ValueError, match="fusion needs at least two nets, got 1"):
+        evaluation.fuse([net], f"folder:{demo_images}/val")
+    other = evaluation.Net("five", keras_vgg.vgg("A", width_multiplier=NARROW,
+                                                 input_shape=(32, 32, 3), classes=5))
+    with pytest.raises(ValueError, match=r"different numbers of classes: \{'tiny': 10, "
+                                         r"'five': 5\}"):
+        evaluation.fuse([net, other], f"folder:{demo_images}/val")

@@ -320,3 +320,19 @@ def test_a_full_disk_stops_the_run_with_its_files_intact_and_it_resumes(tmp_path
         assert resumed.returncode == 0, resumed.stdout + resumed.stderr
         assert "Resuming from the end of epoch 1" in resumed.stdout
         assert "after 3 epochs" in resumed.stdout
+
+
+def test_eval_recipe_fuses_several_runs_in_a_table_6(tiny_run, demo_images):
+    result = run("imagenet_eval.py", f"--model_dir={tiny_run.directory},{tiny_run.directory}",
+                 f"--data=folder:{demo_images}/val", "--protocols=dense,multi_crop")
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = [line.split("|")[1:3] for line in result.stdout.splitlines()
+            if line.startswith("| tiny")]
+    assert [(name.strip(), protocol.strip()) for name, protocol in rows] == [
+        ("tiny", "dense"), ("tiny", "dense"), ("tiny + tiny", "dense"),
+        ("tiny", "multi_crop"), ("tiny", "multi_crop"), ("tiny + tiny", "multi_crop")]
+    weights = run("imagenet_eval.py", "--config=A,A,A", f"--weights={tiny_run.weights_path},"
+                  f"{tiny_run.weights_path}", f"--data=folder:{demo_images}/val")
+    assert weights.returncode != 0
+    assert "2 --weights and 3 --config: give one config for each, or one for all" in (
+        weights.stderr)
