@@ -1,0 +1,107 @@
+"""Very deep features for other data sets (Appendix B): image descriptors from a trained net,
+computed as the paper does, for a linear classifier on top.
+
+For each image and each scale Q: rescale so the shorter side is Q, apply the net densely
+(fully-connected layers as convolutions, `keras_vgg.dense`) up to the chosen layer, average
+the feature map over space, and average with the mirrored image's. The scales' vectors are
+averaged (or stacked, as the paper does for Caltech), and the result is L2-normalised.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import keras
+import numpy as np
+
+from keras_vgg import data, dense, imagenet
+from keras_vgg.requires_tensorflow import tf
+
+# Sect. B: the descriptor's scales Q, and its layer (the penultimate, 4096-D at full width).
+PAPER_TEST_SCALES = (256, 384, 512)
+PAPER_LAYER = "fc2"
+COMBINE_MODES = ("mean", "stack")
+_DENSE_NAMES = {"fc1": "fc1_conv", "fc2": "fc2_conv", "predictions": "predictions_conv"}
+
+
+def feature_net(model: keras.Model, layer: str = PAPER_LAYER) -> keras.Model:
+    """The fully-convolutional form of `model` (built with its head) up to `layer` (fc1,
+    fc2 or any conv/pool layer by name): images of any size -> `[b, h, w, D]` features.
+
+    Raises:
+      ValueError: `layer` is not a layer of the net; the message lists the ones that are.
+    """
+    names = [layer.name for layer in model.layers[1:] if layer.name != "flatten"
+             and not layer.name.endswith("_dropout")]
+    if layer not in names:
+        raise ValueError(f"no layer {layer!r} in {model.name!r}; descriptors can come from "
+                         f"{names}")
+    name = f"{model.name}_{layer}_features"
+    if layer in _DENSE_NAMES:
+        net = dense.fully_convolutional(model)
+        return keras.Model(net.inputs[0], net.get_layer(_DENSE_NAMES[layer]).output, name=name)
+    inputs = x = keras.Input((None, None, model.input_shape[-1]))
+    for trunk_layer in model.layers[1:]:  # the conv part, up to `layer`, at any image size
+        x = trunk_layer(x)
+        if trunk_layer.name == layer:
+            break
+    return keras.Model(inputs, x, name=name)
+
+
+def descriptors(
+    model: keras.Model,
+    images: Sequence[np.ndarray] | str,
+    *,
+    test_scales: Sequence[int] = PAPER_TEST_SCALES,
+    flip: bool = True,
+    layer: str = PAPER_LAYER,
+    combine: str = "mean",
+    preprocessing: str = "caffe",
+    split: str = "train",
+) -> np.ndarray:
+    """Appendix B's descriptors of `images`: float32 `[n, D]` (`[n, D * len(test_scales)]`
+    with `combine="stack"`), each L2-normalised.
+
+    Args:
+      model: a keras_vgg model built with its head (any config, width, crop).
+      images: uint8 `[height, width, 3]` arrays of any sizes, or a data source spec
+        (`keras_vgg.sources`; its images in source order).
+      test_scales: the scales Q (pixels, at least the model's crop for fc layers).
+      flip: average each scale's vector with the mirrored image's.
+      layer: "fc2" (the paper's), "fc1", or a conv or pool layer's name.
+      combine: "mean" over scales, or "stack" them.
+      preprocessing: the weights' `preprocess_input` mode.
+      split: the split of a TFDS source.
+    """
+    if combine not in COMBINE_MODES:
+        raise ValueError(f"combine must be one of {COMBINE_MODES}, got {combine!r}")
+    if not test_scales:
+        raise ValueError("test_scales is empty: give at least one scale Q")
+    crop = model.input_shape[1]
+    if layer in _DENSE_NAMES and min(test_scales) < crop:
+        raise ValueError(f"test scales {list(test_scales)} must be at least the crop {crop} "
+                         f"for the fully-connected layer {layer!r}")
+    features = feature_net(model, layer)
+    traced = tf.function(lambda x: features(x, training=False)).get_concrete_function(
+        tf.TensorSpec([None, None, None, 3], tf.float32))
+    if isinstance(images, str):
+        images = (element[0][0] for element in data.eval_dataset(
+            images, protocol="original", split=split, with_ids=True))
+    result = []
+    for image in images:
+        image = tf.convert_to_tensor(image)
+        if image.shape.rank != 3 or image.shape[-1] != 3:
+            raise ValueError(f"images must be [height, width, 3] arrays, got {image.shape}")
+        per_scale = []
+        for q in test_scales:
+            x = imagenet.preprocess_input(data.rescale_shorter_side(image, q)[None],
+                                          mode=preprocessing)
+            batch = tf.concat([x, tf.reverse(x, [2])], axis=0) if flip else x
+            vectors = tf.reduce_mean(traced(batch), axis=[1, 2])  # over space
+            per_scale.append(tf.reduce_mean(vectors, axis=0))  # over the flips
+        joined = (tf.concat(per_scale, axis=0) if combine == "stack"
+                  else tf.reduce_mean(tf.stack(per_scale), axis=0))
+        result.append(tf.math.l2_normalize(joined).numpy())
+    if not result:
+        raise ValueError("no images to describe")
+    return np.stack(result).astype("float32")
