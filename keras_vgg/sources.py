@@ -276,6 +276,8 @@ def _open_folder(spec, *, split, input_context, shuffle_files, seed, epoch) -> R
     if not os.path.isdir(root):
         raise ValueError(f"image folder {root!r} does not exist")
     entries = sorted(name for name in os.listdir(root) if _is_listed(name))
+    if not entries:
+        raise ValueError(f"image folder {root!r} is empty")
     synsets = [name for name in entries if os.path.isdir(os.path.join(root, name))]
     if synsets:  # root/<class>/<image>
         classes = _class_list(options.get("classes"), synsets, root)

@@ -9,12 +9,13 @@ averaged (or stacked, as the paper does for Caltech), and the result is L2-norma
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 
 import keras
 import numpy as np
 
-from keras_vgg import data, dense, imagenet
+from keras_vgg import data, dense, imagenet, sources
 from keras_vgg.requires_tensorflow import tf
 
 # Sect. B: the descriptor's scales Q, and its layer (the penultimate, 4096-D at full width).
@@ -52,12 +53,8 @@ def descriptors(
     model: keras.Model,
     images: Sequence[np.ndarray] | str,
     *,
-    test_scales: Sequence[int] = PAPER_TEST_SCALES,
-    flip: bool = True,
-    layer: str = PAPER_LAYER,
-    combine: str = "mean",
-    preprocessing: str = "caffe",
     split: str = "train",
+    **options,
 ) -> np.ndarray:
     """Appendix B's descriptors of `images`: float32 `[n, D]` (`[n, D * len(test_scales)]`
     with `combine="stack"`), each L2-normalised.
@@ -66,42 +63,74 @@ def descriptors(
       model: a keras_vgg model built with its head (any config, width, crop).
       images: uint8 `[height, width, 3]` arrays of any sizes, or a data source spec
         (`keras_vgg.sources`; its images in source order).
-      test_scales: the scales Q (pixels, at least the model's crop for fc layers).
-      flip: average each scale's vector with the mirrored image's.
-      layer: "fc2" (the paper's), "fc1", or a conv or pool layer's name.
-      combine: "mean" over scales, or "stack" them.
-      preprocessing: the weights' `preprocess_input` mode.
       split: the split of a TFDS source.
+      options: `Describer`'s: test_scales (the Q, pixels, at least the crop for fc
+        layers), flip, layer ("fc2", "fc1", or a conv or pool layer's name), combine
+        ("mean" over scales, or "stack"), preprocessing (the weights' mode).
     """
-    if combine not in COMBINE_MODES:
-        raise ValueError(f"combine must be one of {COMBINE_MODES}, got {combine!r}")
-    if not test_scales:
-        raise ValueError("test_scales is empty: give at least one scale Q")
-    crop = model.input_shape[1]
-    if layer in _DENSE_NAMES and min(test_scales) < crop:
-        raise ValueError(f"test scales {list(test_scales)} must be at least the crop {crop} "
-                         f"for the fully-connected layer {layer!r}")
-    features = feature_net(model, layer)
-    traced = tf.function(lambda x: features(x, training=False)).get_concrete_function(
-        tf.TensorSpec([None, None, None, 3], tf.float32))
+    describe = Describer(model, **options)
     if isinstance(images, str):
-        images = (element[0][0] for element in data.eval_dataset(
-            images, protocol="original", split=split, with_ids=True))
-    result = []
-    for image in images:
+        return labelled_descriptors(describe, images, split=split)[0]
+    result = [describe(image) for image in images]
+    if not result:
+        raise ValueError("no images to describe")
+    return np.stack(result)
+
+
+class Describer:
+    """`describer(image) -> [D] float32`: one image's Appendix B descriptor (see
+    `descriptors` for the options)."""
+
+    def __init__(self, model: keras.Model, *, test_scales: Sequence[int] = PAPER_TEST_SCALES,
+                 flip: bool = True, layer: str = PAPER_LAYER, combine: str = "mean",
+                 preprocessing: str = "caffe"):
+        if combine not in COMBINE_MODES:
+            raise ValueError(f"combine must be one of {COMBINE_MODES}, got {combine!r}")
+        if not test_scales:
+            raise ValueError("test_scales is empty: give at least one scale Q")
+        crop = model.input_shape[1]
+        if layer in _DENSE_NAMES and min(test_scales) < crop:
+            raise ValueError(f"test scales {list(test_scales)} must be at least the crop "
+                             f"{crop} for the fully-connected layer {layer!r}")
+        features = feature_net(model, layer)
+        self._features = tf.function(lambda x: features(x, training=False)).get_concrete_function(
+            tf.TensorSpec([None, None, None, 3], tf.float32))
+        self.test_scales, self.flip, self.combine = tuple(test_scales), flip, combine
+        self.preprocessing = preprocessing
+
+    def __call__(self, image) -> np.ndarray:
         image = tf.convert_to_tensor(image)
         if image.shape.rank != 3 or image.shape[-1] != 3:
             raise ValueError(f"images must be [height, width, 3] arrays, got {image.shape}")
         per_scale = []
-        for q in test_scales:
+        for q in self.test_scales:
             x = imagenet.preprocess_input(data.rescale_shorter_side(image, q)[None],
-                                          mode=preprocessing)
-            batch = tf.concat([x, tf.reverse(x, [2])], axis=0) if flip else x
-            vectors = tf.reduce_mean(traced(batch), axis=[1, 2])  # over space
+                                          mode=self.preprocessing)
+            batch = tf.concat([x, tf.reverse(x, [2])], axis=0) if self.flip else x
+            vectors = tf.reduce_mean(self._features(batch), axis=[1, 2])  # over space
             per_scale.append(tf.reduce_mean(vectors, axis=0))  # over the flips
-        joined = (tf.concat(per_scale, axis=0) if combine == "stack"
+        joined = (tf.concat(per_scale, axis=0) if self.combine == "stack"
                   else tf.reduce_mean(tf.stack(per_scale), axis=0))
-        result.append(tf.math.l2_normalize(joined).numpy())
-    if not result:
-        raise ValueError("no images to describe")
-    return np.stack(result).astype("float32")
+        return tf.math.l2_normalize(joined).numpy().astype("float32")
+
+
+def labelled_descriptors(describe: Describer, source: str, *, split: str = "train",
+                         progress: bool = False) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """The descriptors of a source's images (`[n, D]`), their labels `[n]` and ids, in source
+    order; undecodable images are skipped and named (`keras_vgg.data`). With `progress`,
+    a progress bar."""
+    count = sources.open_source(source, split=split).num_examples
+    # A redrawn bar on a terminal; elsewhere (a log file) one line at the end.
+    bar = keras.utils.Progbar(count, unit_name="image",
+                              verbose=1 if sys.stdout.isatty() else 2) if progress else None
+    vectors, labels, ids = [], [], []
+    for image, label, image_id in data.eval_dataset(source, protocol="original", split=split,
+                                                    with_ids=True):
+        vectors.append(describe(image[0]))
+        labels.append(int(label))
+        ids.append(image_id.numpy().decode())
+        if bar:
+            bar.add(1)
+    if not vectors:
+        raise ValueError(f"{source!r} has no images to describe")
+    return np.stack(vectors), np.array(labels), ids
