@@ -180,10 +180,17 @@ class Net:
     test_scales: tuple[int, ...] = (data.TEST_SCALE,)
 
     @classmethod
-    def of_run(cls, run: runs.Run) -> Net:
-        """A training run's net, named by its directory, with its preprocessing and Q set."""
+    def of_run(cls, run: runs.Run, source: str | None = None, *, split: str = "validation",
+               test_scales: Sequence[int] | None = None) -> Net:
+        """A training run's net, named by its directory, with its preprocessing and its Q
+        set (or `test_scales`). With `source`, checks first that the source labels the
+        run's classes in the run's order."""
+        if source is not None:
+            runs.check_same_classes(
+                run.class_ids, sources.open_source(source, split=split).class_ids,
+                what=f"the evaluation data {source!r}")
         return cls(os.path.basename(os.path.normpath(run.directory)), run.build_model(),
-                   run.config.preprocessing, tuple(run.test_scales))
+                   run.config.preprocessing, tuple(test_scales or run.test_scales))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -259,11 +266,9 @@ def evaluate_run(
     """`evaluate` for a training run's net (`keras_vgg.runs`), with its preprocessing and,
     by default, the paper's multi-scale Q set for its training scale (`run.test_scales`).
     The source must label the run's classes in the run's order."""
-    runs.check_same_classes(run.class_ids, sources.open_source(source, split=split).class_ids,
-                            what=f"the evaluation data {source!r}")
-    return evaluate(run.build_model(), source, protocols=protocols,
-                    test_scales=test_scales or run.test_scales, flip=flip,
-                    preprocessing=run.config.preprocessing, split=split,
+    net = Net.of_run(run, source, split=split, test_scales=test_scales)
+    return evaluate(net.model, source, protocols=protocols, test_scales=net.test_scales,
+                    flip=flip, preprocessing=net.preprocessing, split=split,
                     max_images=max_images)
 
 

@@ -26,6 +26,7 @@ import keras
 import numpy as np
 
 from keras_vgg import configs, weights
+from keras_vgg.layers import LocalResponseNormalization
 
 CONFIG_FILE = "config.json"
 METADATA_FILE = "metadata.json"
@@ -139,7 +140,7 @@ def save_preset(model: keras.Model, path: str | os.PathLike) -> str:
         stage = int(layer.name[len("block"):].split("_")[0])
         stages[stage] = stages.get(stage, 0) + 1
     if any(layer.kernel_size != (3, 3) for layer in layers) or any(
-            isinstance(layer, (keras.layers.BatchNormalization,)) or "lrn" in layer.name
+            isinstance(layer, (keras.layers.BatchNormalization, LocalResponseNormalization))
             for layer in model.layers):
         raise ValueError(f"model {model.name!r}: KerasHub's VGGBackbone has 3x3 convs only, "
                          "without LRN or batch norm")

@@ -20,7 +20,6 @@ Table 6.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -67,8 +66,9 @@ def main(argv):
         given = [f"--{name}" for name in NETWORK_FLAGS if FLAGS[name].present]
         if FLAGS.model_dir and given:
             raise ValueError(f"--model_dir describes the network: drop {', '.join(given)}")
-        nets = [net_of_run(path, scales) for path in FLAGS.model_dir or ()] or nets_of_weights(
-            scales)
+        nets = [evaluation.Net.of_run(runs.load(path), FLAGS.data, split=FLAGS.split,
+                                      test_scales=scales)
+                for path in FLAGS.model_dir or ()] or nets_of_weights(scales)
         if len(nets) > 1:
             rows = [row for protocol in FLAGS.protocols for row in evaluation.fuse(
                 nets, FLAGS.data, protocol=protocol, flip=FLAGS.flip, split=FLAGS.split,
@@ -81,16 +81,6 @@ def main(argv):
     except ValueError as error:
         raise SystemExit(f"imagenet_eval.py: error: {error}") from error
     print(evaluation.table(results))
-
-
-def net_of_run(path: str, scales: tuple[int, ...]) -> evaluation.Net:
-    """A run directory's net, checked against the data's classes; `scales` override its Q."""
-    run = runs.load(path)
-    runs.check_same_classes(run.class_ids,
-                            sources.open_source(FLAGS.data, split=FLAGS.split).class_ids,
-                            what=f"the evaluation data {FLAGS.data!r}")
-    net = evaluation.Net.of_run(run)
-    return dataclasses.replace(net, test_scales=scales) if scales else net
 
 
 def nets_of_weights(scales: tuple[int, ...]) -> list[evaluation.Net]:

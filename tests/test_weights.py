@@ -39,6 +39,14 @@ def assert_unchanged(model, before):
         np.testing.assert_array_equal(old, new)
 
 
+def assert_refused(model, path, pattern):
+    """Loading `path` raises a ValueError matching `pattern` and leaves `model` as it was."""
+    before = snapshot(model)
+    with pytest.raises(ValueError, match=pattern):
+        keras_vgg.load_weights(model, path)
+    assert_unchanged(model, before)
+
+
 # --- Official Keras files --------------------------------------------------------------
 
 
@@ -294,37 +302,25 @@ def test_truncated_file_is_refused_and_model_unchanged(name, error, tmp_path, na
         write_checkpoint(state, path)
     with open(path, "r+b") as file:
         file.truncate(os.path.getsize(path) // 2)
-    before = snapshot(narrow_d)
-    with pytest.raises(ValueError, match=f"{name}.*{error}"):
-        keras_vgg.load_weights(narrow_d, path)
-    assert_unchanged(narrow_d, before)
+    assert_refused(narrow_d, path, f"{name}.*{error}")
 
 
 def test_keras_file_of_a_shallower_config_names_the_missing_layer(tmp_path):
     path = keras_file(keras_vgg.vgg("D", width_multiplier=NARROW), tmp_path / "d.weights.h5")
     model = keras_vgg.vgg("E", width_multiplier=NARROW)
-    before = snapshot(model)
-    with pytest.raises(ValueError, match="d.weights.h5: no weights for layer 'block3_conv4'"):
-        keras_vgg.load_weights(model, path)
-    assert_unchanged(model, before)
+    assert_refused(model, path, "d.weights.h5: no weights for layer 'block3_conv4'")
 
 
 def test_keras_file_of_a_deeper_config_names_the_extra_layers(tmp_path, narrow_d):
     path = save_official_layout(keras_vgg.vgg("E", width_multiplier=NARROW, input_shape=(32,) * 2
                                               + (3,)), tmp_path / "e.h5")
-    before = snapshot(narrow_d)
-    with pytest.raises(ValueError, match=r"e.h5: .*layers the model does not have.*block3_conv4"):
-        keras_vgg.load_weights(narrow_d, path)
-    assert_unchanged(narrow_d, before)
+    assert_refused(narrow_d, path, r"e.h5: .*layers the model does not have.*block3_conv4")
 
 
 def test_keras_file_of_another_width_names_the_first_layer(tmp_path, narrow_d):
     path = keras_file(keras_vgg.vgg("D", width_multiplier=2 * NARROW, input_shape=(32, 32, 3)),
                       tmp_path / "wide.weights.h5")
-    before = snapshot(narrow_d)
-    with pytest.raises(ValueError, match=r"wide.weights.h5: layer 'block1_conv1' expects"):
-        keras_vgg.load_weights(narrow_d, path)
-    assert_unchanged(narrow_d, before)
+    assert_refused(narrow_d, path, r"wide.weights.h5: layer 'block1_conv1' expects")
 
 
 def test_batch_norm_keras_file_into_plain_model(tmp_path, narrow_d):
@@ -350,10 +346,7 @@ def test_torch_checkpoint_of_another_architecture(checkpoint_config, model_confi
                                    classes=1000)
     path = write_checkpoint(state, tmp_path / "other.safetensors")
     model = keras_vgg.vgg(model_config, width_multiplier=NARROW)
-    before = snapshot(model)
-    with pytest.raises(ValueError, match="other.safetensors.*" + error):
-        keras_vgg.load_weights(model, path)
-    assert_unchanged(model, before)
+    assert_refused(model, path, "other.safetensors.*" + error)
 
 
 def test_checkpoint_with_surplus_matching_modules(tmp_path, narrow_d):
@@ -494,10 +487,7 @@ def test_h5_reaching_outside_itself_is_refused(craft, error, tmp_path, narrow_d)
     replace_dataset(path, BIAS, craft(tmp_path))
     with h5py.File(path) as file:  # the crafted file does read the secret through h5py
         assert file[BIAS][()].tobytes() == SECRET
-    before = snapshot(narrow_d)
-    with pytest.raises(ValueError, match="crafted.weights.h5: " + error):
-        keras_vgg.load_weights(narrow_d, path)
-    assert_unchanged(narrow_d, before)
+    assert_refused(narrow_d, path, "crafted.weights.h5: " + error)
     assert not secret_in(narrow_d)
     with pytest.raises(ValueError, match=error):
         keras_vgg.vgg("D", width_multiplier=NARROW, input_shape=(32, 32, 3), weights=str(path))
@@ -521,16 +511,28 @@ def test_an_export_after_a_refused_file_holds_nothing_of_it(tmp_path, narrow_d):
 
 
 def peak_bytes(function) -> int:
-    """Peak Python and numpy allocation while `function()` runs (it must raise ValueError)."""
+    """Peak Python and numpy allocation while `function()` runs."""
     import tracemalloc
 
     tracemalloc.start()
     try:
-        with pytest.raises(ValueError) as error:
-            function()
-        return tracemalloc.get_traced_memory()[1], str(error.value)
+        function()
+        return tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
+
+
+def refusal_and_peak_bytes(function) -> tuple[str, int]:
+    """The ValueError message `function()` must raise, and the peak allocation before it."""
+    refused = []
+
+    def refuse():
+        with pytest.raises(ValueError) as error:
+            function()
+        refused.append(str(error.value))
+
+    peak = peak_bytes(refuse)
+    return refused[0], peak
 
 
 def model_bytes(model) -> int:
@@ -546,7 +548,7 @@ def test_h5_declaring_a_huge_array_is_refused_before_reading_it(tmp_path):
                             compression="gzip", fillvalue=1.0)
     replace_dataset(path, "layers/dense/vars/0", huge)  # fc1's kernel
     assert os.path.getsize(path) < 4 << 20  # the whole file, against 1 GiB declared
-    peak, message = peak_bytes(lambda: keras_vgg.load_weights(model, path))
+    message, peak = refusal_and_peak_bytes(lambda: keras_vgg.load_weights(model, path))
     assert "layer 'fc1' expects weights of shapes [(32, 256), (256,)]" in message
     assert "(16384, 16384)" in message
     assert peak < 4 * model_bytes(model) + (8 << 20), peak
@@ -563,7 +565,7 @@ def test_keras_archive_zip_bomb_is_refused_before_inflating(tmp_path):
             for _ in range(32):  # 512 MiB of zeros
                 entry.write(chunk)
     assert os.path.getsize(path) < 2 << 20
-    peak, message = peak_bytes(lambda: keras_vgg.load_weights(model, path))
+    message, peak = refusal_and_peak_bytes(lambda: keras_vgg.load_weights(model, path))
     assert "bomb.keras: model.weights.h5 inflates from" in message
     assert peak < 4 * model_bytes(model) + (8 << 20), peak
 
@@ -571,12 +573,7 @@ def test_keras_archive_zip_bomb_is_refused_before_inflating(tmp_path):
 def test_loading_a_file_costs_about_the_models_own_size(tmp_path):
     model = keras_vgg.vgg("D", width_multiplier=NARROW, input_shape=(32, 32, 3))
     path = keras_file(model, tmp_path / "d.weights.h5")
-    import tracemalloc
-
-    tracemalloc.start()
-    keras_vgg.load_weights(model, path)
-    peak = tracemalloc.get_traced_memory()[1]
-    tracemalloc.stop()
+    peak = peak_bytes(lambda: keras_vgg.load_weights(model, path))
     assert peak < 3 * model_bytes(model) + (8 << 20), peak
 
 
@@ -586,11 +583,8 @@ def test_safetensors_of_integers_or_booleans_are_refused_naming_the_tensor(dtype
     state = torchvision_state_dict(configs.get("D"), width_multiplier=NARROW, classes=1000)
     state["features.0.weight"] = (state["features.0.weight"] > 0).astype(dtype)
     path = write_checkpoint(state, tmp_path / "quantised.safetensors")
-    before = snapshot(narrow_d)
-    with pytest.raises(ValueError, match=rf"quantised.safetensors: tensor features.0.weight is "
-                                         rf"stored as {dtype}, not as floating point"):
-        keras_vgg.load_weights(narrow_d, path)
-    assert_unchanged(narrow_d, before)
+    assert_refused(narrow_d, path, rf"quantised.safetensors: tensor features.0.weight is "
+                                   rf"stored as {dtype}, not as floating point")
 
 
 def test_h5_of_integers_is_refused_naming_the_layer(tmp_path, narrow_d):
@@ -611,11 +605,8 @@ def test_damaged_h5_bytes_are_refused_naming_the_layer(tmp_path, narrow_d):
     with open(path, "r+b") as file:  # bytes that read as NaN: HDF5 has no checksum to notice
         file.seek(offset + 128)
         file.write(b"\xff" * 64)
-    before = snapshot(narrow_d)
-    with pytest.raises(ValueError, match=r"damaged.weights.h5: layer 'block3_conv1', weight "
-                                         r"'kernel' holds 16 NaN or infinite values"):
-        keras_vgg.load_weights(narrow_d, path)
-    assert_unchanged(narrow_d, before)
+    assert_refused(narrow_d, path, r"damaged.weights.h5: layer 'block3_conv1', weight "
+                                   r"'kernel' holds 16 NaN or infinite values")
 
 
 def test_a_directory_is_named_as_one(tmp_path, narrow_d):

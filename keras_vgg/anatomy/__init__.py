@@ -87,10 +87,14 @@ def _channels_first(model: keras.Model) -> bool:
     return any(getattr(layer, "data_format", None) == "channels_first" for layer in model.layers)
 
 
+def _height_width_channels(shape: tuple, channels_first: bool) -> tuple:
+    """A layer's per-image shape in `(height, width, channels)` order (units unchanged)."""
+    return (*shape[1:], shape[0]) if channels_first and len(shape) == 3 else shape
+
+
 def image_shape(model: keras.Model) -> tuple:
     """The model's input image as `(height, width, channels)`, whatever its layout."""
-    shape = tuple(model.input_shape[1:])
-    return (*shape[1:], shape[0]) if _channels_first(model) else shape
+    return _height_width_channels(tuple(model.input_shape[1:]), _channels_first(model))
 
 
 def layer_rows(model: keras.Model, *, input_size: int | tuple[int, int] | None = None
@@ -108,9 +112,6 @@ def layer_rows(model: keras.Model, *, input_size: int | tuple[int, int] | None =
       One `LayerRow` per layer after the input.
     """
     first = _channels_first(model)
-
-    def height_width_channels(native: tuple) -> tuple:
-        return (*native[1:], native[0]) if first and len(native) == 3 else native
 
     def native(shape: tuple) -> tuple:
         return (shape[2], *shape[:2]) if first and len(shape) == 3 else shape
@@ -137,7 +138,8 @@ def layer_rows(model: keras.Model, *, input_size: int | tuple[int, int] | None =
                 receptive_field[axis] += (kernel - 1) * dilation * jump[axis]
                 jump[axis] *= stride
         output = layer.compute_output_spec(keras.KerasTensor((1, *native(shape))))
-        output_shape = height_width_channels(tuple(int(side) for side in output.shape[1:]))
+        output_shape = _height_width_channels(tuple(int(side) for side in output.shape[1:]),
+                                              first)
         stage = _STAGE.match(layer.name)
         rows.append(LayerRow(
             name=layer.name,
