@@ -11,7 +11,7 @@ $(BIN)/python:
 # tensorflow-serving-api (TF-Serving's protos: warmup records, the gRPC client) declares a
 # dependency on the full `tensorflow` wheel, which must not sit beside tensorflow-cpu.
 $(VENV)/.base-installed: $(BIN)/python setup.cfg pyproject.toml
-	$(BIN)/pip install --quiet -e ".[cpu,plot]"
+	$(BIN)/pip install --quiet -e ".[cpu,plot,transfer]"
 	$(BIN)/pip install --quiet --no-deps tensorflow-serving-api==2.21.0
 	touch $@
 

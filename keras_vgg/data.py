@@ -545,10 +545,13 @@ def train_dataset(
         )
     if seed is not None and input_context is not None:
         seed += 7919 * input_context.input_pipeline_id  # other draws on each worker
-    records = sources.open_source(
+    opened = sources.open_source(
         source, split="train", input_context=None if data_service else input_context,
         shuffle_files=True, seed=seed, epoch=epoch,
-    ).dataset
+    )
+    if opened.multi_label:
+        raise ValueError(f"{source!r} is multi-label; training needs one class per image")
+    records = opened.dataset
     if shuffle_buffer > 1:  # with `epoch`, the input order already changes every epoch
         records = records.shuffle(shuffle_buffer, seed=seed,
                                   reshuffle_each_iteration=epoch is None)

@@ -89,6 +89,7 @@ def _per_scale(model: keras.Model, source: str, *, protocol: str, test_scales: S
     crop_size = model.input_shape[1]
     if any(q < crop_size for q in test_scales):
         raise ValueError(f"test scales {list(test_scales)} must be at least the crop {crop_size}")
+    sources.open_single_label(source, split=options["split"], purpose="evaluation")
     return [data.eval_dataset(source, protocol=protocol, test_scale=q, crop_size=crop_size,
                               with_ids=True, **options) for q in test_scales]
 
@@ -187,7 +188,8 @@ class Net:
         run's classes in the run's order."""
         if source is not None:
             runs.check_same_classes(
-                run.class_ids, sources.open_source(source, split=split).class_ids,
+                run.class_ids,
+                sources.open_single_label(source, split=split, purpose="evaluation").class_ids,
                 what=f"the evaluation data {source!r}")
         return cls(os.path.basename(os.path.normpath(run.directory)), run.build_model(),
                    run.config.preprocessing, tuple(test_scales or run.test_scales))
@@ -280,6 +282,7 @@ def evaluate_saved_model(
 
     Returns a `Result` with protocol "dense (SavedModel)" (or "dense+flip (SavedModel)").
     """
+    sources.open_single_label(source, split=split, purpose="evaluation")
     options = serving.read_options(path)
     serve = tf.saved_model.load(path).signatures[serving.SIGNATURE_PIXELS]
     pixel_dtype = serve.structured_input_signature[1][serving.INPUT_PIXELS].dtype

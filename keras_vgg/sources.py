@@ -2,15 +2,23 @@
 
     tfds:imagenet2012?data_dir=D&manual_dir=M   TFDS's own builder (manual_dir holds
                                                 ILSVRC2012_img_train.tar / _val.tar)
+    tfds:caltech101, tfds:voc/2007              TFDS builders that download their archives,
+                                                or read them from ?manual_dir=M
     folder:/data/train                          root/<synset>/<image>, class = sorted synsets
     folder:/data/train?classes=imagenet         ... class = ImageNet id of the synset
     folder:/data/val?labels=/data/val.txt       flat folder + labels file
+    folder:/data/voc?labels=L&multi_label=true  flat folder, several labels per image
     tfrecord:/data/train-*?label_offset=1       image/encoded + image/class/label shards
 
 Every source yields records `{"label": int32, "id": tf.string}` and the encoded image:
 `"image"` (bytes, tf.string), or for folders `"path"`, read by `encoded_image` inside the
 data pipeline's guard, so that a file deleted after the folder was listed is skipped and
 named like a corrupt one. The id (a path or file name) names an image in logs and tests.
+
+Multi-label sources (PASCAL VOC's classification task: `tfds:voc/...`, or a labels file
+with `multi_label=true`) label each image with an int32 `[classes]` vector instead: 1 for
+a class shown, 0 for one not shown, and -1 for VOC's "difficult" (a class shown only by
+objects marked difficult), which VOC's evaluation leaves out of that class's score.
 """
 
 from __future__ import annotations
@@ -42,15 +50,29 @@ class Records:
       num_examples: examples in this shard, when the source knows it.
       class_ids: the classes of the labelling, in label order: ImageNet synsets
         ("n01440764"), class folder names, or the labels as strings.
+      multi_label: whether each label is a `[classes]` vector (1 shown, 0 not, -1
+        difficult) rather than one class index.
     """
 
     dataset: tf.data.Dataset
     num_examples: int | None
     class_ids: tuple[str, ...]
+    multi_label: bool = False
 
     @property
     def num_classes(self) -> int:
         return len(self.class_ids)
+
+
+def open_single_label(spec: str, *, split: str = "train", purpose: str) -> Records:
+    """`open_source(spec, split=split)`, refusing multi-label data, which `purpose` (e.g.
+    "training") cannot use: it needs one class per image."""
+    records = open_source(spec, split=split)
+    if records.multi_label:
+        raise ValueError(
+            f"{spec!r} is multi-label (several classes per image); {purpose} needs one class "
+            "per image. Multi-label data is for recipes/transfer.py (Appendix B)")
+    return records
 
 
 def encoded_image(record: dict) -> tf.Tensor:
@@ -83,7 +105,8 @@ class SourceSpec:
         query = "?" + urllib.parse.urlencode(self.options) if self.options else ""
         return f"{self.kind}:{self.location}{query}"
 
-    def take(self, *allowed: str) -> dict[str, str]:
+    def checked_options(self, *allowed: str) -> dict[str, str]:
+        """The options, after checking that each is one of `allowed`."""
         unknown = sorted(set(self.options) - set(allowed))
         if unknown:
             raise ValueError(
@@ -154,24 +177,21 @@ def shuffled(items: tuple, *, shuffle: bool, seed: int | None,
 def _open_tfds(spec, *, split, input_context, shuffle_files, seed, epoch) -> Records:
     import tensorflow_datasets as tfds
 
-    options = spec.take("data_dir", "manual_dir", "split")
+    options = spec.checked_options("data_dir", "manual_dir", "split")
     builder = tfds.builder(spec.location, data_dir=options.get("data_dir"))
-    if not builder.is_prepared():
-        if "manual_dir" not in options:
-            raise ValueError(
-                f"TFDS dataset {spec.location!r} is not prepared in {builder.data_dir!r}; "
-                "add '?manual_dir=DIR' (for imagenet2012 a folder holding "
-                "ILSVRC2012_img_train.tar and ILSVRC2012_img_val.tar) to prepare it once"
-            )
-        builder.download_and_prepare(
-            download_config=tfds.download.DownloadConfig(manual_dir=options["manual_dir"])
-        )
     split = options.get("split", split)
-    if split not in builder.info.splits:
+    if split == "test" and not getattr(builder.builder_config, "has_test_annotations", True):
+        raise ValueError(f"TFDS dataset {spec.location!r}: the test split has no labels "
+                         "(they are not public); hold out the 'validation' split instead")
+    if not builder.is_prepared():
+        _prepare(builder, spec.location, options.get("manual_dir"))
+    try:
+        num_examples = builder.info.splits[split].num_examples
+    except (KeyError, ValueError) as error:
         raise ValueError(
             f"TFDS dataset {spec.location!r} has splits {sorted(builder.info.splits)}, "
             f"not {split!r}"
-        )
+        ) from error
     features = builder.info.features
     dataset = builder.as_dataset(
         split=split,
@@ -182,24 +202,71 @@ def _open_tfds(spec, *, split, input_context, shuffle_files, seed, epoch) -> Rec
             shuffle_reshuffle_each_iteration=epoch is None,
         ),
     )
-    has_names = "file_name" in features
+    multi_label = "label" not in features and "labels" in features
+    names = (features["labels"].feature if multi_label else features["label"]).names
+    class_names = tf.constant(names)
+    name_key = next((key for key in ("file_name", "image/filename", "image/file_name")
+                     if key in features), None)
 
     def record(position, example):
-        fallback = tf.strings.join([f"{spec.location}/{split}:", tf.strings.as_string(position)])
-        return {
-            "image": example["image"],
-            "label": tf.cast(example["label"], tf.int32),
-            "id": example["file_name"] if has_names else fallback,
-        }
+        if multi_label:
+            label = _voc_targets(example, len(names))
+        else:
+            label = tf.cast(example["label"], tf.int32)
+        if name_key is None:
+            record_id = tf.strings.join([f"{spec.location}/{split}:",
+                                         tf.strings.as_string(position)])
+        elif name_key == "image/file_name":  # Caltech's names repeat across class folders
+            record_id = tf.strings.join([tf.gather(class_names, label), example[name_key]],
+                                        separator="/")
+        else:
+            record_id = example[name_key]
+        return {"image": example["image"], "label": label, "id": record_id}
 
-    num_examples = builder.info.splits[split].num_examples
     if input_context is not None and input_context.num_input_pipelines > 1:
         num_examples = None  # TFDS shards by file; per-shard counts are not known up front
     return Records(
         dataset.enumerate().map(record, num_parallel_calls=tf.data.AUTOTUNE),
         num_examples,
-        tuple(features["label"].names),
+        tuple(names),
+        multi_label,
     )
+
+
+def _voc_targets(example: dict, num_classes: int) -> tf.Tensor:
+    """VOC's classification ground truth, `[classes]` int32: 1 for a class with an object
+    not marked difficult, -1 for a class with difficult objects only, else 0."""
+    def shown(labels):
+        return tf.minimum(tf.reduce_sum(tf.one_hot(labels, num_classes, dtype=tf.int32),
+                                        axis=0), 1)
+
+    clear = shown(example.get("labels_no_difficult", example["labels"]))
+    return 2 * clear - shown(example["labels"])
+
+
+def _prepare(builder, name: str, manual_dir: str | None) -> None:
+    """Downloads (or reads from `manual_dir`) and prepares a TFDS data set, once."""
+    import tensorflow_datasets as tfds
+
+    archives = sorted({info.filename for info in builder.url_infos.values()
+                       if info.filename} if builder.url_infos else [])
+    if manual_dir is None and builder.MANUAL_DOWNLOAD_INSTRUCTIONS:
+        raise ValueError(
+            f"TFDS dataset {name!r} is not prepared in {builder.data_dir!r}; "
+            "add '?manual_dir=DIR' (for imagenet2012 a folder holding "
+            "ILSVRC2012_img_train.tar and ILSVRC2012_img_val.tar) to prepare it once"
+        )
+    where = f"the archives in {manual_dir!r}" if manual_dir else "downloaded archives"
+    print(f"keras_vgg.sources: preparing TFDS dataset {name!r} in {builder.data_dir!r} "
+          f"from {where} (once)", file=sys.stderr, flush=True)
+    try:
+        builder.download_and_prepare(
+            download_config=tfds.download.DownloadConfig(manual_dir=manual_dir))
+    except Exception as error:  # network, checksum or archive errors, from deep in TFDS
+        hint = (f"; without a network, put {archives} in a folder and add "
+                "'?manual_dir=DIR'" if archives and not manual_dir else "")
+        raise ValueError(f"could not prepare TFDS dataset {name!r} from {where}: "
+                         f"{type(error).__name__}: {error}{hint}") from error
 
 
 # --- Folders -----------------------------------------------------------------------------
@@ -240,6 +307,9 @@ def _read_labels_file(path: str, file_names: list[str], classes: list[str]) -> l
             return index[value]
         if value.isdigit() and int(value) < len(classes):
             return int(value)
+        if "," in value:
+            raise ValueError(f"labels file {path!r} gives one image the labels {value!r}; "
+                             "add '&multi_label=true' to the source for several per image")
         raise ValueError(f"labels file {path!r}: unknown label {value!r}")
 
     if all(len(line) == 2 for line in lines):
@@ -270,8 +340,43 @@ def _tfds_validation_labels() -> str:
     return os.fspath(tfds.core.tfds_path("datasets/imagenet2012/validation_labels.txt"))
 
 
+def _read_label_sets(path: str, file_names: list[str], classes: list[str] | None
+                     ) -> tuple[list[list[int]], list[str]]:
+    """Multi-label targets `[files][classes]` (1 shown, 0 not) from lines
+    'FILE LABEL,LABEL,...' ('FILE' alone: no class shown), and the classes: `classes`, or
+    the sorted labels the file uses."""
+    with open(path, encoding="utf8") as file:
+        lines = [line.split() for line in file if line.strip()]
+    malformed = [" ".join(line) for line in lines if len(line) > 2]
+    if malformed:
+        raise ValueError(f"labels file {path!r}: expected lines 'FILE LABEL,LABEL,...' "
+                         f"(commas, no spaces), got {malformed[:3]}")
+    by_name = {os.path.basename(line[0]): [label for label in "".join(line[1:]).split(",")
+                                           if label] for line in lines}
+    missing = [name for name in file_names if name not in by_name]
+    if missing:
+        raise ValueError(f"labels file {path!r} has no line for {missing[:5]}")
+    used = sorted({label for name in file_names for label in by_name[name]})
+    classes = used if classes is None else classes
+    unknown = sorted(set(used) - set(classes))
+    if unknown:
+        raise ValueError(f"labels file {path!r}: labels {unknown[:5]} are not in the class "
+                         "list")
+    index = {name: position for position, name in enumerate(classes)}
+    targets = [[0] * len(classes) for _ in file_names]
+    for row, name in zip(targets, file_names, strict=True):
+        for label in by_name[name]:
+            row[index[label]] = 1
+    return targets, classes
+
+
 def _open_folder(spec, *, split, input_context, shuffle_files, seed, epoch) -> Records:
-    options = spec.take("classes", "labels")
+    options = spec.checked_options("classes", "labels", "multi_label")
+    multi_label = options.get("multi_label", "false").lower()
+    if multi_label not in ("true", "false"):
+        raise ValueError(f"folder {spec.location!r}: multi_label must be true or false, got "
+                         f"{multi_label!r}")
+    multi_label = multi_label == "true"
     root = spec.location
     if not os.path.isdir(root):
         raise ValueError(f"image folder {root!r} does not exist")
@@ -279,7 +384,16 @@ def _open_folder(spec, *, split, input_context, shuffle_files, seed, epoch) -> R
     if not entries:
         raise ValueError(f"image folder {root!r} is empty")
     synsets = [name for name in entries if os.path.isdir(os.path.join(root, name))]
-    if synsets:  # root/<class>/<image>
+    if multi_label:
+        if synsets or "labels" not in options:
+            raise ValueError(f"folder {root!r}: multi-label images go in one flat folder, "
+                             "their classes in '?labels=FILE' (lines 'FILE LABEL,LABEL,...')")
+        paths = [os.path.join(root, name) for name in entries]
+        class_list = options.get("classes")
+        labels, classes = _read_label_sets(
+            options["labels"], entries,
+            None if class_list is None else _class_list(class_list, [], root))
+    elif synsets:  # root/<class>/<image>
         classes = _class_list(options.get("classes"), synsets, root)
         index = {name: position for position, name in enumerate(classes)}
         paths, labels = [], []
@@ -322,7 +436,7 @@ def _open_folder(spec, *, split, input_context, shuffle_files, seed, epoch) -> R
     labels = [label for _, label in pairs]
     dataset = shuffled((paths, labels), shuffle=shuffle_files, seed=seed, epoch=epoch)
     dataset = dataset.map(lambda path, label: {"path": path, "label": label, "id": path})
-    return Records(dataset, len(paths), tuple(classes))
+    return Records(dataset, len(paths), tuple(classes), multi_label)
 
 
 # --- TFRecords ---------------------------------------------------------------------------
@@ -337,7 +451,7 @@ def _label_ids(num_classes: int) -> tuple[str, ...]:
 
 
 def _open_tfrecord(spec, *, split, input_context, shuffle_files, seed, epoch) -> Records:
-    options = spec.take("label_offset", "classes")
+    options = spec.checked_options("label_offset", "classes")
     files = sorted(glob.glob(spec.location))
     if not files:
         raise ValueError(f"no TFRecord files match {spec.location!r}")

@@ -127,7 +127,7 @@ def _checked_class_ids(config: runs.RunConfig) -> tuple[str, ...]:
     """The training source's classes, after checking the data: the validation source
     labels the same classes, and the training data fills a batch (else every step is
     smaller than `batch_size`, and the learning rate, scaled for it, too high)."""
-    train = sources.open_source(config.data)
+    train = sources.open_single_label(config.data, purpose="training")
     if train.num_examples is not None and train.num_examples < config.batch_size:
         raise ValueError(
             f"the training data {config.data!r} holds {train.num_examples} images, fewer than "
@@ -135,7 +135,8 @@ def _checked_class_ids(config: runs.RunConfig) -> tuple[str, ...]:
             f"{train.num_examples} or less")
     val_spec, val_split = config.validation_source
     runs.check_same_classes(train.class_ids,
-                            sources.open_source(val_spec, split=val_split).class_ids,
+                            sources.open_single_label(val_spec, split=val_split,
+                                                      purpose="validation").class_ids,
                             what=f"the validation data {val_spec!r}")
     return train.class_ids
 

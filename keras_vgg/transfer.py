@@ -93,32 +93,38 @@ class Describer:
             raise ValueError(f"test scales {list(test_scales)} must be at least the crop "
                              f"{crop} for the fully-connected layer {layer!r}")
         features = feature_net(model, layer)
-        self._features = tf.function(lambda x: features(x, training=False)).get_concrete_function(
-            tf.TensorSpec([None, None, None, 3], tf.float32))
         self.test_scales, self.flip, self.combine = tuple(test_scales), flip, combine
         self.preprocessing = preprocessing
 
+        @tf.function(input_signature=[tf.TensorSpec([None, None, 3], tf.uint8)])
+        def describe(image):
+            per_scale = []
+            for q in self.test_scales:
+                x = imagenet.preprocess_input(data.rescale_shorter_side(image, q)[None],
+                                              mode=preprocessing)
+                batch = tf.concat([x, tf.reverse(x, [2])], axis=0) if flip else x
+                vectors = tf.reduce_mean(features(batch, training=False), axis=[1, 2])
+                per_scale.append(tf.reduce_mean(vectors, axis=0))  # over the flips
+            joined = (tf.concat(per_scale, axis=0) if combine == "stack"
+                      else tf.reduce_mean(tf.stack(per_scale), axis=0))
+            return tf.math.l2_normalize(joined)
+
+        self._describe = describe
+
     def __call__(self, image) -> np.ndarray:
         image = tf.convert_to_tensor(image)
-        if image.shape.rank != 3 or image.shape[-1] != 3:
-            raise ValueError(f"images must be [height, width, 3] arrays, got {image.shape}")
-        per_scale = []
-        for q in self.test_scales:
-            x = imagenet.preprocess_input(data.rescale_shorter_side(image, q)[None],
-                                          mode=self.preprocessing)
-            batch = tf.concat([x, tf.reverse(x, [2])], axis=0) if self.flip else x
-            vectors = tf.reduce_mean(self._features(batch), axis=[1, 2])  # over space
-            per_scale.append(tf.reduce_mean(vectors, axis=0))  # over the flips
-        joined = (tf.concat(per_scale, axis=0) if self.combine == "stack"
-                  else tf.reduce_mean(tf.stack(per_scale), axis=0))
-        return tf.math.l2_normalize(joined).numpy().astype("float32")
+        if image.shape.rank != 3 or image.shape[-1] != 3 or image.dtype != tf.uint8:
+            raise ValueError(f"images must be uint8 [height, width, 3] arrays, got "
+                             f"{image.dtype.name} {image.shape}")
+        return self._describe(image).numpy()
 
 
 def labelled_descriptors(describe: Describer, source: str, *, split: str = "train",
                          progress: bool = False) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """The descriptors of a source's images (`[n, D]`), their labels `[n]` and ids, in source
-    order; undecodable images are skipped and named (`keras_vgg.data`). With `progress`,
-    a progress bar."""
+    """The descriptors of a source's images (`[n, D]`), their labels (`[n]`, or `[n,
+    classes]` for multi-label sources, see `keras_vgg.sources`) and ids, in source order;
+    undecodable images are skipped and named (`keras_vgg.data`). With `progress`, a
+    progress bar."""
     count = sources.open_source(source, split=split).num_examples
     # A redrawn bar on a terminal; elsewhere (a log file) one line at the end.
     bar = keras.utils.Progbar(count, unit_name="image",
@@ -127,7 +133,7 @@ def labelled_descriptors(describe: Describer, source: str, *, split: str = "trai
     for image, label, image_id in data.eval_dataset(source, protocol="original", split=split,
                                                     with_ids=True):
         vectors.append(describe(image[0]))
-        labels.append(int(label))
+        labels.append(label.numpy())
         ids.append(image_id.numpy().decode())
         if bar:
             bar.add(1)

@@ -12,13 +12,21 @@ in one process through the library calls the recipes are shims over.
    exports the net as a variable-size SavedModel for TF-Serving (into
    `<workdir>/exported/shapes/<version>`, the class names served with it), and runs dense
    evaluation of that SavedModel on the held-out images, full-size (no crop).
+5. ConvNet fusion (Sect. 4.4): fine-tunes the net at a fixed scale S for a few epochs
+   (`init_from`), a second net as the paper made them, and fuses the two by averaging
+   their dense-evaluation posteriors (`imagenet_eval.py` with two `--model_dir`s does the
+   same).
+6. Very deep features (Appendix B): a linear SVM on the first net's fc2 descriptors of
+   the training images, scored by mean class recall on the held-out ones
+   (`recipes/transfer.py` does the same, with a cache and per-class numbers).
 
-    python recipes/demo.py [--workdir=demo] [--epochs=30]
+    python recipes/demo.py [--workdir=demo] [--epochs=30] [--fusion_epochs=4]
 """
 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import os
 import shutil
 import sys
@@ -27,7 +35,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags  # noqa: E402
 
-from keras_vgg import evaluation, runs, serving, training  # noqa: E402
+from keras_vgg import evaluation, linear, runs, serving, training, transfer  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import demo_data  # noqa: E402
@@ -35,6 +43,7 @@ import demo_data  # noqa: E402
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", "demo", "Where the image set and the run go.")
 flags.DEFINE_integer("epochs", 30, "Training epochs.")
+flags.DEFINE_integer("fusion_epochs", 4, "Fine-tuning epochs of the second net, for fusion.")
 flags.DEFINE_integer("train_per_class", 150, "Training images per class.")
 flags.DEFINE_integer("val_per_class", 40, "Held-out images per class.")
 
@@ -52,6 +61,48 @@ def run_config(workdir: str, epochs: int) -> runs.RunConfig:
         model_dir=os.path.join(workdir, "run"), config="A", data=f"folder:{images}/train",
         val_data=f"folder:{images}/val", epochs=epochs, batch_size=32, width_multiplier=0.125,
         scale=(72, 96), crop_size=64, learning_rate=DEMO_LEARNING_RATE, seed=0)
+
+
+def fusion_run_config(first: runs.RunConfig, epochs: int) -> runs.RunConfig:
+    """The second net for fusion: the first fine-tuned at the fixed scale S = its largest
+    S, at a tenth of its learning rate, as the paper fine-tuned its nets for other scales
+    (Sect. 3.1); its Table 6 fuses such nets."""
+    return dataclasses.replace(first, model_dir=first.model_dir + f"_s{max(first.scale)}",
+                               scale=(max(first.scale),) * 2, init_from=first.model_dir,
+                               learning_rate=first.learning_rate / 10, epochs=epochs)
+
+
+def paper_name(run: runs.Run) -> str:
+    """A net as Table 6 names it, config/S/Q: "A/96/96", or "A/[72;96]/84" (jittered S)."""
+    low, high = run.config.scale
+    scale = f"{low}" if low == high else f"[{low};{high}]"
+    return f"{run.config.config}/{scale}/{run.test_scale}"
+
+
+def fusion_line(first: runs.Run, second: runs.Run, source: str) -> str:
+    """The two nets and their fusion, dense evaluation at each net's Q on `source`."""
+    nets = [dataclasses.replace(
+        evaluation.Net.of_run(run, source, test_scales=(run.test_scale,)),
+        name=paper_name(run)) for run in (first, second)]
+    rows = evaluation.fuse(nets, source)
+    errors = ", ".join(f"{row.nets} {100 * row.top1_error:.1f}%" for row in rows)
+    return (f"Fusion (Sect. 4.4), top-1 error of dense evaluation on {rows[-1].images} "
+            f"held-out images: {errors}")
+
+
+def transfer_line(run: runs.Run, train_source: str, val_source: str) -> str:
+    """A linear SVM on the run's fc2 descriptors (at its Q) of `train_source`, scored on
+    `val_source`, as one line."""
+    describe = transfer.Describer(run.build_model(), test_scales=(run.test_scale,),
+                                  preprocessing=run.config.preprocessing)
+    train_x, train_y, _ = transfer.labelled_descriptors(describe, train_source)
+    val_x, val_y, _ = transfer.labelled_descriptors(describe, val_source)
+    classifier = linear.fit_linear_svm(train_x, train_y, run.class_ids)
+    result = linear.score(classifier, val_x, val_y, run.class_ids)
+    return (f"Transfer (Appendix B): a linear SVM on config {run.config.config}'s "
+            f"{transfer.PAPER_LAYER} descriptors (Q={run.test_scale}): {result.metric} "
+            f"{100 * result.value:.1f}% on {result.images} held-out images "
+            f"(chance {100 / run.num_classes:.0f}%)")
 
 
 def plot(run: runs.Run, png: str) -> None:
@@ -104,6 +155,14 @@ def main(argv):
           f"--export_base={exported} --model_name=shapes")
     print("Dense evaluation of the exported SavedModel on the held-out images:", flush=True)
     print(evaluation.table([evaluation.evaluate_saved_model(path, config.val_data)]))
+
+    second = fusion_run_config(config, FLAGS.fusion_epochs)
+    shutil.rmtree(second.model_dir, ignore_errors=True)
+    print(f"Fine-tuning {run.directory} at S={max(config.scale)}, a second net for fusion ...",
+          flush=True)
+    training.train(second, verbose=0)
+    print(fusion_line(run, runs.load(second.model_dir), config.val_data), flush=True)
+    print(transfer_line(run, config.data, config.val_data), flush=True)
 
 
 if __name__ == "__main__":

@@ -89,7 +89,8 @@ def nets_of_weights(scales: tuple[int, ...]) -> list[evaluation.Net]:
     if len(configs) != len(FLAGS.weights):
         raise ValueError(f"{len(FLAGS.weights)} --weights and {len(FLAGS.config)} --config: "
                          "give one config for each, or one for all")
-    classes = sources.open_source(FLAGS.data, split=FLAGS.split).num_classes
+    classes = sources.open_single_label(FLAGS.data, split=FLAGS.split,
+                                        purpose="evaluation").num_classes
     return [evaluation.Net(
         f"{config} ({weights})",
         keras_vgg.vgg(config, weights=weights, classes=classes,

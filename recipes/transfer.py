@@ -1,15 +1,19 @@
-"""Very deep features on another data set (Appendix B): a trained net's descriptors, then a
-linear SVM, scored by mean class recall (the paper's Caltech metric).
+"""Very deep features on another data set (Appendix B): a trained net's descriptors, then
+linear SVMs, scored as the paper does: mean class recall (Caltech) for single-label data,
+mean average precision (VOC) for multi-label data.
 
-    python recipes/transfer.py --model_dir=runs/d --data=folder:/data/caltech/train \
-        --val_data=folder:/data/caltech/test --output_dir=transfer/caltech
-    python recipes/transfer.py --config=D --weights=imagenet --data=... --val_data=...
+    python recipes/transfer.py --model_dir=runs/d --data=tfds:caltech101 \
+        --val_data=tfds:caltech101 --val_split=test --output_dir=transfer/caltech
+    python recipes/transfer.py --config=D --weights=imagenet --data=tfds:voc/2007 \
+        --split=train+validation --val_data=tfds:voc/2007 --val_split=test
+    python recipes/transfer.py --model_dir=runs/d --data=folder:/data/mine/train \
+        --val_data=folder:/data/mine/test
 
 Descriptors (`keras_vgg.transfer`) are computed once per source, net and setting, with a
 progress bar, and cached in `--output_dir`/descriptors, so a second run trains the
-classifier only. The SVM's C is chosen by stratified cross-validation on the training
-split. Per-class recall goes to `--output_dir`/per_class.csv. Needs scikit-learn
-(`pip install 'keras-vgg[transfer]'`).
+classifiers only. The SVMs' C is chosen by stratified cross-validation on the training
+split (`keras_vgg.linear`). Per-class numbers go to `--output_dir`/per_class.csv. Needs
+scikit-learn (`pip install 'keras-vgg[transfer]'`).
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ import numpy as np  # noqa: E402
 from absl import app, flags  # noqa: E402
 
 import keras_vgg  # noqa: E402
-from keras_vgg import data, imagenet, runs, sources, transfer  # noqa: E402
+from keras_vgg import data, imagenet, linear, runs, sources, transfer  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model_dir", None, "A training run's directory: the net and its settings.")
@@ -45,7 +49,11 @@ flags.DEFINE_string("layer", transfer.PAPER_LAYER, "fc2 (the paper's), fc1 or a 
 flags.DEFINE_list("test_scales", None, "Scales Q; default the run's Q set, or the paper's "
                   f"{','.join(map(str, transfer.PAPER_TEST_SCALES))} for --weights.")
 flags.DEFINE_enum("combine", "mean", list(transfer.COMBINE_MODES), "Average or stack scales.")
-flags.DEFINE_list("c_values", ["0.01", "0.1", "1", "10", "100"], "SVM C values to cross-validate.")
+flags.DEFINE_list("c_values", [f"{c:g}" for c in linear.DEFAULT_C_VALUES],
+                  "SVM C values to cross-validate.")
+flags.DEFINE_enum("ap_method", "auto", ["auto", *linear.AP_METHODS],
+                  "Multi-label data: VOC 2007's 11-point AP or VOC 2010 on's area; auto: "
+                  "11_point for tfds:voc/2007, else area.")
 flags.DEFINE_integer("folds", 5, "Cross-validation folds (at most the smallest class's size).",
                      lower_bound=2)
 flags.DEFINE_string("output_dir", "transfer", "Descriptor cache and per_class.csv go here.")
@@ -92,61 +100,56 @@ def cached_descriptors(describe: transfer.Describer, source: str, split: str, ke
     return vectors, labels
 
 
-def linear_svm(vectors: np.ndarray, labels: np.ndarray, class_ids):
-    """A one-vs-rest linear SVM, C chosen by stratified cross-validation."""
-    try:
-        from sklearn.model_selection import GridSearchCV, StratifiedKFold
-        from sklearn.svm import LinearSVC
-    except ImportError as error:
-        raise ValueError("the linear SVM needs scikit-learn: pip install "
-                         "'keras-vgg[transfer]'") from error
-    counts = np.bincount(labels, minlength=len(class_ids))
-    scarce = [class_ids[i] for i, count in enumerate(counts) if 0 < count < 2]
-    if scarce:
-        raise ValueError(f"classes {scarce} have one training image: cross-validating C needs "
-                         "at least two per class")
-    folds = min(FLAGS.folds, int(counts[counts > 0].min()))
-    search = GridSearchCV(LinearSVC(random_state=0, max_iter=20000),
-                          {"C": [float(c) for c in FLAGS.c_values]},
-                          cv=StratifiedKFold(folds, shuffle=True, random_state=0),
-                          scoring="balanced_accuracy")
-    return search.fit(vectors, labels), folds
+def ap_method(val_data: str) -> str:
+    """--ap_method, with "auto" resolved: VOC 2007's 11-point AP for its own test data,
+    else VOC 2010 on's area under the curve."""
+    if FLAGS.ap_method != "auto":
+        return FLAGS.ap_method
+    return "11_point" if val_data.startswith("tfds:voc/2007") else "area"
 
 
 def main(argv):
     del argv
     try:
         model, preprocessing, scales, identity = net()
-        train_classes = sources.open_source(FLAGS.data, split=FLAGS.split).class_ids
-        runs.check_same_classes(train_classes,
-                                sources.open_source(FLAGS.val_data, split=FLAGS.val_split)
-                                .class_ids, what=f"--val_data {FLAGS.val_data!r}")
+        train_source = sources.open_source(FLAGS.data, split=FLAGS.split)
+        val_source = sources.open_source(FLAGS.val_data, split=FLAGS.val_split)
+        if train_source.multi_label != val_source.multi_label:
+            raise ValueError("--data and --val_data must both be multi-label or neither")
+        runs.check_same_classes(train_source.class_ids, val_source.class_ids,
+                                what=f"--val_data {FLAGS.val_data!r}")
+        class_ids = train_source.class_ids
         describe = transfer.Describer(model, test_scales=scales, layer=FLAGS.layer,
                                       combine=FLAGS.combine, preprocessing=preprocessing)
         key = {"net": identity, "layer": FLAGS.layer, "scales": scales,
                "combine": FLAGS.combine, "preprocessing": preprocessing}
         train_x, train_y = cached_descriptors(describe, FLAGS.data, FLAGS.split, key)
         val_x, val_y = cached_descriptors(describe, FLAGS.val_data, FLAGS.val_split, key)
-        search, folds = linear_svm(train_x, train_y, train_classes)
+        classifier = linear.fit_linear_svm(train_x, train_y, class_ids,
+                                           c_values=[float(c) for c in FLAGS.c_values],
+                                           folds=FLAGS.folds)
+        method = ap_method(FLAGS.val_data)
+        result = linear.score(classifier, val_x, val_y, class_ids, ap_method=method)
     except ValueError as error:
         raise SystemExit(f"transfer.py: error: {error}") from error
-    predicted = search.predict(val_x)
-    recalls = [(class_id, int(np.sum(val_y == i)),
-                float(np.mean(predicted[val_y == i] == i)) if np.any(val_y == i) else None)
-               for i, class_id in enumerate(train_classes)]
-    scored = [recall for _, _, recall in recalls if recall is not None]
     os.makedirs(FLAGS.output_dir, exist_ok=True)
     per_class = os.path.join(FLAGS.output_dir, "per_class.csv")
     with open(per_class, "w", newline="", encoding="utf8") as file:
         writer = csv.writer(file)
-        writer.writerow(["class", "held_out_images", "recall"])
-        writer.writerows(recalls)
+        writer.writerow(["class", "held_out_images",
+                         "average_precision" if classifier.multi_label else "recall"])
+        writer.writerows(result.per_class)
+    chosen = sorted(set(classifier.c_values))
+    metric = (f"{result.metric} ({method.replace('_', '-')} AP)" if classifier.multi_label
+              else result.metric)
+    chance = ("" if classifier.multi_label
+              else f" (chance {100 / len(class_ids):.1f}%)")
     print(f"Transfer (Appendix B): {FLAGS.layer} descriptors (D={train_x.shape[1]}, "
-          f"Q={','.join(map(str, scales))}), linear SVM C={search.best_params_['C']:g} "
-          f"({folds}-fold CV on {len(train_y)} images): mean class recall "
-          f"{100 * np.mean(scored):.1f}% on {len(val_y)} held-out images of {len(scored)} "
-          f"classes (chance {100 / len(train_classes):.1f}%). Per class: {per_class}",
-          flush=True)
+          f"Q={','.join(map(str, scales))}), linear SVM C={','.join(f'{c:g}' for c in chosen)} "
+          f"({classifier.folds}-fold CV on {len(train_y)} images): {metric} "
+          f"{100 * result.value:.1f}% on {result.images} held-out images of "
+          f"{sum(value is not None for _, _, value in result.per_class)} classes{chance}. "
+          f"Per class: {per_class}", flush=True)
 
 
 if __name__ == "__main__":

