@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint bench clean
+.PHONY: demo demo-localisation test lint bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,10 @@ $(VENV)/.test-installed: $(VENV)/.base-installed
 
 demo: $(VENV)/.base-installed
 	$(BIN)/python recipes/demo.py
+
+# Localisation (Appendix A) on the demo's images; uses demo/run when `make demo` made it.
+demo-localisation: $(VENV)/.base-installed
+	$(BIN)/python recipes/demo_localisation.py
 
 lint: $(VENV)/.test-installed
 	$(BIN)/ruff check .

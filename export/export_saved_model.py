@@ -49,6 +49,8 @@ flags.DEFINE_enum("pixel_dtype", "uint8", ["uint8", "float32"], "serving_default
 flags.DEFINE_bool("warmup", True, "Write assets.extra/tf_serving_warmup_requests.")
 flags.DEFINE_integer("max_pixels", data.MAX_PIXELS, "The largest image served, in pixels "
                      "(image_bytes reads it from each file's header before decoding).")
+flags.DEFINE_string("localisation_dir", None, "With --model_dir: a localisation run on its "
+                    "classes (Appendix A); the signatures then also return `boxes`.")
 flags.mark_flags_as_mutual_exclusive(["model_dir", "weights"], required=True)
 flags.mark_flag_as_required("export_base")
 NETWORK_FLAGS = ("config", "classes", "class_names", "crop_size", "width_multiplier",
@@ -73,10 +75,15 @@ def main(argv):
             if given:
                 raise ValueError(f"--model_dir describes the network: drop {', '.join(given)}")
             print(f"Exporting the run {FLAGS.model_dir} ...", flush=True)
+            localisation_run = (runs.load(FLAGS.localisation_dir) if FLAGS.localisation_dir
+                                else None)
             path = serving.export_run(runs.load(FLAGS.model_dir), FLAGS.export_base,
                                       model_name=FLAGS.model_name, version=FLAGS.version,
-                                      warmup=FLAGS.warmup, **options)
+                                      warmup=FLAGS.warmup, localisation_run=localisation_run,
+                                      **options)
         else:
+            if FLAGS.localisation_dir:
+                raise ValueError("--localisation_dir goes with --model_dir")
             names = read_class_names(FLAGS.class_names) if FLAGS.class_names else None
             model = keras_vgg.vgg(
                 FLAGS.config, weights=FLAGS.weights,

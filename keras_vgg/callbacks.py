@@ -45,7 +45,8 @@ class RunState:
 
     Attributes:
       epoch: epochs completed.
-      best_val_accuracy: the best validation accuracy so far (None before the first).
+      best_val_score: the best value so far of what the schedule watches (validation
+        accuracy, or minus the validation loss), None before the first.
       epochs_without_gain: epochs since it last improved.
       learning_rate_drops: how often the rate has been divided by 10.
       reference_loss: the lowest training loss so far, from which divergence is judged.
@@ -53,7 +54,7 @@ class RunState:
     """
 
     epoch: int = 0
-    best_val_accuracy: float | None = None
+    best_val_score: float | None = None
     epochs_without_gain: int = 0
     learning_rate_drops: int = 0
     reference_loss: float | None = None
@@ -80,33 +81,39 @@ def learning_rate(model: keras.Model) -> float:
 
 
 class PaperSchedule(keras.callbacks.Callback):
-    """Divides the learning rate by `factor` after `patience` epochs without a validation
-    accuracy gain of `min_delta`; at the plateau after `max_drops` divisions, stops training
-    (the paper: three times, then stop). Adds `learning_rate` (the epoch's rate) to the logs.
+    """Divides the learning rate by `factor` after `patience` epochs without a gain of
+    `min_delta` in `monitor` (validation accuracy, or a validation loss, which gains by
+    falling); at the plateau after `max_drops` divisions, stops training (the paper: three
+    times, then stop). Adds `learning_rate` (the epoch's rate) to the logs.
     """
 
     def __init__(self, state: RunState, *, patience: int, max_drops: int = runs.PAPER_LR_DROPS,
-                 factor: float = runs.LR_DROP_FACTOR, min_delta: float = 1e-4):
+                 factor: float = runs.LR_DROP_FACTOR, min_delta: float = 1e-4,
+                 monitor: str = "val_accuracy"):
         super().__init__()
         self.state = state
         self.patience = patience
         self.max_drops = max_drops
         self.factor = factor
         self.min_delta = min_delta
+        self.monitor = monitor
+        self.sign = -1.0 if monitor.endswith("loss") else 1.0
+        self.what = "validation loss" if self.sign < 0 else "validation accuracy"
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs if logs is not None else {}
         rate = learning_rate(self.model)
         logs["learning_rate"] = rate
-        accuracy = logs.get("val_accuracy")
-        if accuracy is None:
+        value = logs.get(self.monitor)
+        if value is None:
             if epoch == 0:
-                warnings.warn("PaperSchedule needs validation data (val_accuracy); without "
+                warnings.warn(f"PaperSchedule needs validation data ({self.monitor}); without "
                               "it the learning rate stays as it is", stacklevel=2)
             return
         state = self.state
-        if state.best_val_accuracy is None or accuracy > state.best_val_accuracy + self.min_delta:
-            state.best_val_accuracy = float(accuracy)
+        score = self.sign * float(value)
+        if state.best_val_score is None or score > state.best_val_score + self.min_delta:
+            state.best_val_score = score
             state.epochs_without_gain = 0
             return
         state.epochs_without_gain += 1
@@ -114,13 +121,13 @@ class PaperSchedule(keras.callbacks.Callback):
             return
         state.epochs_without_gain = 0
         if state.learning_rate_drops == self.max_drops:
-            print(f"\nValidation accuracy stopped improving after {state.learning_rate_drops} "
+            print(f"\nThe {self.what} stopped improving after {state.learning_rate_drops} "
                   "learning-rate drops: stopping, as the paper does.", flush=True)
             self.model.stop_training = True
             return
         state.learning_rate_drops += 1
         self.model.optimizer.learning_rate = rate * self.factor
-        print(f"\nEpoch {epoch + 1}: validation accuracy stopped improving; learning rate "
+        print(f"\nEpoch {epoch + 1}: the {self.what} stopped improving; learning rate "
               f"{rate:.3g} -> {rate * self.factor:.3g} (drop {state.learning_rate_drops} of "
               f"{self.max_drops}).", flush=True)
 
@@ -365,17 +372,18 @@ def callbacks(
     num_classes: int,
     patience: int = 2,
     max_drops: int = runs.PAPER_LR_DROPS,
+    monitor: str = "val_accuracy",
     advice: Callable[[str], str] = lambda cause: "Lower the learning rate.",
     strategy: tf.distribute.Strategy | None = None,
     training_data: str = "the training data",
     validation_data: str | None = None,
 ) -> list[keras.callbacks.Callback]:
     """The run's callbacks, all writing under `model_dir`: throughput, the divergence guard,
-    the paper's schedule, backup/restore of weights, optimizer and `state`, CSV and
-    TensorBoard logs; with a multi-worker `strategy`, the check that every worker resumes
-    from the same epoch. `advice(cause)` ends a divergence message (`DivergenceGuard`);
-    `training_data` and `validation_data` name the sources in `DataGuard`'s message (no
-    `validation_data`: no validation expected)."""
+    the paper's schedule (watching `monitor`), backup/restore of weights, optimizer and
+    `state`, CSV and TensorBoard logs; with a multi-worker `strategy`, the check that every
+    worker resumes from the same epoch. `advice(cause)` ends a divergence message
+    (`DivergenceGuard`); `training_data` and `validation_data` name the sources in
+    `DataGuard`'s message (no `validation_data`: no validation expected)."""
     os.makedirs(model_dir, exist_ok=True)
     backup_dir = os.path.join(model_dir, "backup")
     # Order matters at each epoch's end: the guard checks the validation loss before the
@@ -386,7 +394,7 @@ def callbacks(
         Throughput(global_batch_size),
         DivergenceGuard(state, num_classes=num_classes, advice=advice,
                         last_good_path=os.path.join(model_dir, "last_good.weights.h5")),
-        PaperSchedule(state, patience=patience, max_drops=max_drops),
+        PaperSchedule(state, patience=patience, max_drops=max_drops, monitor=monitor),
         Backup(backup_dir),
         *([WorkersResumeTogether(strategy, backup_dir)]
           if strategy is not None and distribute.is_multi_worker(strategy) else []),

@@ -357,7 +357,8 @@ def map_skipping_undecodable(
     deterministic: bool = True,
 ) -> tf.data.Dataset:
     """`record["image"] = transform(record)` for each record (sources' records, whose
-    encoded image `sources.encoded_image` reads), in groups: each element is a batch of the
+    encoded image `sources.encoded_image` reads; a transform returning a dict sets those
+    fields instead), in groups: each element is a batch of the
     1 to `group_size` records of a group that survived, in order (re-batch it with
     `Dataset.rebatch`, or `unbatch` it). Records are dropped, each drop printed to stderr
     with the record's id and the number dropped so far by this iterator, when
@@ -378,8 +379,9 @@ def map_skipping_undecodable(
         # output keeps its shape, and is dropped after the group.
         contents = tf.cond(tf.equal(problem, ""), lambda: contents,
                            lambda: tf.io.encode_png(tf.zeros([1, 1, 3], tf.uint8)))
-        return {**record, "image": transform({**record, "image": contents}),
-                "problem": problem}
+        outputs = transform({**record, "image": contents})
+        fields = outputs if isinstance(outputs, dict) else {"image": outputs}
+        return {**record, **fields, "problem": problem}
 
     def run_group(group):
         slots = tf.range(tf.size(group["id"]))
@@ -432,7 +434,7 @@ def map_skipping_undecodable(
     )
 
 
-def _with_seeds(
+def with_seeds(
     records: tf.data.Dataset, seed: int | None, epoch: tf.Variable | None
 ) -> tf.data.Dataset:
     """Adds `record["seed"]`, a stateless seed pair, different for every image and epoch:
@@ -556,7 +558,7 @@ def train_dataset(
         records = records.shuffle(shuffle_buffer, seed=seed,
                                   reshuffle_each_iteration=epoch is None)
     records = map_skipping_undecodable(
-        _with_seeds(records, seed, epoch),
+        with_seeds(records, seed, epoch),
         lambda r: train_transform(r["image"], r["seed"], scale=scale, crop_size=crop, flip=flip),
         deterministic=deterministic,
     )

@@ -13,11 +13,11 @@ SCORE_MAP = "score_map"
 PROBABILITIES = "probabilities"
 
 
-def _trunk_layers(model: keras.Model) -> list[keras.layers.Layer]:
+def _trunk_layers(model: keras.Model, head: str) -> list[keras.layers.Layer]:
     names = [layer.name for layer in model.layers]
-    if "flatten" not in names or "predictions" not in names:
+    if "flatten" not in names or head not in names:
         raise ValueError(
-            f"model {model.name!r} has no flatten/fc/predictions head (built with "
+            f"model {model.name!r} has no flatten/fc/{head} head (built with "
             "include_top=False?): there is nothing to make fully convolutional"
         )
     return model.layers[1 : names.index("flatten")]
@@ -39,12 +39,15 @@ def _as_conv(dense: keras.layers.Dense, kernel_size: tuple[int, int], name: str,
     return conv
 
 
-def fully_convolutional(model: keras.Model, *, name: str | None = None) -> keras.Model:
+def fully_convolutional(model: keras.Model, *, name: str | None = None,
+                        head: str = "predictions") -> keras.Model:
     """The test-time form of a VGG model built with its head (any config, width, class
     count, batch norm, training crop size), sharing the conv layers' weights.
 
     Args:
       model: a `keras_vgg` model with `include_top=True`.
+      head: its last fully-connected layer: "predictions", or "boxes" for a localisation
+        net (`keras_vgg.localisation`), whose score map is then a map of boxes.
 
     Returns:
       A model taking `[batch, height, width, 3]` (height and width at least the training
@@ -56,14 +59,14 @@ def fully_convolutional(model: keras.Model, *, name: str | None = None) -> keras
       activation) of the spatially averaged scores. At the training crop size it equals
       `model`'s output.
     """
-    trunk = _trunk_layers(model)
+    trunk = _trunk_layers(model, head)
     data_format = model.get_layer("flatten").data_format
     first = data_format == "channels_first"
     feature_map = model.get_layer("flatten").input.shape
     fc_kernel = tuple(feature_map[2:4] if first else feature_map[1:3])
     if None in fc_kernel:
         raise ValueError(f"model {model.name!r} has no static feature map before flatten")
-    predictions = model.get_layer("predictions")
+    predictions = model.get_layer(head)
     channels = model.input_shape[1] if first else model.input_shape[-1]
     inputs = keras.Input((channels, None, None) if first else (None, None, channels),
                          name="image")
@@ -72,7 +75,7 @@ def fully_convolutional(model: keras.Model, *, name: str | None = None) -> keras
         x = layer(x)
     x = _as_conv(model.get_layer("fc1"), fc_kernel, "fc1_conv", "relu", data_format)(x)
     x = _as_conv(model.get_layer("fc2"), (1, 1), "fc2_conv", "relu", data_format)(x)
-    scores = _as_conv(predictions, (1, 1), "predictions_conv", None, data_format)(x)
+    scores = _as_conv(predictions, (1, 1), f"{head}_conv", None, data_format)(x)
     averaged = keras.layers.GlobalAveragePooling2D(
         data_format=data_format, name="spatial_average", dtype="float32")(scores)
     probabilities = keras.layers.Activation(

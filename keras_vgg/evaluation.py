@@ -186,6 +186,9 @@ class Net:
         """A training run's net, named by its directory, with its preprocessing and its Q
         set (or `test_scales`). With `source`, checks first that the source labels the
         run's classes in the run's order."""
+        if run.config.task != "classification":
+            raise ValueError(f"{run.directory} is a {run.config.task} run; evaluate it with "
+                             "keras_vgg.localisation_eval")
         if source is not None:
             runs.check_same_classes(
                 run.class_ids,

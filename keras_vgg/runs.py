@@ -29,7 +29,7 @@ from collections.abc import Sequence
 
 import keras
 
-from keras_vgg import configs, files, imagenet, models, sources
+from keras_vgg import configs, files, imagenet, localisation, models, sources
 from keras_vgg.data import CROP_SIZE, parse_scale
 
 # Sect. 3.1.
@@ -48,6 +48,7 @@ PAPER_SCALE = 256
 MULTI_SCALE_OFFSET = 32
 
 INITIALISATIONS = ("glorot", "gaussian")
+TASKS = ("classification", "localisation")
 MIXED_PRECISION = (None, "bfloat16", "float16")
 RUN_FILE = "run.json"
 WEIGHTS_FILE = "final.weights.h5"
@@ -121,6 +122,13 @@ class RunConfig:
     preprocessing: str = _field(
         "caffe", "Input preprocessing (caffe: mean subtraction, as the paper and Keras).",
         choices=imagenet.PREPROCESSING_MODES)
+    task: str = _field(
+        "classification", "classification, or localisation (Appendix A): the last FC layer "
+        "predicts boxes; the data needs boxes ('folder:DIR?boxes=XML_DIR_OR_LOC_CSV'), and "
+        "--init_from a classification run starts every other layer.", choices=TASKS)
+    box_regression: str = _field(
+        "pcr", "Localisation: pcr (a box per class, the paper's best) or scr (one box).",
+        choices=localisation.MODES)
 
     def __post_init__(self):
         if not self.model_dir:
@@ -156,7 +164,8 @@ class RunConfig:
         if not self.width_multiplier > 0:
             raise ValueError(f"width_multiplier must be positive, got {self.width_multiplier}")
         for name, allowed in (("init", INITIALISATIONS), ("mixed_precision", MIXED_PRECISION),
-                              ("preprocessing", imagenet.PREPROCESSING_MODES)):
+                              ("preprocessing", imagenet.PREPROCESSING_MODES),
+                              ("task", TASKS), ("box_regression", localisation.MODES)):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name}={getattr(self, name)!r}: expected one of {allowed}")
         if self.crop_size > self.scale[0]:
@@ -176,6 +185,8 @@ class RunConfig:
 
     def _paper_rate(self) -> tuple[float, str]:
         """The paper's starting rate for a run like this one (at batch 256), and its name."""
+        if self.task == "localisation":
+            return localisation.PAPER_LEARNING_RATE, "localisation rate"
         if self.init_from:
             return FINE_TUNE_LEARNING_RATE, "fine-tuning rate"
         return PAPER_LEARNING_RATE, "rate"
@@ -285,8 +296,23 @@ class Run:
                 raise ValueError(f"run {self.directory!r} has no trained weights: {weights} "
                                  "is missing (the run has not finished)")
         config = self.config
+        if config.task == "classification":
+            return self.build_classifier(weights=weights or None, **options)
+        model = localisation.localisation_model(
+            self.build_classifier(**options), config.box_regression,
+            kernel_initializer=models.kernel_initializer_from(
+                options.get("kernel_initializer", "glorot_uniform")),
+            kernel_regularizer=options.get("kernel_regularizer"))
+        if weights:
+            model.load_weights(weights)
+        return model
+
+    def build_classifier(self, weights: str | None = None, **options) -> keras.Model:
+        """The run's classification network, fresh or with `weights` (for a localisation
+        run: the net whose classifier its box layer replaces)."""
+        config = self.config
         return models.vgg(
-            config.config, weights=weights or None, classes=self.num_classes,
+            config.config, weights=weights, classes=self.num_classes,
             input_shape=(config.crop_size, config.crop_size, 3), dropout=config.dropout,
             width_multiplier=config.width_multiplier, **options)
 

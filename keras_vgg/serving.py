@@ -20,6 +20,14 @@ mirror image), all inside the graph: a client sends raw pixels or files. Outputs
   top_k_probabilities `[batch, k]` float32
   score_map          `[batch, H, W, classes]` pre-softmax scores (serving_default only, and
                      only when exported with `score_map=True`; the unmirrored image's)
+  boxes              `[batch, k, 4]` float32, a box for each of the top-k classes,
+                     `(x_min, y_min, x_max, y_max)` in the request image's pixels (only when
+                     exported with a localisation net, `keras_vgg.localisation`)
+
+Boxes: the localisation net runs densely beside the classifier; for each top-k class, the
+box of the position where the class scores highest is averaged with every position's box
+that overlaps it by IoU > 0.5 (the first cluster of the greedy merge that evaluation runs,
+`keras_vgg.localisation_eval`, grown against its seed box: one pass, in the graph).
 
 The SavedModel holds only TensorFlow functions and variables: `tf.saved_model.load` reads it
 without this package (or Keras) installed.
@@ -40,14 +48,15 @@ import keras
 import numpy as np
 from absl import logging as absl_logging
 
-from keras_vgg import configs, data, dense, files, imagenet, runs
+from keras_vgg import boxes, configs, data, dense, files, imagenet, localisation, runs
 from keras_vgg.requires_tensorflow import tf
 
 SIGNATURE_PIXELS = "serving_default"
 SIGNATURE_BYTES = "image_bytes"
 INPUT_PIXELS = "images"
 INPUT_BYTES = "image_bytes"
-OUTPUTS = ("probabilities", "top_k_ids", "top_k_names", "top_k_probabilities", "score_map")
+OUTPUTS = ("probabilities", "top_k_ids", "top_k_names", "top_k_probabilities", "score_map",
+           "boxes")
 WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
 # The export's ServingOptions, for evaluation of the SavedModel (TF-Serving ignores it).
 OPTIONS_FILE = os.path.join("assets.extra", "keras_vgg_serving_options.json")
@@ -110,12 +119,54 @@ def _check(model: keras.Model, options: ServingOptions) -> None:
         raise ValueError(f"top_k must be in [1, {classes}], got {options.top_k}")
 
 
+def class_boxes(box_map: tf.Tensor, class_scores: tf.Tensor, class_ids: tf.Tensor,
+                factor: tf.Tensor, crop: int, mode: str) -> tf.Tensor:
+    """One box per requested class, from dense maps of one batch (see the module's "Boxes").
+
+    Args:
+      box_map: `[b, h, w, 4]` (SCR) or `[b, h, w, 4 * classes]` (PCR) centre boxes relative
+        to each position's `crop` window.
+      class_scores: `[b, h, w, classes]` softmax scores per position.
+      class_ids: `[b, k]` int32 classes.
+      factor: `[2]` (y, x) rescaled-over-original scale.
+
+    Returns:
+      `[b, k, 4]` corners in original pixels.
+    """
+    corners = boxes.dense_corners(box_map, class_ids, factor, crop, configs.MIN_INPUT_SIZE,
+                                  mode)
+    batch = tf.shape(box_map)[0]
+    scores = tf.transpose(tf.gather(tf.reshape(class_scores, [batch, tf.shape(corners)[2], -1]),
+                                    class_ids, axis=2, batch_dims=1), [0, 2, 1])
+    seed = tf.gather(corners, tf.argmax(scores, axis=-1, output_type=tf.int32), axis=2,
+                     batch_dims=2)[:, :, None]  # [b, k, 1, 4]
+    lower = tf.maximum(corners[..., :2], seed[..., :2])
+    upper = tf.minimum(corners[..., 2:], seed[..., 2:])
+    intersection = tf.reduce_prod(tf.maximum(upper - lower, 0.0), axis=-1)
+    overlap = tf.math.divide_no_nan(
+        intersection, boxes.area(corners) + boxes.area(seed) - intersection)
+    members = tf.cast(overlap > boxes.IOU_THRESHOLD, tf.float32)[..., None]
+    return tf.math.divide_no_nan(tf.reduce_sum(corners * members, axis=2),
+                                 tf.reduce_sum(members, axis=2))
+
+
 def serving_functions(model: keras.Model, *, options: ServingOptions,
-                      class_names: Sequence[str] | None = None) -> tuple[keras.Model, dict]:
+                      class_names: Sequence[str] | None = None,
+                      localiser: keras.Model | None = None) -> tuple[keras.Model, dict]:
     """The fully-convolutional form of `model` (a `keras_vgg` model with its head), and the
-    two signatures' Python functions over it: `{signature name: (function, [TensorSpec])}`."""
+    two signatures' Python functions over it: `{signature name: (function, [TensorSpec])}`.
+    With `localiser` (a localisation net of the same crop, `keras_vgg.localisation`), both
+    also return `boxes`."""
     _check(model, options)
     net = dense.fully_convolutional(model)
+    box_net = box_mode = None
+    if localiser is not None:
+        if localiser.input_shape[1] != model.input_shape[1]:
+            raise ValueError(f"the localisation net's crop {localiser.input_shape[1]} is not "
+                             f"the classifier's {model.input_shape[1]}")
+        box_net = dense.fully_convolutional(localiser, head=localisation.BOX_LAYER)
+        box_mode = localisation.mode_of(localiser)[0]
+    crop = model.input_shape[1]
     names = tf.constant(class_names_for(model.output_shape[-1], class_names))
     q = options.test_scale
 
@@ -145,31 +196,45 @@ def serving_functions(model: keras.Model, *, options: ServingOptions,
             return tf.identity(batch)
 
     def scores_and_probabilities(images):
-        """Dense evaluation of a batch of one size: (`[b, H, W, classes]`, `[b, classes]`)."""
-        x = imagenet.preprocess_input(checked_rescale(images), mode=options.preprocessing)
+        """Dense evaluation of a batch of one size: (`[b, H, W, classes]`, `[b, classes]`,
+        `[b, k, 4]` boxes or None)."""
+        rescaled = checked_rescale(images)
+        x = imagenet.preprocess_input(rescaled, mode=options.preprocessing)
         if not options.flip:
             outputs = net(x, training=False)
-            return outputs[dense.SCORE_MAP], outputs[dense.PROBABILITIES]
-        both = net(tf.concat([x, tf.reverse(x, [2])], axis=0), training=False)
-        originals, mirrors = tf.split(both[dense.PROBABILITIES], 2)
-        score_map = tf.split(both[dense.SCORE_MAP], 2)[0]
-        return score_map, (originals + mirrors) / 2
+            score_map, probabilities = outputs[dense.SCORE_MAP], outputs[dense.PROBABILITIES]
+        else:
+            both = net(tf.concat([x, tf.reverse(x, [2])], axis=0), training=False)
+            originals, mirrors = tf.split(both[dense.PROBABILITIES], 2)
+            score_map, probabilities = tf.split(both[dense.SCORE_MAP], 2)[0], (
+                originals + mirrors) / 2
+        if box_net is None:
+            return score_map, probabilities, None
+        factor = (tf.cast(tf.shape(rescaled)[1:3], tf.float32)
+                  / tf.cast(tf.shape(images)[1:3], tf.float32))
+        top_ids = tf.math.top_k(probabilities, k=options.top_k).indices
+        box_map = box_net(x, training=False)[dense.SCORE_MAP]
+        return score_map, probabilities, class_boxes(
+            box_map, tf.nn.softmax(score_map), top_ids, factor, crop, box_mode)
 
-    def named(probabilities):
+    def named(probabilities, boxes=None):
         top = tf.math.top_k(probabilities, k=options.top_k)
-        return {
+        outputs = {
             "probabilities": probabilities,
             "top_k_ids": top.indices,
             "top_k_names": tf.gather(names, top.indices),
             "top_k_probabilities": top.values,
         }
+        if boxes is not None:
+            outputs["boxes"] = boxes
+        return outputs
 
     def serve_pixels(images):
         # TF-Serving does not check shapes against the signature; a 4-channel image would
         # otherwise run (the preprocessing slices channels).
         images = non_empty(tf.ensure_shape(images, [None, None, None, 3]), "images")
-        score_map, probabilities = scores_and_probabilities(images)
-        outputs = named(probabilities)
+        score_map, probabilities, boxes = scores_and_probabilities(images)
+        outputs = named(probabilities, boxes)
         if options.score_map:
             outputs["score_map"] = score_map
         return outputs
@@ -191,13 +256,18 @@ def serving_functions(model: keras.Model, *, options: ServingOptions,
                 ["image_bytes[", tf.strings.as_string(index), "] ", problem])
             with tf.control_dependencies([tf.debugging.Assert(tf.equal(problem, ""), [beyond])]):
                 image = data.decode_image(contents)
-            return scores_and_probabilities(image[None])[1][0]
+            _, probabilities, boxes = scores_and_probabilities(image[None])
+            if boxes is None:
+                return probabilities[0]
+            return probabilities[0], boxes[0]
 
         image_bytes = non_empty(tf.ensure_shape(image_bytes, [None]), "images")
-        probabilities = tf.map_fn(
-            one, (image_bytes, tf.range(tf.size(image_bytes))),
-            fn_output_signature=tf.TensorSpec([model.output_shape[-1]], tf.float32))
-        return named(probabilities)
+        signature = tf.TensorSpec([model.output_shape[-1]], tf.float32)
+        if box_net is not None:
+            signature = (signature, tf.TensorSpec([options.top_k, 4], tf.float32))
+        results = tf.map_fn(one, (image_bytes, tf.range(tf.size(image_bytes))),
+                            fn_output_signature=signature)
+        return named(*results) if box_net is not None else named(results)
 
     return net, {
         SIGNATURE_PIXELS: (serve_pixels, [tf.TensorSpec(
@@ -277,9 +347,11 @@ def export_saved_model(
     options: ServingOptions = ServingOptions(),
     class_names: Sequence[str] | None = None,
     warmup: bool = True,
+    localiser: keras.Model | None = None,
 ) -> str:
     """Writes `model` (a `keras_vgg` model with its head) as a TF-Serving version directory
-    `<export_base>/<model_name>/<version>` and returns its path.
+    `<export_base>/<model_name>/<version>` and returns its path. With `localiser` (a
+    localisation net, `keras_vgg.localisation`), the signatures also return `boxes`.
 
     `version` defaults to the next free integer. The version is written under a temporary
     name and renamed at the end, so a TF-Serving instance watching `export_base` never
@@ -296,9 +368,12 @@ def export_saved_model(
     if tf.io.gfile.exists(final):
         raise FileExistsError(f"{final} exists: TF-Serving does not reload a version in place; "
                               "export a new version")
-    net, functions = serving_functions(model, options=options, class_names=class_names)
+    net, functions = serving_functions(model, options=options, class_names=class_names,
+                                       localiser=localiser)
     archive = keras.export.ExportArchive()
     archive.track(net)
+    if localiser is not None:
+        archive.track(localiser)
     for name, (function, signature) in functions.items():
         archive.add_endpoint(name, function, input_signature=signature)
     staging = os.path.join(model_dir, f".staging-{version}-{os.getpid()}")
@@ -326,15 +401,27 @@ def export_run(
     model_name: str | None = None,
     version: int | None = None,
     warmup: bool = True,
+    localisation_run: runs.Run | None = None,
     **options,
 ) -> str:
     """Exports a training run's net (`keras_vgg.runs`) with what the run says: its classes'
     names as `top_k_names`, its preprocessing, and its single-scale Q (S, or (S_min +
     S_max) / 2). `options` (`ServingOptions` fields) override; `model_name` defaults to
-    the config's (`vgg11`). Returns the version directory."""
+    the config's (`vgg11`). With `localisation_run` (a localisation run on the same
+    classes), `boxes` too. Returns the version directory."""
+    if run.config.task != "classification":
+        raise ValueError(f"{run.directory} is a {run.config.task} run: export its "
+                         "classification run, with this one as `localisation_run`")
     options = ServingOptions(**{"test_scale": run.test_scale,
                                 "preprocessing": run.config.preprocessing, **options})
+    localiser = None
+    if localisation_run is not None:
+        if localisation_run.config.task != "localisation":
+            raise ValueError(f"{localisation_run.directory} is not a localisation run")
+        runs.check_same_classes(run.class_ids, localisation_run.class_ids,
+                                what=f"the localisation run {localisation_run.directory}")
+        localiser = localisation_run.build_model()
     return export_saved_model(
         run.build_model(), export_base,
         model_name=model_name or configs.get(run.config.config).model_name, version=version,
-        options=options, class_names=run.class_names, warmup=warmup)
+        options=options, class_names=run.class_names, warmup=warmup, localiser=localiser)

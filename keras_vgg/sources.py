@@ -8,6 +8,8 @@
     folder:/data/train?classes=imagenet         ... class = ImageNet id of the synset
     folder:/data/val?labels=/data/val.txt       flat folder + labels file
     folder:/data/voc?labels=L&multi_label=true  flat folder, several labels per image
+    folder:/data/train?boxes=/data/bbox_train   ... with ground-truth boxes (localisation):
+                                                XML files or a LOC_*_solution.csv
     tfrecord:/data/train-*?label_offset=1       image/encoded + image/class/label shards
 
 Every source yields records `{"label": int32, "id": tf.string}` and the encoded image:
@@ -30,7 +32,7 @@ import re
 import sys
 import urllib.parse
 
-from keras_vgg import imagenet
+from keras_vgg import annotations, imagenet
 from keras_vgg.requires_tensorflow import tf
 
 SOURCE_KINDS = ("tfds", "folder", "tfrecord")
@@ -52,12 +54,16 @@ class Records:
         ("n01440764"), class folder names, or the labels as strings.
       multi_label: whether each label is a `[classes]` vector (1 shown, 0 not, -1
         difficult) rather than one class index.
+      boxes: whether records carry their class's ground-truth boxes (folders with
+        `?boxes=`): `"boxes"` `[max boxes, 4]` float32 corners in the image's pixels, the
+        first `"box_count"` (int32) of them real, the rest zeros.
     """
 
     dataset: tf.data.Dataset
     num_examples: int | None
     class_ids: tuple[str, ...]
     multi_label: bool = False
+    boxes: bool = False
 
     @property
     def num_classes(self) -> int:
@@ -371,7 +377,7 @@ def _read_label_sets(path: str, file_names: list[str], classes: list[str] | None
 
 
 def _open_folder(spec, *, split, input_context, shuffle_files, seed, epoch) -> Records:
-    options = spec.checked_options("classes", "labels", "multi_label")
+    options = spec.checked_options("classes", "labels", "multi_label", "boxes")
     multi_label = options.get("multi_label", "false").lower()
     if multi_label not in ("true", "false"):
         raise ValueError(f"folder {spec.location!r}: multi_label must be true or false, got "
@@ -431,12 +437,49 @@ def _open_folder(spec, *, split, input_context, shuffle_files, seed, epoch) -> R
         labels = _read_labels_file(labels_file, entries, classes)
     if not paths:
         raise ValueError(f"image folder {root!r} holds no images")
+    if "boxes" in options:
+        if multi_label:
+            raise ValueError(f"folder {root!r}: boxes are for single-label data")
+        return _with_boxes(root, options["boxes"], paths, labels, classes,
+                           input_context=input_context, shuffle_files=shuffle_files,
+                           seed=seed, epoch=epoch)
     pairs = _shard(list(zip(paths, labels, strict=True)), input_context)
     paths = [path for path, _ in pairs]
     labels = [label for _, label in pairs]
     dataset = shuffled((paths, labels), shuffle=shuffle_files, seed=seed, epoch=epoch)
     dataset = dataset.map(lambda path, label: {"path": path, "label": label, "id": path})
     return Records(dataset, len(paths), tuple(classes), multi_label)
+
+
+def _with_boxes(root, location, paths, labels, classes, *, input_context, shuffle_files,
+                seed, epoch) -> Records:
+    """The folder's images that have boxes of their own class in `location`
+    (`keras_vgg.annotations`), with those boxes; the others are counted on stderr."""
+    table = annotations.read(location)
+    kept = []
+    for path, label in zip(paths, labels, strict=True):
+        stem = os.path.splitext(os.path.basename(path))[0]
+        corners = [box for name, box in table.get(stem, []) if name == classes[label]]
+        if corners:
+            kept.append((path, label, corners))
+    if not kept:
+        raise ValueError(f"folder {root!r}: no image has a box of its class in {location!r} "
+                         "(boxes are matched by file name without extension, and class id)")
+    if len(kept) < len(paths):
+        print(f"keras_vgg.sources: folder {root!r}: {len(paths) - len(kept)} of {len(paths)} "
+              f"images have no box of their class in {location!r}; localisation uses the "
+              f"other {len(kept)}", file=sys.stderr)
+    kept = _shard(kept, input_context)
+    most = max(len(corners) for _, _, corners in kept)
+    padded = [corners + [(0.0, 0.0, 0.0, 0.0)] * (most - len(corners))
+              for _, _, corners in kept]
+    columns = ([path for path, _, _ in kept], [label for _, label, _ in kept], padded,
+               [len(corners) for _, _, corners in kept])
+    dataset = shuffled(columns, shuffle=shuffle_files, seed=seed, epoch=epoch).map(
+        lambda path, label, boxes, count: {
+            "path": path, "label": label, "id": path,
+            "boxes": tf.cast(boxes, tf.float32), "box_count": count})
+    return Records(dataset, len(kept), tuple(classes), boxes=True)
 
 
 # --- TFRecords ---------------------------------------------------------------------------

@@ -26,7 +26,19 @@ import warnings
 
 import keras
 
-from keras_vgg import callbacks, configs, data, distribute, files, runs, sources, weights
+from keras_vgg import (
+    callbacks,
+    configs,
+    data,
+    distribute,
+    files,
+    localisation,
+    localisation_data,
+    models,
+    runs,
+    sources,
+    weights,
+)
 from keras_vgg.requires_tensorflow import tf
 
 
@@ -54,6 +66,19 @@ def compile_for_training(
     )
 
 
+def compile_for_localisation(model: keras.Model, mode: str, *, learning_rate: float,
+                             momentum: float = runs.PAPER_MOMENTUM) -> None:
+    """SGD with momentum on the Euclidean box loss (Appendix A.1); `accuracy` is the share
+    of crops whose box overlaps the target by IoU > 0.5 (`localisation.BoxAccuracy`)."""
+    model.compile(
+        optimizer=keras.optimizers.SGD(learning_rate=learning_rate, momentum=momentum),
+        loss=localisation.BoxLoss(mode), metrics=[localisation.BoxAccuracy(mode)])
+
+
+def _is_localisation_run(location: str) -> bool:
+    return runs.is_run(location) and runs.load(location).config.task == "localisation"
+
+
 class RunError(ValueError):
     """Settings or data that cannot train, found before training starts."""
 
@@ -67,9 +92,15 @@ class TrainingResult:
     val_images: int
     val_loss: float
     val_accuracy: float
-    val_top5: float
+    val_top5: float | None  # None for localisation
 
     def summary(self) -> str:
+        if self.run.config.task == "localisation":
+            return (f"Validation (centre crop, Q={self.run.test_scale}) on {self.val_images} "
+                    f"images after {self.epochs} epoch{'s' * (self.epochs != 1)}: box loss "
+                    f"{self.val_loss:.4g}, the true class's box at IoU > 0.5 on "
+                    f"{100 * self.val_accuracy:.1f}% (error {100 * (1 - self.val_accuracy):.1f}"
+                    f"%). Run: {self.run.directory}")
         return (f"Validation (centre crop, Q={self.run.test_scale}) on {self.val_images} images "
                 f"after {self.epochs} epoch{'s' * (self.epochs != 1)}: loss {self.val_loss:.4g}, "
                 f"top-1 accuracy "
@@ -128,15 +159,20 @@ def _checked_class_ids(config: runs.RunConfig) -> tuple[str, ...]:
     labels the same classes, and the training data fills a batch (else every step is
     smaller than `batch_size`, and the learning rate, scaled for it, too high)."""
     train = sources.open_single_label(config.data, purpose="training")
+    if config.task == "localisation" and not train.boxes:
+        raise ValueError(f"localisation needs boxes: the training data {config.data!r} has "
+                         "none; give 'folder:DIR?boxes=XML_DIR_OR_LOC_CSV'")
     if train.num_examples is not None and train.num_examples < config.batch_size:
         raise ValueError(
             f"the training data {config.data!r} holds {train.num_examples} images, fewer than "
             f"one batch (batch_size={config.batch_size}): give batch_size="
             f"{train.num_examples} or less")
     val_spec, val_split = config.validation_source
-    runs.check_same_classes(train.class_ids,
-                            sources.open_single_label(val_spec, split=val_split,
-                                                      purpose="validation").class_ids,
+    validation = sources.open_single_label(val_spec, split=val_split, purpose="validation")
+    if config.task == "localisation" and not validation.boxes:
+        raise ValueError(f"localisation needs boxes: the validation data {val_spec!r} has "
+                         "none; give 'folder:DIR?boxes=XML_DIR_OR_LOC_CSV'")
+    runs.check_same_classes(train.class_ids, validation.class_ids,
                             what=f"the validation data {val_spec!r}")
     return train.class_ids
 
@@ -144,10 +180,14 @@ def _checked_class_ids(config: runs.RunConfig) -> tuple[str, ...]:
 def _model(run: runs.Run, strategy: tf.distribute.Strategy) -> keras.Model:
     """The run's network, initialised as `run.config` says and compiled, under `strategy`."""
     config = run.config
+    options = {"kernel_initializer": config.init,
+               "kernel_regularizer": l2_for_weight_decay(config.weight_decay)}
+    localising = config.task == "localisation"
     with strategy.scope():
-        model = run.build_model(
-            weights=False, kernel_initializer=config.init,
-            kernel_regularizer=l2_for_weight_decay(config.weight_decay))
+        if localising and config.init_from and _is_localisation_run(config.init_from):
+            model = run.build_model(weights=False, **options)  # a box net, fine-tuned
+        else:
+            model = run.build_classifier(**options)
         if config.warm_start:
             copied = weights.warm_start_from_config_a(
                 model, runs.weights_file(config.warm_start, what="warm_start"))
@@ -155,8 +195,18 @@ def _model(run: runs.Run, strategy: tf.distribute.Strategy) -> keras.Model:
         elif config.init_from:
             weights.load_weights(model, runs.weights_file(config.init_from, what="init_from"))
             print(f"Initialised from {config.init_from}.")
-        compile_for_training(model, learning_rate=config.initial_learning_rate,
-                             momentum=config.momentum)
+        if localising and localisation.BOX_LAYER not in [layer.name for layer in model.layers]:
+            model = localisation.localisation_model(
+                model, config.box_regression,
+                kernel_initializer=models.kernel_initializer_from(config.init),
+                kernel_regularizer=options["kernel_regularizer"])
+        if localising:
+            compile_for_localisation(model, config.box_regression,
+                                     learning_rate=config.initial_learning_rate,
+                                     momentum=config.momentum)
+        else:
+            compile_for_training(model, learning_rate=config.initial_learning_rate,
+                                 momentum=config.momentum)
     distribute.fit_under_multi_worker(model, strategy)
     return model
 
@@ -230,26 +280,36 @@ def _fit(run: runs.Run, model: keras.Model, strategy: tf.distribute.Strategy, *,
           f"writing {run_dir}", flush=True)
     # With a seed, each epoch's data is a function of (seed, epoch): resumable exactly.
     epoch_counter = callbacks.EpochCounter() if config.seed is not None else None
+    localising = config.task == "localisation"
+    train_pipeline = localisation_data.train_dataset if localising else data.train_dataset
     train_data = strategy.distribute_datasets_from_function(
-        lambda context: data.train_dataset(
+        lambda context: train_pipeline(
             config.data, global_batch_size=config.batch_size, input_context=context,
             scale=config.scale, crop_size=config.crop_size, preprocessing=config.preprocessing,
             seed=config.seed, epoch=epoch_counter and epoch_counter.variable,
         ).take(config.steps_per_epoch or -1)  # a shorter epoch, still one iterator per epoch
     )
     val_spec, val_split = config.validation_source
-    val_data = strategy.distribute_datasets_from_function(
-        lambda context: data.eval_dataset(
-            val_spec, split=val_split, protocol="center", test_scale=run.test_scale,
-            crop_size=config.crop_size, batch_size=config.batch_size,
-            preprocessing=config.preprocessing, input_context=context,
-        )
-    )
+    if localising:
+        def val_pipeline(context):
+            return localisation_data.centre_dataset(
+                val_spec, split=val_split, test_scale=run.test_scale,
+                crop_size=config.crop_size, batch_size=config.batch_size,
+                preprocessing=config.preprocessing, input_context=context)
+    else:
+        def val_pipeline(context):
+            return data.eval_dataset(
+                val_spec, split=val_split, protocol="center", test_scale=run.test_scale,
+                crop_size=config.crop_size, batch_size=config.batch_size,
+                preprocessing=config.preprocessing, input_context=context)
+    val_data = strategy.distribute_datasets_from_function(val_pipeline)
     state = callbacks.RunState()
     run_callbacks = [epoch_counter] if epoch_counter else []
     run_callbacks += callbacks.callbacks(
         run_dir, state=state, global_batch_size=config.batch_size,
         num_classes=run.num_classes, patience=config.plateau_patience,
+        # IoU > 0.5 stays at 0 until boxes are roughly right: localisation watches the loss.
+        monitor="val_loss" if localising else "val_accuracy",
         advice=functools.partial(divergence_advice, config), strategy=strategy,
         training_data=config.data, validation_data=val_spec)
     with warnings.catch_warnings():
@@ -263,6 +323,6 @@ def _fit(run: runs.Run, model: keras.Model, strategy: tf.distribute.Strategy, *,
         results = model.evaluate(val_data, steps=config.validation_steps, return_dict=True,
                                  verbose=0)
     result = TrainingResult(run, state.epoch, _evaluated_images(model), results["loss"],
-                            results["accuracy"], results["top5"])
+                            results["accuracy"], results.get("top5"))
     print(result.summary(), flush=True)
     return result

@@ -23,8 +23,11 @@ def _grid(height: int, width: int):
     return np.mgrid[0:height, 0:width].astype(np.float32)
 
 
-def draw(label: int, rng: np.random.Generator, height: int, width: int) -> np.ndarray:
-    """One `[height, width, 3]` uint8 image of class `label`."""
+def draw(label: int, rng: np.random.Generator, height: int, width: int
+         ) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+    """One `[height, width, 3]` uint8 image of class `label`, and the box of its figure:
+    `(x_min, y_min, x_max, y_max)` pixels, the extent of the drawn pixels (the whole image
+    for the textures)."""
     y, x = _grid(height, width)
     background, foreground = rng.uniform(0, 255, 3), rng.uniform(0, 255, 3)
     while np.abs(background - foreground).sum() < 150:  # keep the figure visible
@@ -61,14 +64,26 @@ def draw(label: int, rng: np.random.Generator, height: int, width: int) -> np.nd
             0.45 * period) ** 2
     image = np.where(mask[..., None], foreground, background)
     image += rng.normal(0, 12, image.shape)
-    return np.clip(image, 0, 255).astype(np.uint8)
+    rows, cols = np.nonzero(mask)
+    box = (int(cols.min()), int(rows.min()), int(cols.max()) + 1, int(rows.max()) + 1)
+    return np.clip(image, 0, 255).astype(np.uint8), box
+
+
+def box_xml(name: str, box: tuple[int, int, int, int], height: int, width: int) -> str:
+    """A Pascal-VOC-style annotation (ImageNet's format) of one box of class `name`."""
+    x_min, y_min, x_max, y_max = box
+    return (f"<annotation><size><width>{width}</width><height>{height}</height></size>"
+            f"<object><name>{name}</name><bndbox><xmin>{x_min}</xmin><ymin>{y_min}</ymin>"
+            f"<xmax>{x_max}</xmax><ymax>{y_max}</ymax></bndbox></object></annotation>\n")
 
 
 def write(root: str, *, train_per_class: int = 150, val_per_class: int = 40,
           seed: int = 0) -> None:
-    """Writes the set under `root` (train/ and val/), unless it is there already."""
+    """Writes the set under `root` (train/ and val/, and each figure's box in boxes/train/
+    and boxes/val/, one XML file per image), unless it is there already."""
     marker = os.path.join(root, "COMPLETE")
-    summary = f"{len(CLASSES)} classes, {train_per_class} + {val_per_class} per class\n"
+    summary = (f"{len(CLASSES)} classes, {train_per_class} + {val_per_class} per class, "
+               "with boxes\n")
     if os.path.exists(marker) and open(marker, encoding="utf8").read() == summary:
         return
     shutil.rmtree(root, ignore_errors=True)
@@ -76,11 +91,17 @@ def write(root: str, *, train_per_class: int = 150, val_per_class: int = 40,
     for split, count in (("train", train_per_class), ("val", val_per_class)):
         for label, name in enumerate(CLASSES):
             folder = os.path.join(root, split, name)
+            boxes = os.path.join(root, "boxes", split)
             os.makedirs(folder, exist_ok=True)
+            os.makedirs(boxes, exist_ok=True)
             for index in range(count):
-                height, width = rng.choice([(96, 128), (128, 96), (112, 112), (96, 144)])
-                image = draw(label, rng, int(height), int(width))
-                tf.io.write_file(os.path.join(folder, f"{name}_{index:04d}.JPEG"),
+                height, width = (int(side) for side in rng.choice(
+                    [(96, 128), (128, 96), (112, 112), (96, 144)]))
+                image, box = draw(label, rng, height, width)
+                stem = f"{name}_{index:04d}"
+                tf.io.write_file(os.path.join(folder, f"{stem}.JPEG"),
                                  tf.io.encode_jpeg(image, quality=90))
+                with open(os.path.join(boxes, f"{stem}.xml"), "w", encoding="utf8") as file:
+                    file.write(box_xml(name, box, height, width))
     with open(marker, "w", encoding="utf8") as file:
         file.write(summary)

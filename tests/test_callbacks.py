@@ -173,7 +173,7 @@ def test_a_run_state_one_epoch_behind_its_checkpoint_restores_the_previous_one(t
 
 
 def test_run_state_round_trips(tmp_path):
-    state = callbacks.RunState(epoch=4, best_val_accuracy=0.5, epochs_without_gain=1,
+    state = callbacks.RunState(epoch=4, best_val_score=0.5, epochs_without_gain=1,
                                learning_rate_drops=2, reference_loss=0.25,
                                random_states={"fc1_dropout": [1, 2]})
     state.save(str(tmp_path / "state.json"))

@@ -1,0 +1,186 @@
+"""Box-aware tf.data pipelines for localisation (Appendix A): the classification
+pipeline's geometry (`keras_vgg.data`), with each image's ground-truth boxes carried
+through it. Sources need boxes (`folder:...?boxes=...`, `keras_vgg.sources`).
+
+Training: the crop window is drawn as for classification (S, then a position); the boxes
+are mapped into it (`keras_vgg.boxes.to_window`), mirrored with the image, and left alone
+by the colour shift. The target is the box of the image's class with the largest area
+inside the crop, whole: its coordinates go beyond [0, 1] where the object extends beyond
+the crop, so that the net learns the object's extent, which both test protocols score
+against. (Clipping the target to the crop was measured on the demo: boxes that never
+leave the crop cannot reach IoU 0.5 with an object larger than the centre crop.) A crop
+that shows no part of any box (a small object and a large S) keeps its place in the batch
+with weight 0: it teaches nothing about boxes, and dropping it would make batches uneven
+across replicas.
+
+Evaluation (Appendix A.2's first protocol): rescale to Q, centre crop; the same target
+rule, and the crop's window in the original image, so that predictions map back to it.
+
+Elements: `(images [b, crop, crop, 3] float32, targets [b, 6])`, targets as
+`keras_vgg.localisation` defines them; with `with_windows`, also the windows `[b, 4]`
+(`[y, x, height, width]`, original pixels), the boxes `[b, max boxes, 4]` (original
+pixels), their counts `[b]`, and the ids.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from keras_vgg import boxes, data, imagenet, sources
+from keras_vgg.requires_tensorflow import tf
+
+
+def target(record: dict, window: tf.Tensor, mirrored: tf.Tensor | bool = False) -> tf.Tensor:
+    """`[6]` (label, centre box in the window, weight) for a record with boxes, seen through
+    `window` (mirrored or not)."""
+    real = record["boxes"][: record["box_count"]]
+    corners, visible = boxes.to_window(real, window)
+    best = corners[tf.argmax(visible)]
+    best = tf.cond(tf.convert_to_tensor(mirrored), lambda: boxes.flip(best), lambda: best)
+    weight = tf.cast(tf.reduce_max(visible) > 0, tf.float32)
+    label = tf.cast(record["label"], tf.float32)
+    return tf.concat([[label], boxes.to_centre(best), [weight]], axis=0)
+
+
+def train_transform(record: dict, *, scale: tuple[int, int], crop_size: tuple[int, int],
+                    flip: bool = True) -> dict:
+    """A record with boxes -> `{"image": crop, "label": target}`: `data.train_transform`'s
+    crop and flip, the same random draws, with the boxes through the same geometry."""
+    contents, seed = record["image"], record["seed"]
+    window = data.crop_window(data.declared_size(contents), scale=scale, crop_size=crop_size,
+                              seed=seed)
+    image = data.decode_resized_window(contents, lambda _shape: window, crop_size)
+    mirrored = False
+    if flip:
+        mirrored = tf.random.stateless_uniform([], data.derived_seed(seed, 1)) < 0.5
+        image = tf.cond(mirrored, lambda: tf.reverse(image, [1]), lambda: image)
+    return {"image": image, "label": target(record, window, mirrored)}
+
+
+def centre_window(image_shape: tf.Tensor, test_scale: int, crop_size: tuple[int, int]
+                  ) -> tf.Tensor:
+    """The original-image window `[y, x, height, width]` (float32) that rescaling to Q and
+    `data.central_crop` keep."""
+    shape = tf.cast(image_shape[:2], tf.float32)
+    factor = test_scale / tf.reduce_min(shape)
+    rescaled = tf.maximum(tf.round(shape * factor), 1.0)
+    crop = tf.constant(crop_size, tf.float32)
+    offset = tf.floor((rescaled - crop) / 2)
+    per_axis = rescaled / shape  # the resize's own factor, after rounding, per axis
+    return tf.concat([offset / per_axis, crop / per_axis], axis=0)
+
+
+def centre_transform(record: dict, *, test_scale: int, crop_size: tuple[int, int]) -> dict:
+    """A record with boxes -> `{"image": centre crop at Q, "label": target, "window"}`."""
+    image = data.decode_image(record["image"])
+    crop = data.central_crop(data.rescale_shorter_side(image, test_scale), crop_size)
+    crop.set_shape([*crop_size, 3])
+    window = centre_window(tf.shape(image), test_scale, crop_size)
+    return {"image": crop, "label": target(record, window), "window": window}
+
+
+def _boxed_records(source: str, split: str, **options) -> tf.data.Dataset:
+    opened = sources.open_source(source, split=split, **options)
+    if not opened.boxes:
+        raise ValueError(f"{source!r} has no boxes: localisation needs a folder source with "
+                         "'?boxes=XML_FOLDER_OR_LOC_CSV' (keras_vgg.sources)")
+    return opened.dataset
+
+
+def _batches(groups: tf.data.Dataset, batch_size: int, *, preprocessing: str, colour: bool,
+             with_windows: bool = False) -> tf.data.Dataset:
+    def output(record):
+        image = record["image"]
+        if colour:  # one seed per batch, as for classification
+            image = data.colour_shift(image, data.derived_seed(record["seed"][0], 2))
+        image = imagenet.preprocess_input(image, mode=preprocessing)
+        if with_windows:
+            return (image, record["label"], record["window"], record["boxes"],
+                    record["box_count"], record["id"])
+        return image, record["label"]
+
+    return groups.rebatch(batch_size).map(output, num_parallel_calls=tf.data.AUTOTUNE
+                                          ).prefetch(tf.data.AUTOTUNE)
+
+
+def train_dataset(
+    source: str,
+    *,
+    global_batch_size: int,
+    input_context: tf.distribute.InputContext | None = None,
+    scale: int | str | Sequence[int] = data.SCALE_JITTER,
+    crop_size: int | Sequence[int] = data.CROP_SIZE,
+    preprocessing: str = "caffe",
+    colour: bool = True,
+    flip: bool = True,
+    shuffle_buffer: int = 1024,
+    seed: int | None = None,
+    epoch: tf.Variable | None = None,
+) -> tf.data.Dataset:
+    """One epoch of augmented localisation batches, `(images, targets)`; the options are
+    `data.train_dataset`'s."""
+    scale, crop = data.parse_scale(scale), data.parse_crop_size(crop_size)
+    if max(crop) > scale[0]:
+        raise ValueError(f"crop_size {crop} is larger than the smallest training scale S="
+                         f"{scale[0]}")
+    if seed is not None and input_context is not None:
+        seed += 7919 * input_context.input_pipeline_id
+    records = _boxed_records(source, "train", input_context=input_context,
+                             shuffle_files=True, seed=seed, epoch=epoch)
+    if shuffle_buffer > 1:
+        records = records.shuffle(shuffle_buffer, seed=seed,
+                                  reshuffle_each_iteration=epoch is None)
+    groups = data.map_skipping_undecodable(
+        data.with_seeds(records, seed, epoch),
+        lambda record: train_transform(record, scale=scale, crop_size=crop, flip=flip))
+    batch_size = (global_batch_size if input_context is None
+                  else input_context.get_per_replica_batch_size(global_batch_size))
+    return _batches(groups, batch_size, preprocessing=preprocessing, colour=colour)
+
+
+def centre_dataset(
+    source: str,
+    *,
+    test_scale: int,
+    crop_size: int | Sequence[int] = data.CROP_SIZE,
+    batch_size: int = 32,
+    split: str = "validation",
+    preprocessing: str = "caffe",
+    input_context: tf.distribute.InputContext | None = None,
+    with_windows: bool = False,
+) -> tf.data.Dataset:
+    """Centre crops at Q with their targets, in source order, each image once."""
+    crop = data.parse_crop_size(crop_size)
+    if max(crop) > test_scale:
+        raise ValueError(f"crop_size {crop} is larger than the test scale Q={test_scale}")
+    records = _boxed_records(source, split, input_context=input_context)
+    groups = data.map_skipping_undecodable(
+        records, lambda record: centre_transform(record, test_scale=test_scale,
+                                                 crop_size=crop))
+    if input_context is not None:
+        batch_size = input_context.get_per_replica_batch_size(batch_size)
+    return _batches(groups, batch_size, preprocessing=preprocessing, colour=False,
+                    with_windows=with_windows)
+
+
+def dense_dataset(source: str, *, test_scale: int, crop_size: int | Sequence[int],
+                  split: str = "validation", preprocessing: str = "caffe") -> tf.data.Dataset:
+    """Whole images rescaled to Q for dense localisation, in source order, one per element:
+    `(image [1, H, W, 3] preprocessed, label, factor [2] (y, x: rescaled over original),
+    boxes [max boxes, 4], box count, id)`."""
+    crop = data.parse_crop_size(crop_size)
+    if max(crop) > test_scale:
+        raise ValueError(f"crop_size {crop} is larger than the test scale Q={test_scale}")
+
+    def rescale(record):
+        image = data.decode_image(record["image"])
+        rescaled = data.rescale_shorter_side(image, test_scale)
+        factor = tf.cast(tf.shape(rescaled)[:2], tf.float32) / tf.cast(tf.shape(image)[:2],
+                                                                       tf.float32)
+        return {"image": rescaled, "factor": factor}
+
+    groups = data.map_skipping_undecodable(_boxed_records(source, split), rescale,
+                                           group_size=1)
+    return groups.unbatch().map(lambda record: (
+        imagenet.preprocess_input(record["image"], mode=preprocessing)[None], record["label"],
+        record["factor"], record["boxes"], record["box_count"], record["id"]))
