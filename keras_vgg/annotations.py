@@ -13,6 +13,7 @@ Boxes are corners in the image's pixels (`keras_vgg.boxes`).
 from __future__ import annotations
 
 import csv
+import functools
 import os
 import xml.etree.ElementTree as ElementTree
 
@@ -53,11 +54,19 @@ def read_solution_csv(path: str) -> dict[str, list[Box]]:
 
 def read(location: str) -> dict[str, list[Box]]:
     """`{image id (file name without extension): boxes}` from a `LOC_*_solution.csv` file or
-    a folder of XML files (searched recursively: ImageNet's per-synset folders)."""
+    a folder of XML files (searched recursively: ImageNet's per-synset folders). Read once
+    per process for each location and modification time: a training run opens its sources
+    several times, and ImageNet's training boxes are 544,546 files."""
+    if not os.path.exists(location):
+        raise ValueError(f"box annotations {location!r}: no such file or folder")
+    return _read(os.path.abspath(location), os.stat(location).st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=8)
+def _read(location: str, modified_ns: int) -> dict[str, list[Box]]:
+    del modified_ns  # part of the cache key
     if os.path.isfile(location):
         return read_solution_csv(location)
-    if not os.path.isdir(location):
-        raise ValueError(f"box annotations {location!r}: no such file or folder")
     result = {}
     for folder, _, names in sorted(os.walk(location)):
         for name in sorted(names):

@@ -515,8 +515,13 @@ def train_dataset(
     data_service: str | None = None,
     job_name: str | None = None,
     deterministic: bool = True,
+    record_transform: Callable[..., tf.Tensor | dict] | None = None,
 ) -> tf.data.Dataset:
     """One epoch of augmented training batches: `([b, crop_h, crop_w, 3] float32, [b] int32)`.
+
+    `record_transform(record, *, scale, crop_size, flip)` replaces the crop of a record
+    (`train_transform`); one returning `{"image", "label"}` also replaces the labels (box
+    targets, `keras_vgg.localisation_data`).
 
     With `input_context` (from `strategy.distribute_datasets_from_function`) the source is
     sharded per input pipeline and `b` is the per-replica batch. With `data_service` (a
@@ -557,9 +562,13 @@ def train_dataset(
     if shuffle_buffer > 1:  # with `epoch`, the input order already changes every epoch
         records = records.shuffle(shuffle_buffer, seed=seed,
                                   reshuffle_each_iteration=epoch is None)
+    if record_transform is None:
+        def record_transform(record, **geometry):
+            return train_transform(record["image"], record["seed"], **geometry)
+
     records = map_skipping_undecodable(
         with_seeds(records, seed, epoch),
-        lambda r: train_transform(r["image"], r["seed"], scale=scale, crop_size=crop, flip=flip),
+        lambda r: record_transform(r, scale=scale, crop_size=crop, flip=flip),
         deterministic=deterministic,
     )
     return _finish(

@@ -87,13 +87,10 @@ def _boxed_records(source: str, split: str, **options) -> tf.data.Dataset:
     return opened.dataset
 
 
-def _batches(groups: tf.data.Dataset, batch_size: int, *, preprocessing: str, colour: bool,
+def _batches(groups: tf.data.Dataset, batch_size: int, *, preprocessing: str,
              with_windows: bool = False) -> tf.data.Dataset:
     def output(record):
-        image = record["image"]
-        if colour:  # one seed per batch, as for classification
-            image = data.colour_shift(image, data.derived_seed(record["seed"][0], 2))
-        image = imagenet.preprocess_input(image, mode=preprocessing)
+        image = imagenet.preprocess_input(record["image"], mode=preprocessing)
         if with_windows:
             return (image, record["label"], record["window"], record["boxes"],
                     record["box_count"], record["id"])
@@ -103,39 +100,11 @@ def _batches(groups: tf.data.Dataset, batch_size: int, *, preprocessing: str, co
                                           ).prefetch(tf.data.AUTOTUNE)
 
 
-def train_dataset(
-    source: str,
-    *,
-    global_batch_size: int,
-    input_context: tf.distribute.InputContext | None = None,
-    scale: int | str | Sequence[int] = data.SCALE_JITTER,
-    crop_size: int | Sequence[int] = data.CROP_SIZE,
-    preprocessing: str = "caffe",
-    colour: bool = True,
-    flip: bool = True,
-    shuffle_buffer: int = 1024,
-    seed: int | None = None,
-    epoch: tf.Variable | None = None,
-) -> tf.data.Dataset:
-    """One epoch of augmented localisation batches, `(images, targets)`; the options are
-    `data.train_dataset`'s."""
-    scale, crop = data.parse_scale(scale), data.parse_crop_size(crop_size)
-    if max(crop) > scale[0]:
-        raise ValueError(f"crop_size {crop} is larger than the smallest training scale S="
-                         f"{scale[0]}")
-    if seed is not None and input_context is not None:
-        seed += 7919 * input_context.input_pipeline_id
-    records = _boxed_records(source, "train", input_context=input_context,
-                             shuffle_files=True, seed=seed, epoch=epoch)
-    if shuffle_buffer > 1:
-        records = records.shuffle(shuffle_buffer, seed=seed,
-                                  reshuffle_each_iteration=epoch is None)
-    groups = data.map_skipping_undecodable(
-        data.with_seeds(records, seed, epoch),
-        lambda record: train_transform(record, scale=scale, crop_size=crop, flip=flip))
-    batch_size = (global_batch_size if input_context is None
-                  else input_context.get_per_replica_batch_size(global_batch_size))
-    return _batches(groups, batch_size, preprocessing=preprocessing, colour=colour)
+def train_dataset(source: str, **options) -> tf.data.Dataset:
+    """One epoch of augmented localisation batches, `(images, targets)`: `data.train_dataset`
+    (and its options) with the boxes through the same geometry (`train_transform`)."""
+    _boxed_records(source, "train")
+    return data.train_dataset(source, record_transform=train_transform, **options)
 
 
 def centre_dataset(
@@ -159,7 +128,7 @@ def centre_dataset(
                                                  crop_size=crop))
     if input_context is not None:
         batch_size = input_context.get_per_replica_batch_size(batch_size)
-    return _batches(groups, batch_size, preprocessing=preprocessing, colour=False,
+    return _batches(groups, batch_size, preprocessing=preprocessing,
                     with_windows=with_windows)
 
 

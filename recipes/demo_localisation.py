@@ -5,15 +5,15 @@ image, in ImageNet's format).
 1. The demo's classification run, `<workdir>/run` (trained here as `make demo` trains it
    if it is not there).
 2. A localisation net with per-class box regression, fine-tuned from it with
-   `keras_vgg.training.train` (`task="localisation"`, `init_from` the run), the paper's
-   starting rate (1e-3 at batch 256) scaled to the batch otherwise.
+   `keras_vgg.training.train` (`task="localisation"`, `init_from` the run), at the demo's
+   rate `LOCALISATION_LEARNING_RATE`.
 3. Its localisation error on the held-out images under both protocols of Appendix A.2:
    the centre crop with the ground-truth class's box, and the full protocol (dense boxes,
    the classification net's top-5 classes, the greedy merge).
 4. Predicted (red) and true (green) boxes on a few held-out images, into
    `<workdir>/localisation/boxes.png`.
 
-    python recipes/demo_localisation.py [--workdir=demo] [--localisation_epochs=12]
+    python recipes/demo_localisation.py [--workdir=demo] [--localisation_epochs=15]
 """
 
 from __future__ import annotations
@@ -35,7 +35,14 @@ import demo_data  # noqa: E402
 import demo  # noqa: E402
 
 FLAGS = flags.FLAGS  # demo.py's: --workdir, --epochs (the classifier's, if it is trained)
-flags.DEFINE_integer("localisation_epochs", 12, "Localisation training epochs.")
+flags.DEFINE_integer("localisation_epochs", 15, "Localisation training epochs.")
+
+
+# 16x the paper's 1e-3 scaled to batch 32 (1.25e-4), as the classification demo runs
+# above the paper's rate: its small set gives few steps per epoch. Measured on this demo:
+# 0.005 diverges in the first epoch; 0.001 and 0.002 both reach ~78% of centre crops with
+# the box at IoU > 0.5, 0.002 within fewer epochs.
+LOCALISATION_LEARNING_RATE = 0.002
 
 
 def localisation_config(classifier: runs.RunConfig, epochs: int) -> runs.RunConfig:
@@ -47,7 +54,7 @@ def localisation_config(classifier: runs.RunConfig, epochs: int) -> runs.RunConf
         task="localisation", box_regression="pcr", init_from=classifier.model_dir,
         data=f"folder:{images}/train?boxes={images}/boxes/train",
         val_data=f"folder:{images}/val?boxes={images}/boxes/val",
-        learning_rate=0.001, epochs=epochs)
+        learning_rate=LOCALISATION_LEARNING_RATE, epochs=epochs)
 
 
 def plot(details, class_names, png: str, count: int = 8) -> None:

@@ -67,6 +67,23 @@ def test_demo_trains_evaluates_and_plots(tmp_path):
         assert noise not in result.stdout + result.stderr, noise
 
 
+def test_demo_localisation_reports_both_protocols_and_draws_boxes(tmp_path):
+    result = run("demo_localisation.py", f"--workdir={tmp_path}", "--train_per_class=12",
+                 "--val_per_class=4", "--epochs=2", "--localisation_epochs=2")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "No finished classification run" in result.stdout  # so it trained one first
+    line = result.stdout.splitlines()[-1]
+    errors = re.fullmatch(
+        r"Localisation \(Appendix A.2\), per-class regression, localisation error \(centre "
+        r"crop, ground-truth class, Q=84\) on 40 images: top-1 ([0-9.]+)%; localisation "
+        r"error \(full image, dense, merged, Q=84\) on 40 images: top-1 ([0-9.]+)%, top-5 "
+        r"([0-9.]+)%\. Boxes drawn: (.*)", line)
+    assert errors, line
+    assert float(errors[2]) >= float(errors[3])  # five guesses do no worse than one
+    assert Path(errors[4]).stat().st_size > 10_000
+    assert runs.load(tmp_path / "localisation").config.init_from == str(tmp_path / "run")
+
+
 @pytest.mark.parametrize("flags, message", [
     (["--config=F"], "imagenet_train.py: error: unknown VGG config 'F'"),
     (["--val_data="], "imagenet_train.py: error: val_data is needed for folder: and tfrecord:"),
