@@ -55,8 +55,8 @@ SIGNATURE_PIXELS = "serving_default"
 SIGNATURE_BYTES = "image_bytes"
 INPUT_PIXELS = "images"
 INPUT_BYTES = "image_bytes"
-OUTPUTS = ("probabilities", "top_k_ids", "top_k_names", "top_k_probabilities", "score_map",
-           "boxes")
+OUTPUTS = ("probabilities", "top_k_ids", "top_k_names", "top_k_probabilities", "score_map")
+BOXES = "boxes"  # with a localisation net
 WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
 # The export's ServingOptions, for evaluation of the SavedModel (TF-Serving ignores it).
 OPTIONS_FILE = os.path.join("assets.extra", "keras_vgg_serving_options.json")
@@ -226,7 +226,7 @@ def serving_functions(model: keras.Model, *, options: ServingOptions,
             "top_k_probabilities": top.values,
         }
         if boxes is not None:
-            outputs["boxes"] = boxes
+            outputs[BOXES] = boxes
         return outputs
 
     def serve_pixels(images):

@@ -9,6 +9,13 @@ shaped like its Tables 3-5 (top-1 / top-5 error, and images/s).
     python recipes/imagenet_eval.py --model_dir=runs/d,runs/e --data=folder:/data/val
     python recipes/imagenet_eval.py --config=D,E --weights=imagenet,imagenet --data=...
 
+Localisation runs (`--task=localisation`, Appendix A) are evaluated under both protocols
+of Appendix A.2; the full one needs the classification net, by default the run the
+localisation run was initialised from (`--classifier_dir` to name another). Several
+localisation runs merge the union of their boxes:
+
+    python recipes/imagenet_eval.py --model_dir=runs/d_loc --data="folder:/data/val?boxes=..."
+
 A run directory (`--model_dir`, written by `recipes/imagenet_train.py`) says everything
 else: the network, its crop, classes and preprocessing, and the paper's multi-scale Q set
 for its training scale ({S-32, S, S+32}, or {S_min, (S_min+S_max)/2, S_max} when jittered).
@@ -27,7 +34,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from absl import app, flags  # noqa: E402
 
 import keras_vgg  # noqa: E402
-from keras_vgg import data, evaluation, imagenet, runs, sources  # noqa: E402
+from keras_vgg import data, evaluation, imagenet, localisation_eval, runs, sources  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("model_dir", None, "A training run's directory (the net and its settings), "
@@ -48,8 +55,35 @@ flags.DEFINE_integer("crop_size", data.CROP_SIZE, "With --weights: their trainin
 flags.DEFINE_float("width_multiplier", 1.0, "With --weights: the trained network's width.")
 flags.DEFINE_enum("preprocessing", "caffe", list(imagenet.PREPROCESSING_MODES),
                   "With --weights: caffe for Keras weights, torch for torchvision/timm ones.")
+flags.DEFINE_string("classifier_dir", None, "With localisation runs: the classification run "
+                    "whose scores rate their boxes; default the run they started from.")
 flags.mark_flags_as_mutual_exclusive(["model_dir", "weights", "saved_model"], required=True)
 NETWORK_FLAGS = ("config", "crop_size", "width_multiplier", "preprocessing")
+
+
+def localisation_report(localisers: list[runs.Run], scales: tuple[int, ...]) -> str:
+    """Both protocols of Appendix A.2 for localisation runs, one line each."""
+    if any(run.config.task != "localisation" for run in localisers):
+        raise ValueError("--model_dir mixes localisation and classification runs")
+    classifier_dir = FLAGS.classifier_dir or localisers[0].config.init_from
+    if not (classifier_dir and runs.is_run(classifier_dir)
+            and runs.load(classifier_dir).config.task == "classification"):
+        raise ValueError("the full protocol rates boxes with a classification net: give "
+                         "--classifier_dir=RUN")
+    classifier = runs.load(classifier_dir)
+    for run in localisers:
+        runs.check_same_classes(classifier.class_ids, run.class_ids,
+                                what=f"the localisation run {run.directory}")
+    q = scales[0] if scales else localisers[0].test_scale
+    options = {"test_scale": q, "preprocessing": localisers[0].config.preprocessing,
+               "split": FLAGS.split}
+    nets = [run.build_model() for run in localisers]
+    lines = [f"{run.directory}: " + localisation_eval.centre_crop(net, FLAGS.data, **options)[
+        0].summary() for run, net in zip(localisers, nets, strict=True)]
+    full, _ = localisation_eval.full(nets, classifier.build_model(), FLAGS.data, **options)
+    names = " + ".join(run.directory for run in localisers)
+    return "\n".join([*lines, f"{names} (boxes rated by {classifier.directory}): "
+                       f"{full.summary()}"])
 
 
 def main(argv):
@@ -66,9 +100,12 @@ def main(argv):
         given = [f"--{name}" for name in NETWORK_FLAGS if FLAGS[name].present]
         if FLAGS.model_dir and given:
             raise ValueError(f"--model_dir describes the network: drop {', '.join(given)}")
-        nets = [evaluation.Net.of_run(runs.load(path), FLAGS.data, split=FLAGS.split,
-                                      test_scales=scales)
-                for path in FLAGS.model_dir or ()] or nets_of_weights(scales)
+        loaded = [runs.load(path) for path in FLAGS.model_dir or ()]
+        if any(run.config.task == "localisation" for run in loaded):
+            print(localisation_report(loaded, scales))
+            return
+        nets = [evaluation.Net.of_run(run, FLAGS.data, split=FLAGS.split, test_scales=scales)
+                for run in loaded] or nets_of_weights(scales)
         if len(nets) > 1:
             rows = [row for protocol in FLAGS.protocols for row in evaluation.fuse(
                 nets, FLAGS.data, protocol=protocol, flip=FLAGS.flip, split=FLAGS.split,

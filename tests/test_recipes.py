@@ -82,6 +82,30 @@ def test_demo_localisation_reports_both_protocols_and_draws_boxes(tmp_path):
     assert float(errors[2]) >= float(errors[3])  # five guesses do no worse than one
     assert Path(errors[4]).stat().st_size > 10_000
     assert runs.load(tmp_path / "localisation").config.init_from == str(tmp_path / "run")
+    boxed = f"?boxes={tmp_path}/images/boxes/val"
+    report = run("imagenet_eval.py", f"--model_dir={tmp_path}/localisation,"
+                 f"{tmp_path}/localisation", f"--data=folder:{tmp_path}/images/val{boxed}")
+    assert report.returncode == 0, report.stderr[-3000:]
+    lines = report.stdout.strip().splitlines()[-3:]
+    assert all(f"localisation error (centre crop, ground-truth class, Q=84) on 40 images: "
+               f"top-1 {errors[1]}%" in line for line in lines[:2])
+    # One net's boxes merged with a copy of themselves: the same guesses as the demo's.
+    assert lines[2].endswith(f"(boxes rated by {tmp_path}/run): localisation error (full "
+                             f"image, dense, merged, Q=84) on 40 images: top-1 {errors[2]}%, "
+                             f"top-5 {errors[3]}%")
+    cli = run("imagenet_train.py", "--task=localisation", "--box_regression=scr",
+              f"--init_from={tmp_path}/run", "--config=A", "--width_multiplier=0.125",
+              "--scale=72,96", "--crop_size=64", "--epochs=1", "--batch_size=16",
+              f"--data=folder:{tmp_path}/images/train?boxes={tmp_path}/images/boxes/train",
+              f"--val_data=folder:{tmp_path}/images/val{boxed}", f"--model_dir={tmp_path}/scr")
+    assert cli.returncode == 0, cli.stderr[-3000:]
+    assert "the paper's localisation rate 0.001 at batch 256, x 16/256" in cli.stdout
+    assert runs.load(tmp_path / "scr").build_model().output_shape == (None, 4)
+    no_boxes = run("imagenet_train.py", "--task=localisation", f"--init_from={tmp_path}/run",
+                   "--config=A", "--width_multiplier=0.125", "--scale=72,96",
+                   "--crop_size=64", f"--data=folder:{tmp_path}/images/train",
+                   f"--val_data=folder:{tmp_path}/images/val", f"--model_dir={tmp_path}/x")
+    assert no_boxes.returncode != 0 and "localisation needs boxes" in no_boxes.stderr
 
 
 @pytest.mark.parametrize("flags, message", [
