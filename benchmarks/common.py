@@ -23,7 +23,7 @@ from absl import flags
 flags.DEFINE_bool("quick", False, "Smoke run: 32 px images, a batch of 2 (4 with 4 replicas), "
                  "BENCHMARKS.md untouched.")
 
-BATCH, SIZE = 16, 224  # the batch and image side
+BATCH, SIZE = 16, 224  # a batch of 16 at the paper's 224 px crop
 QUICK_BATCH, QUICK_SIZE = 2, 32  # --quick: a smoke run
 LIBRARIES = ("keras.applications", "keras_vgg")
 

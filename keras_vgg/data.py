@@ -313,8 +313,8 @@ def multi_crop(
 def derived_seed(seed: tf.Tensor, stream: int) -> tf.Tensor:
     """A stateless int64 seed `[2]` for one random decision, `stream` >= 1: `[a 64-bit
     Philox draw from seed, stream]`. Images whose seeds differ by one (the epoch-keyed
-    `[seed, epoch * 2**32 + position]`) thus get unrelated streams, where adding the stream
-    to the seed made image p's stream 1 image p+1's own seed."""
+    `[seed, epoch * 2**32 + position]`) thus get unrelated streams; a seed plus the stream
+    number would be the next image's own seed."""
     return tf.random.experimental.stateless_fold_in(seed, tf.constant(stream, tf.int64))
 
 

@@ -30,9 +30,8 @@ from absl import app, flags  # noqa: E402
 from keras_vgg import localisation_eval, runs, training  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import demo_data  # noqa: E402
-
 import demo  # noqa: E402
+import demo_data  # noqa: E402
 
 FLAGS = flags.FLAGS  # demo.py's: --workdir, --epochs (the classifier's, if it is trained)
 flags.DEFINE_integer("localisation_epochs", 15, "Localisation training epochs.")

@@ -29,7 +29,7 @@ def ladder():
 
 
 @pytest.mark.full_size
-def test_vgg16_table_has_the_issue_s_numbers():
+def test_vgg16_table_has_the_papers_counts():
     model = anatomy.build("D")
     rows = anatomy.layer_rows(model)
     by_name = {row.name: row for row in rows}

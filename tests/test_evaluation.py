@@ -201,7 +201,6 @@ def test_a_net_fused_with_itself_is_unchanged(tiny_run, demo_images):
 
 def test_two_trained_nets_fused_are_no_worse_than_the_worse(demo_images, tmp_path):
     import demo_data
-
     from keras_vgg import runs, training
 
     demo_data.write(str(tmp_path / "images"), train_per_class=8, val_per_class=4)

@@ -200,17 +200,50 @@ def test_served_boxes_grow_from_the_best_position():
     np.testing.assert_allclose(got.numpy()[0, 0], [4.4, 4, 12.4, 12], rtol=1e-5)
 
 
-def test_localisation_trains_from_a_classification_run_and_is_tested(tiny_run, tmp_path,
-                                                                     capfd):
+@pytest.fixture
+def boxed_images(tmp_path):
+    """The demo's image set, 2 training and 1 held-out image per class, with boxes."""
     import demo_data
 
     demo_data.write(str(tmp_path / "images"), train_per_class=2, val_per_class=1)
-    images = tmp_path / "images"
-    config = dataclasses.replace(
-        tiny_run_config(tmp_path / "loc", images), task="localisation",
+    return tmp_path / "images"
+
+
+def localisation_run_config(model_dir, images, init_from, **overrides):
+    return dataclasses.replace(
+        tiny_run_config(model_dir, images), task="localisation",
         data=f"folder:{images}/train?boxes={images}/boxes/train",
-        val_data=f"folder:{images}/val?boxes={images}/boxes/val",
-        init_from=tiny_run.directory)
+        val_data=f"folder:{images}/val?boxes={images}/boxes/val", init_from=init_from,
+        **overrides)
+
+
+def test_an_interrupted_localisation_run_resumes(tiny_run, boxed_images, tmp_path,
+                                                 monkeypatch):
+    from keras_vgg import callbacks
+
+    config = localisation_run_config(tmp_path / "loc", boxed_images, tiny_run.directory,
+                                     epochs=3)
+    schedule_end = callbacks.PaperSchedule.on_epoch_end
+
+    def interrupted(self, epoch, logs=None):
+        if epoch == 1:
+            raise KeyboardInterrupt
+        return schedule_end(self, epoch, logs)
+
+    monkeypatch.setattr(callbacks.PaperSchedule, "on_epoch_end", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        training.train(config, verbose=0)
+    monkeypatch.setattr(callbacks.PaperSchedule, "on_epoch_end", schedule_end)
+    result = training.train(config, verbose=0)
+    assert result.epochs == 3
+    with open(tmp_path / "loc" / "history.csv") as file:
+        assert [line.split(",")[0] for line in file.read().splitlines()[1:]] == ["0", "1", "2"]
+    assert runs.load(tmp_path / "loc").build_model().output_shape == (None, 40)
+
+
+def test_localisation_trains_from_a_classification_run_and_is_tested(tiny_run, boxed_images,
+                                                                     tmp_path, capfd):
+    config = localisation_run_config(tmp_path / "loc", boxed_images, tiny_run.directory)
     assert config.initial_learning_rate == pytest.approx(1e-3 * 4 / 256)
     result = training.train(config, verbose=0)
     assert "the true class's box at IoU > 0.5" in result.summary()

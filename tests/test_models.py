@@ -8,7 +8,7 @@ from conftest import NARROW
 import keras_vgg
 from keras_vgg import configs
 
-# ../shared/PAPER.md, Table 1 / Table 2.
+# The paper's Table 2: parameters of each configuration (1000 classes, 224 px).
 PAPER_PARAMETERS = {
     "A": 132_863_336,
     "A-LRN": 132_863_336,

@@ -336,7 +336,6 @@ def test_a_full_disk_stops_the_run_with_its_files_intact_and_it_resumes(tmp_path
     do (no crash), every file it wrote still loads, and once there is space the same
     command resumes."""
     import demo_data
-
     import keras_vgg
     from keras_vgg import runs
 
