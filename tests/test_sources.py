@@ -45,7 +45,8 @@ def test_bad_source_specs(spec, error):
 
 def test_unknown_option_names_the_accepted_ones(tmp_path):
     imagenet_folder(str(tmp_path), ["n01"], per_class=1)
-    with pytest.raises(ValueError, match=r"unknown options \['label_offset'\].*\['classes'"):
+    with pytest.raises(ValueError, match=r"unknown options \['label_offset'\]; this kind "
+                       r"accepts \['boxes', 'classes', 'labels', 'multi_label'\]"):
         sources.open_source(f"folder:{tmp_path}?label_offset=1")
 
 
