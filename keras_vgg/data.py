@@ -335,9 +335,13 @@ def train_transform(
         crop_size,
     )
     if flip:
-        mirror = tf.random.stateless_uniform([], derived_seed(seed, 1)) < 0.5
-        image = tf.cond(mirror, lambda: tf.reverse(image, [1]), lambda: image)
+        image = tf.cond(is_mirrored(seed), lambda: tf.reverse(image, [1]), lambda: image)
     return image
+
+
+def is_mirrored(seed: tf.Tensor) -> tf.Tensor:
+    """Whether the training crop of the image with `seed` is flipped (boolean scalar)."""
+    return tf.random.stateless_uniform([], derived_seed(seed, 1)) < 0.5
 
 
 # --- Datasets ------------------------------------------------------------------------------

@@ -52,7 +52,7 @@ def train_transform(record: dict, *, scale: tuple[int, int], crop_size: tuple[in
     image = data.decode_resized_window(contents, lambda _shape: window, crop_size)
     mirrored = False
     if flip:
-        mirrored = tf.random.stateless_uniform([], data.derived_seed(seed, 1)) < 0.5
+        mirrored = data.is_mirrored(seed)
         image = tf.cond(mirrored, lambda: tf.reverse(image, [1]), lambda: image)
     return {"image": image, "label": target(record, window, mirrored)}
 
