@@ -35,7 +35,7 @@ from absl import app, flags  # noqa: E402
 import keras_vgg  # noqa: E402
 from benchmarks import report  # noqa: E402
 from benchmarks.photos import imagenet_like_jpegs  # noqa: E402
-from keras_vgg import data, runs, training  # noqa: E402
+from keras_vgg import image_ops, runs, training  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_integer("steps", 60, "SGD steps per network and initialisation.", lower_bound=1)
@@ -52,8 +52,8 @@ def photo_batch(crop_size: int) -> tuple[np.ndarray, np.ndarray]:
     labels `[n]` (photograph i is class i)."""
     images = []
     for jpeg in imagenet_like_jpegs():
-        image = data.rescale_shorter_side(data.decode_image(jpeg), runs.PAPER_SCALE)
-        images.append(data.central_crop(image, (crop_size, crop_size)))
+        image = image_ops.rescale_shorter_side(image_ops.decode_image(jpeg), runs.PAPER_SCALE)
+        images.append(image_ops.central_crop(image, (crop_size, crop_size)))
     batch = keras_vgg.preprocess_input(tf.stack(images))
     return np.asarray(batch), np.arange(len(images))
 
@@ -111,7 +111,7 @@ def verdict(before: float, trace: list[float], after: float) -> str:
 
 def main(argv):
     del argv
-    width, crop, steps = (1 / 16, 32, 2) if FLAGS.quick else (1.0, data.CROP_SIZE, FLAGS.steps)
+    width, crop, steps = (1 / 16, 32, 2) if FLAGS.quick else (1.0, image_ops.CROP_SIZE, FLAGS.steps)
     batch, labels = photo_batch(crop)
     run = measure if FLAGS.quick else measure_in_a_fresh_process  # narrow nets are small
     rows = [f"| config | initialisation | cross-entropy at start | training loss at step 1 | "

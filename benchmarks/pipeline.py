@@ -10,7 +10,7 @@ tf.data thread, alternating, best of `--repeats`:
                the same, with the decoded image cast to float32 before resizing, as ours
                does: ours / this row is what decoding and resizing only the window
                is worth alone
-  ours         keras_vgg.data.train_transform (decode only the crop window, resize it,
+  ours         keras_vgg.image_ops.train_transform (decode only the crop window, resize it,
                flip); colour shift per batch
   naive+guard, ours+guard
                the same inside the guard that skips and names undecodable files, as
@@ -35,7 +35,7 @@ from absl import app, flags  # noqa: E402
 
 from benchmarks import report  # noqa: E402
 from benchmarks.photos import PHOTOS, imagenet_like_jpegs  # noqa: E402
-from keras_vgg import data  # noqa: E402
+from keras_vgg import guard, image_ops  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_integer("images", 512, "Images per timed pass.")
@@ -46,12 +46,13 @@ def naive_transform(contents, seed, float32=False):
     """Decode everything, rescale everything to S, then crop and flip. The decoded uint8
     image is resized as it is, as in the usual `tf.image.resize(tf.io.decode_jpeg(...))`,
     or with `float32` cast first, as ours casts its window."""
-    s = tf.random.stateless_uniform([], data.derived_seed(seed, 3), data.SCALE_JITTER[0],
-                                    data.SCALE_JITTER[1] + 1, dtype=tf.int32)
+    s = tf.random.stateless_uniform([], image_ops.derived_seed(seed, 3), image_ops.SCALE_JITTER[0],
+                                    image_ops.SCALE_JITTER[1] + 1, dtype=tf.int32)
     image = tf.io.decode_jpeg(contents, channels=3)
-    image = data.rescale_shorter_side(tf.cast(image, tf.float32) if float32 else image, s)
-    image = tf.image.stateless_random_crop(image, [data.CROP_SIZE, data.CROP_SIZE, 3], seed)
-    return tf.image.stateless_random_flip_left_right(image, data.derived_seed(seed, 1))
+    image = image_ops.rescale_shorter_side(tf.cast(image, tf.float32) if float32 else image, s)
+    crop = image_ops.CROP_SIZE
+    image = tf.image.stateless_random_crop(image, [crop, crop, 3], seed)
+    return tf.image.stateless_random_flip_left_right(image, image_ops.derived_seed(seed, 1))
 
 
 def records(jpegs: list[bytes], count: int) -> tf.data.Dataset:
@@ -75,14 +76,14 @@ def paths(jpegs, count):
     base = records(jpegs, count)
 
     def coloured(batches):
-        return batches.map(lambda batch: data.colour_shift(
-            batch["image"], data.derived_seed(batch["seed"][0], 2)))
+        return batches.map(lambda batch: image_ops.colour_shift(
+            batch["image"], image_ops.derived_seed(batch["seed"][0], 2)))
 
     def image_by(transform):
         return base.map(lambda r: {"image": transform(r["image"], r["seed"]), "seed": r["seed"]})
 
     def guarded(transform):
-        return data.map_skipping_undecodable(
+        return guard.map_skipping_undecodable(
             base, lambda r: transform(r["image"], r["seed"])).rebatch(32)
 
     return {
@@ -90,16 +91,23 @@ def paths(jpegs, count):
         "naive": coloured(image_by(naive_transform).batch(32)),
         "naive, float32 resize": coloured(image_by(
             lambda contents, seed: naive_transform(contents, seed, float32=True)).batch(32)),
-        "ours": coloured(image_by(data.train_transform).batch(32)),
+        "ours": coloured(image_by(image_ops.train_transform).batch(32)),
         # as train_dataset runs them: inside the guard, its groups of survivors re-batched
         "naive+guard": coloured(guarded(naive_transform)),
-        "ours+guard": coloured(guarded(data.train_transform)),
+        "ours+guard": coloured(guarded(image_ops.train_transform)),
     }
 
 
 def images_per_second(dataset: tf.data.Dataset, count: int) -> float:
+    """Counted inside the graph (`Dataset.reduce`): decode-only yields one image per
+    element and the others a batch, and no path should pay for Python's iteration."""
+
+    def add(total, element):
+        batched = element.shape.rank != 3
+        return total + (tf.shape(element, tf.int64)[0] if batched else 1)
+
     start = time.perf_counter()
-    seen = sum(int(element.shape[0]) if element.shape.rank == 4 else 1 for element in dataset)
+    seen = int(dataset.reduce(tf.constant(0, tf.int64), add))
     elapsed = time.perf_counter() - start
     if seen != count:
         raise RuntimeError(f"expected {count} images, the pipeline gave {seen}")
@@ -112,8 +120,7 @@ def main(argv):
     jpegs = imagenet_like_jpegs()
     datasets = {name: single_core(ds) for name, ds in paths(jpegs, count).items()}
     for dataset in datasets.values():  # warm-up: trace functions, fill caches
-        for _ in dataset.take(4):
-            pass
+        images_per_second(dataset, count)
     best = dict.fromkeys(datasets, 0.0)
     for repeat in range(repeats):
         for name, dataset in datasets.items():
@@ -134,7 +141,8 @@ def main(argv):
             "Input pipeline (per core)",
             f"python -m benchmarks.pipeline --images={count} --repeats={repeats}",
             f"{len(PHOTOS)} scikit-image photographs re-encoded at 500x375 / 375x500 (JPEG q90); "
-            f"scale jitter S in {list(data.SCALE_JITTER)}, {data.CROP_SIZE} crops, flip, and "
+            f"scale jitter S in {list(image_ops.SCALE_JITTER)}, {image_ops.CROP_SIZE} crops, flip, "
+            f"and "
             f"the colour shift per batch of 32 in every training path; the process pinned to "
             f"one CPU core, one tf.data thread per path, best of {repeats} passes of {count} "
             f"images. The naive path resizes the decoded uint8 image, as "

@@ -26,7 +26,7 @@ from absl import app, flags  # noqa: E402
 
 import keras_vgg  # noqa: E402
 from benchmarks import report  # noqa: E402
-from keras_vgg import data, dense, imagenet, serving  # noqa: E402
+from keras_vgg import dense, image_ops, imagenet, serving  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_bool("quick", False, "Smoke run: a narrow net at 64 px, BENCHMARKS.md untouched.")
@@ -49,7 +49,7 @@ def main(argv):
             return signature(images=image)["probabilities"].numpy()
 
         def keras_direct(image):
-            x = imagenet.preprocess_input(data.rescale_shorter_side(image, q))
+            x = imagenet.preprocess_input(image_ops.rescale_shorter_side(image, q))
             return net(x, training=False)[dense.PROBABILITIES].numpy()
 
         paths = {"SavedModel": saved_model, "Keras": keras_direct}

@@ -22,7 +22,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from absl import app, flags  # noqa: E402
 
 import keras_vgg  # noqa: E402
-from keras_vgg import configs, data, imagenet, runs, serving  # noqa: E402
+from keras_vgg import configs, image_ops, imagenet, runs, serving  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model_dir", None, "A training run's directory: the net and its settings.")
@@ -32,13 +32,13 @@ flags.DEFINE_string("export_base", None, "TF-Serving's model base directory.")
 flags.DEFINE_string("model_name", None, "Served model name; default the config's (vgg16).")
 flags.DEFINE_integer("version", None, "Version number; default the next free one.")
 flags.DEFINE_integer("test_scale", None, "Q: images are rescaled to this shorter side; "
-                     f"default the run's, or {data.TEST_SCALE} for --weights.")
+                     f"default the run's, or {image_ops.TEST_SCALE} for --weights.")
 flags.DEFINE_string("config", "D", "With --weights: A, A-LRN, B, C, D, E or a variant.")
 flags.DEFINE_integer("classes", None, "With --weights: output classes; default the class "
                      "names' count, or 1000.")
 flags.DEFINE_string("class_names", None, "With --weights: a text file with one class name "
                     "per line; default ImageNet's names.")
-flags.DEFINE_integer("crop_size", data.CROP_SIZE, "With --weights: their training crop side.")
+flags.DEFINE_integer("crop_size", image_ops.CROP_SIZE, "With --weights: their training crop side.")
 flags.DEFINE_float("width_multiplier", 1.0, "With --weights: the trained network's width.")
 flags.DEFINE_enum("preprocessing", "caffe", list(imagenet.PREPROCESSING_MODES),
                   "With --weights: caffe for Keras weights, torch for torchvision/timm ones.")
@@ -47,7 +47,7 @@ flags.DEFINE_bool("flip", False, "Average with the mirror image (the paper; twic
 flags.DEFINE_bool("score_map", False, "Also return the class score map (serving_default).")
 flags.DEFINE_enum("pixel_dtype", "uint8", ["uint8", "float32"], "serving_default's input dtype.")
 flags.DEFINE_bool("warmup", True, "Write assets.extra/tf_serving_warmup_requests.")
-flags.DEFINE_integer("max_pixels", data.MAX_PIXELS, "The largest image served, in pixels "
+flags.DEFINE_integer("max_pixels", image_ops.MAX_PIXELS, "The largest image served, in pixels "
                      "(image_bytes reads it from each file's header before decoding).")
 flags.DEFINE_string("localisation_dir", None, "With --model_dir: a localisation run on its "
                     "classes (Appendix A); the signatures then also return `boxes`.")
@@ -95,7 +95,7 @@ def main(argv):
                 model, FLAGS.export_base, version=FLAGS.version, warmup=FLAGS.warmup,
                 model_name=FLAGS.model_name or configs.get(FLAGS.config).model_name,
                 options=serving.ServingOptions(
-                    **{"test_scale": data.TEST_SCALE, "preprocessing": FLAGS.preprocessing,
+                    **{"test_scale": image_ops.TEST_SCALE, "preprocessing": FLAGS.preprocessing,
                        **options}),
                 class_names=names)
     except (ValueError, FileExistsError, OSError) as error:

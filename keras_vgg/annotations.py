@@ -8,6 +8,9 @@
   `synset x_min y_min x_max y_max` per box.
 
 Boxes are corners in the image's pixels (`keras_vgg.boxes`).
+
+Boxes are matched to images by file name; images without a box of their class are counted
+and left out (`keras_vgg.sources`).
 """
 
 from __future__ import annotations

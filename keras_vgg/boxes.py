@@ -9,9 +9,12 @@ image's pixels; the localisation net predicts centre boxes relative to its input
 (0, 0) its top-left corner and (1, 1) its bottom-right.
 
 Geometry. Every training crop and test window is a window `[y, x, height, width]` of the
-original image (`keras_vgg.data.crop_window`), so a box follows an isotropic rescale and a
+original image (`keras_vgg.image_ops.crop_window`), so a box follows an isotropic rescale and a
 crop in one step, `to_window`; a horizontal flip maps x to 1 - x (`flip`). A dense box
 map's positions each saw one window of the rescaled image (`dense_corners`).
+
+Scoring (ILSVRC): an image counts as localised when one of its top-1 (or top-5) (class, box)
+guesses names a ground-truth box's class with IoU above 0.5.
 """
 
 from __future__ import annotations

@@ -14,6 +14,14 @@ guard's reference loss and the dropout layers' random-generator states. The run 
   Backup           Keras' BackupAndRestore, writing its checkpoint atomically.
   Throughput       images/s of each epoch's training steps.
   EpochCounter     the epoch, for the input pipeline's per-epoch seeds.
+
+The divergence guard stops at a NaN or infinite loss, a first loss over 100 x ln(classes)
+(the initialisation or the inputs: its message names `init` and `preprocessing`), a step's
+loss a hundredfold over the lowest so far, or an infinite validation loss (its message names
+the learning rate in use, a lower one to try and, for "gaussian", `init="glorot"`). It says to
+start a new `model_dir`: resuming would repeat the same steps. The data guard stops an epoch
+in which every training (or validation) file was skipped, with that reason, before any
+weights are written or accuracy printed.
 """
 
 from __future__ import annotations

@@ -8,6 +8,9 @@ each process writes, and what multi-worker training needs beyond Keras.
 - `fit_under_multi_worker`: the one place that works around Keras 3.15's `fit` under that
   strategy (keras-team/keras#20585, tensorflow/tensorflow#72388);
   `tests/test_distribute.py` fails when Keras changes what it patches.
+
+Each worker reads its own shard of the data, and workers that would resume from different
+epochs stop and say so. One and four replicas are tested to reach the same weights.
 """
 
 from __future__ import annotations

@@ -5,6 +5,9 @@ when complete (a rename within a directory is atomic), so a reader sees the old 
 the new one, never part of one. Before weights are written, the free space is checked
 against their size: HDF5 writing into a full disk can fail in ways that are hard to
 recover from, and stopping before the write keeps every earlier file intact.
+
+A full disk stops the run with a one-line message; when space is freed, the same command
+resumes from the files left intact.
 """
 
 from __future__ import annotations

@@ -13,6 +13,12 @@ A preset directory, as `keras_hub.models.VGGBackbone.save_to_preset` writes it:
 KerasHub's backbone is Table 1's 3x3 networks (A, B, D, E) without LRN; its presets'
 `image_converter.json` says how they preprocess. Nothing here imports keras_hub: the files
 are Keras' own formats, read with `keras_vgg.weights`' checks.
+
+The preset's config names the network: its convolutions per stage give A, B, D or E
+(KerasHub has no C, LRN or batch norm) and its filters the width. A classifier preset's head
+(7x7 and 1x1 convolutions, or dense layers) becomes fc1, fc2 and predictions; its kernels are
+reshaped, so the preset must match the model's 224 crop and class count.
+`tests/test_kerashub.py` checks every direction against keras_hub itself, with random weights.
 """
 
 from __future__ import annotations

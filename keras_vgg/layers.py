@@ -1,4 +1,9 @@
-"""Layers the paper needs that Keras does not ship."""
+"""Layers the paper needs that Keras does not ship.
+
+`LocalResponseNormalization` is AlexNet's LRN, which configuration A-LRN uses. It is written in
+`keras.ops`, so it runs on every backend, and it is checked against
+`tf.nn.local_response_normalization` and `torch.nn.LocalResponseNorm`.
+"""
 
 from __future__ import annotations
 

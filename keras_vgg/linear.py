@@ -9,6 +9,10 @@ classes of single-label data (by mean class recall), one per class for multi-lab
 `score` reports the paper's metrics on held-out descriptors: mean class recall (Caltech)
 for single-label data, mean average precision (VOC) for multi-label data, with the
 per-class numbers.
+
+Average precision is VOC 2007's 11-point AP or VOC 2010's area under the curve (`AP_METHODS`);
+`recipes/transfer.py --ap_method=auto` uses the 11-point AP for `tfds:voc/2007`. VOC's
+"difficult" labels are left out of that class's SVM and score, as VOC's evaluation does.
 """
 
 from __future__ import annotations

@@ -9,6 +9,10 @@ the ground-truth class's box counts.
 
 Targets are `[batch, 6]` float32: `(label, centre x, centre y, width, height, weight)`,
 weight 0 for a crop that shows no part of its object (`keras_vgg.localisation_data`).
+
+A localisation run started from a classification run (`init_from`) takes every other layer
+from it and fine-tunes all layers (better than the FC layers alone, in the paper), at the
+paper's fine-tuning rate 1e-3 scaled to the batch.
 """
 
 from __future__ import annotations

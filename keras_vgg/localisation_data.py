@@ -1,17 +1,16 @@
 """Box-aware tf.data pipelines for localisation (Appendix A): the classification
-pipeline's geometry (`keras_vgg.data`), with each image's ground-truth boxes carried
-through it. Sources need boxes (`folder:...?boxes=...`, `keras_vgg.sources`).
+pipeline's geometry (`keras_vgg.image_ops.train_crop`), with each image's ground-truth boxes
+carried through it. Sources need boxes (`folder:...?boxes=...`, `keras_vgg.sources`).
 
 Training: the crop window is drawn as for classification (S, then a position); the boxes
 are mapped into it (`keras_vgg.boxes.to_window`), mirrored with the image, and left alone
 by the colour shift. The target is the box of the image's class with the largest area
 inside the crop, whole: its coordinates go beyond [0, 1] where the object extends beyond
 the crop, so that the net learns the object's extent, which both test protocols score
-against. (Clipping the target to the crop was measured on the demo: boxes that never
-leave the crop cannot reach IoU 0.5 with an object larger than the centre crop.) A crop
-that shows no part of any box (a small object and a large S) keeps its place in the batch
-with weight 0: it teaches nothing about boxes, and dropping it would make batches uneven
-across replicas.
+against. (A target clipped to the crop could never reach IoU 0.5 with an object larger
+than the centre crop.) A crop that shows no part of any box (a small object and a large S)
+keeps its place in the batch with weight 0: it teaches nothing about boxes, and dropping it
+would make batches uneven across replicas.
 
 Evaluation (Appendix A.2's first protocol): rescale to Q, centre crop; the same target
 rule, and the crop's window in the original image, so that predictions map back to it.
@@ -26,7 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from keras_vgg import boxes, data, imagenet, sources
+from keras_vgg import boxes, data, guard, image_ops, imagenet, sources
 from keras_vgg.requires_tensorflow import tf
 
 
@@ -44,23 +43,17 @@ def target(record: dict, window: tf.Tensor, mirrored: tf.Tensor | bool = False) 
 
 def train_transform(record: dict, *, scale: tuple[int, int], crop_size: tuple[int, int],
                     flip: bool = True) -> dict:
-    """A record with boxes -> `{"image": crop, "label": target}`: `data.train_transform`'s
-    crop and flip, the same random draws, with the boxes through the same geometry."""
-    contents, seed = record["image"], record["seed"]
-    window = data.crop_window(data.declared_size(contents), scale=scale, crop_size=crop_size,
-                              seed=seed)
-    image = data.decode_resized_window(contents, lambda _shape: window, crop_size)
-    mirrored = False
-    if flip:
-        mirrored = data.is_mirrored(seed)
-        image = tf.cond(mirrored, lambda: tf.reverse(image, [1]), lambda: image)
+    """A record with boxes -> `{"image": crop, "label": target}`: classification's training
+    crop (`image_ops.train_crop`), with the boxes through the same geometry."""
+    image, window, mirrored = image_ops.train_crop(
+        record["image"], record["seed"], scale=scale, crop_size=crop_size, flip=flip)
     return {"image": image, "label": target(record, window, mirrored)}
 
 
 def centre_window(image_shape: tf.Tensor, test_scale: int, crop_size: tuple[int, int]
                   ) -> tf.Tensor:
     """The original-image window `[y, x, height, width]` (float32) that rescaling to Q and
-    `data.central_crop` keep."""
+    `image_ops.central_crop` keep."""
     shape = tf.cast(image_shape[:2], tf.float32)
     factor = test_scale / tf.reduce_min(shape)
     rescaled = tf.maximum(tf.round(shape * factor), 1.0)
@@ -72,8 +65,8 @@ def centre_window(image_shape: tf.Tensor, test_scale: int, crop_size: tuple[int,
 
 def centre_transform(record: dict, *, test_scale: int, crop_size: tuple[int, int]) -> dict:
     """A record with boxes -> `{"image": centre crop at Q, "label": target, "window"}`."""
-    image = data.decode_image(record["image"])
-    crop = data.central_crop(data.rescale_shorter_side(image, test_scale), crop_size)
+    image = image_ops.decode_image(record["image"])
+    crop = image_ops.central_crop(image_ops.rescale_shorter_side(image, test_scale), crop_size)
     crop.set_shape([*crop_size, 3])
     window = centre_window(tf.shape(image), test_scale, crop_size)
     return {"image": crop, "label": target(record, window), "window": window}
@@ -111,7 +104,7 @@ def centre_dataset(
     source: str,
     *,
     test_scale: int,
-    crop_size: int | Sequence[int] = data.CROP_SIZE,
+    crop_size: int | Sequence[int] = image_ops.CROP_SIZE,
     batch_size: int = 32,
     split: str = "validation",
     preprocessing: str = "caffe",
@@ -119,11 +112,11 @@ def centre_dataset(
     with_windows: bool = False,
 ) -> tf.data.Dataset:
     """Centre crops at Q with their targets, in source order, each image once."""
-    crop = data.parse_crop_size(crop_size)
+    crop = image_ops.parse_crop_size(crop_size)
     if max(crop) > test_scale:
         raise ValueError(f"crop_size {crop} is larger than the test scale Q={test_scale}")
     records = _boxed_records(source, split, input_context=input_context)
-    groups = data.map_skipping_undecodable(
+    groups = guard.map_skipping_undecodable(
         records, lambda record: centre_transform(record, test_scale=test_scale,
                                                  crop_size=crop))
     if input_context is not None:
@@ -137,18 +130,18 @@ def dense_dataset(source: str, *, test_scale: int, crop_size: int | Sequence[int
     """Whole images rescaled to Q for dense localisation, in source order, one per element:
     `(image [1, H, W, 3] preprocessed, label, factor [2] (y, x: rescaled over original),
     boxes [max boxes, 4], box count, id)`."""
-    crop = data.parse_crop_size(crop_size)
+    crop = image_ops.parse_crop_size(crop_size)
     if max(crop) > test_scale:
         raise ValueError(f"crop_size {crop} is larger than the test scale Q={test_scale}")
 
     def rescale(record):
-        image = data.decode_image(record["image"])
-        rescaled = data.rescale_shorter_side(image, test_scale)
+        image = image_ops.decode_image(record["image"])
+        rescaled = image_ops.rescale_shorter_side(image, test_scale)
         factor = tf.cast(tf.shape(rescaled)[:2], tf.float32) / tf.cast(tf.shape(image)[:2],
                                                                        tf.float32)
         return {"image": rescaled, "factor": factor}
 
-    groups = data.map_skipping_undecodable(_boxed_records(source, split), rescale,
+    groups = guard.map_skipping_undecodable(_boxed_records(source, split), rescale,
                                            group_size=1)
     return groups.unbatch().map(lambda record: (
         imagenet.preprocess_input(record["image"], mode=preprocessing)[None], record["label"],

@@ -10,6 +10,9 @@ ILSVRC's localisation error (`keras_vgg.boxes.localisation_error`).
    position are merged greedily (`boxes.greedy_merge`), rated by the class's scores, and
    the best merged box is the guess for that class. Several localisation nets: the union
    of their boxes is merged. Top-1 and top-5 error.
+
+The paper's reference: VGG won the ILSVRC-2014 localisation track with 25.3% top-5 error on
+the test set.
 """
 
 from __future__ import annotations

@@ -17,6 +17,11 @@ The defaults are the paper's (Sect. 3.1), with two readings that the paper leave
 - the initialisation is Glorot & Bengio's (`init="glorot"`): it trains every config from
   scratch, as the paper's closing note says; "gaussian" is N(0, 0.01^2), from which no
   config's loss leaves ln(1000) within 60 steps (`python -m benchmarks.initialisation`).
+
+Settings that cannot train (a missing data path, a zero crop size or width, a dropout outside
+[0, 1), a negative rate, weight decay or patience) raise a ValueError naming the field before
+anything is built. Data paths are stored absolute in `run.json`, so the run directory reads
+the same from anywhere.
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ from collections.abc import Sequence
 import keras
 
 from keras_vgg import configs, files, imagenet, localisation, models, sources
-from keras_vgg.data import CROP_SIZE, parse_scale
+from keras_vgg.image_ops import CROP_SIZE, parse_scale
 
 # Sect. 3.1.
 PAPER_BATCH_SIZE = 256

@@ -31,6 +31,14 @@ that overlaps it by IoU > 0.5 (the first cluster of the greedy merge that evalua
 
 The SavedModel holds only TensorFlow functions and variables: `tf.saved_model.load` reads it
 without this package (or Keras) installed.
+
+Q and class names: from a training run, Q is its single-scale test scale (S, or 384 for S in
+[256, 512]) and the names its training classes'; from weights, Q is 384 and the names
+ImageNet's. Bad requests fail with INVALID_ARGUMENT and a message naming the problem: an
+empty batch, non-finite float pixels, an aspect ratio over `image_ops.MAX_ASPECT_RATIO`, or
+more pixels than `max_pixels` (default 64 megapixels), which `image_bytes` reads from each
+file's header before decoding it. Server-side batching of images of different sizes would
+pad them and change the scores (`export/README.md`).
 """
 
 from __future__ import annotations
@@ -48,7 +56,7 @@ import keras
 import numpy as np
 from absl import logging as absl_logging
 
-from keras_vgg import boxes, configs, data, dense, files, imagenet, localisation, runs
+from keras_vgg import boxes, configs, dense, files, image_ops, imagenet, localisation, runs
 from keras_vgg.requires_tensorflow import tf
 
 SIGNATURE_PIXELS = "serving_default"
@@ -77,16 +85,16 @@ class ServingOptions:
       pixel_dtype: `serving_default`'s input dtype, "uint8" or "float32" (values 0-255).
       max_pixels: the largest image accepted, in pixels; `image_bytes` reads the size from
         each file's header before decoding it. Images are also refused beyond
-        `data.MAX_ASPECT_RATIO` (a 1x10000 image would make a Q x 10000Q activation map).
+        `image_ops.MAX_ASPECT_RATIO` (a 1x10000 image would make a Q x 10000Q activation map).
     """
 
-    test_scale: int = data.TEST_SCALE
+    test_scale: int = image_ops.TEST_SCALE
     preprocessing: str = "caffe"
     top_k: int = 5
     flip: bool = False
     score_map: bool = False
     pixel_dtype: str = "uint8"
-    max_pixels: int = data.MAX_PIXELS
+    max_pixels: int = image_ops.MAX_PIXELS
 
 
 def class_names_for(classes: int, names: Sequence[str] | None = None) -> list[str]:
@@ -177,8 +185,8 @@ def serving_functions(model: keras.Model, *, options: ServingOptions,
             tf.debugging.assert_positive(
                 tf.minimum(height, width), message="images must be at least 1x1 pixels"),
             tf.debugging.assert_less_equal(
-                tf.maximum(height, width), data.MAX_ASPECT_RATIO * tf.minimum(height, width),
-                message=f"image aspect ratio is above {data.MAX_ASPECT_RATIO}:1"),
+                tf.maximum(height, width), image_ops.MAX_ASPECT_RATIO * tf.minimum(height, width),
+                message=f"image aspect ratio is above {image_ops.MAX_ASPECT_RATIO}:1"),
             tf.debugging.assert_less_equal(
                 tf.cast(height, tf.int64) * tf.cast(width, tf.int64),
                 tf.constant(options.max_pixels, tf.int64),
@@ -188,7 +196,7 @@ def serving_functions(model: keras.Model, *, options: ServingOptions,
             checks.append(tf.debugging.assert_all_finite(
                 images, "images hold NaN or infinite pixel values"))
         with tf.control_dependencies(checks):
-            return data.rescale_shorter_side(images, q)
+            return image_ops.rescale_shorter_side(images, q)
 
     def non_empty(batch, name):
         with tf.control_dependencies([tf.debugging.assert_positive(
@@ -251,11 +259,11 @@ def serving_functions(model: keras.Model, *, options: ServingOptions,
                 "image_bytes[{}] is not a JPEG, PNG, GIF or BMP file (it is empty or another "
                 "format); it starts with {}", (index, start))
             with tf.control_dependencies([tf.debugging.Assert(is_image, [message])]):
-                problem = data.image_problem(contents, options.max_pixels)
+                problem = image_ops.image_problem(contents, options.max_pixels)
             beyond = tf.strings.join(
                 ["image_bytes[", tf.strings.as_string(index), "] ", problem])
             with tf.control_dependencies([tf.debugging.Assert(tf.equal(problem, ""), [beyond])]):
-                image = data.decode_image(contents)
+                image = image_ops.decode_image(contents)
             _, probabilities, boxes = scores_and_probabilities(image[None])
             if boxes is None:
                 return probabilities[0]

@@ -21,6 +21,13 @@ Multi-label sources (PASCAL VOC's classification task: `tfds:voc/...`, or a labe
 with `multi_label=true`) label each image with an int32 `[classes]` vector instead: 1 for
 a class shown, 0 for one not shown, and -1 for VOC's "difficult" (a class shown only by
 objects marked difficult), which VOC's evaluation leaves out of that class's score.
+
+A flat folder of `ILSVRC2012_val_*.JPEG` files without `?labels=` takes TFDS's validation
+labels (line N of the 50,000-line file labels image N). TFRecord labels are 1-based by
+default, as Inception's and the TPU scripts write them. An empty class folder is refused, by
+name: it would take a label and an output that no image teaches. Training and ImageNet
+evaluation refuse multi-label sources, and VOC-2012's test split is refused: its labels are
+not public.
 """
 
 from __future__ import annotations

@@ -14,6 +14,13 @@ The run directory receives `run.json` (the run's description, see `keras_vgg.run
 `final.weights.h5`, `last_good.weights.h5` (the last completed epoch), `history.csv`,
 TensorBoard logs, and `backup/` while it runs: a run that is stopped resumes from its last
 completed epoch when started again with the same config (with a seed, exactly).
+
+Training needs Keras' TensorFlow backend (tf.data, tf.distribute) and refuses another. It
+refuses training data smaller than one batch (each step would be smaller than the batch the
+learning rate is scaled for), and a `model_dir` holding a finished run or a run with other
+settings (only `epochs` may grow). The log states the learning rate in use and where it comes
+from. With a seed, every epoch's data is a function of the seed and the epoch, so a resumed
+run ends with bit-identical weights (tested with SIGKILL and `deterministic`).
 """
 
 from __future__ import annotations

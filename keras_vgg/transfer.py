@@ -5,6 +5,10 @@ For each image and each scale Q: rescale so the shorter side is Q, apply the net
 (fully-connected layers as convolutions, `keras_vgg.dense`) up to the chosen layer, average
 the feature map over space, and average with the mirrored image's. The scales' vectors are
 averaged (or stacked, as the paper does for Caltech), and the result is L2-normalised.
+
+The layer is fc2 by default, or fc1 or any conv/pool layer by name. The computation is tested
+against the same steps written out by hand, to 1e-5. The paper's reference (D and E
+descriptors stacked, linear SVM): 89.7 mAP on VOC-2007, 92.7% mean class recall on Caltech-101.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from collections.abc import Sequence
 import keras
 import numpy as np
 
-from keras_vgg import data, dense, imagenet, sources
+from keras_vgg import data, dense, image_ops, imagenet, sources
 from keras_vgg.requires_tensorflow import tf
 
 # Sect. B: the descriptor's scales Q, and its layer (the penultimate, 4096-D at full width).
@@ -100,7 +104,7 @@ class Describer:
         def describe(image):
             per_scale = []
             for q in self.test_scales:
-                x = imagenet.preprocess_input(data.rescale_shorter_side(image, q)[None],
+                x = imagenet.preprocess_input(image_ops.rescale_shorter_side(image, q)[None],
                                               mode=preprocessing)
                 batch = tf.concat([x, tf.reverse(x, [2])], axis=0) if flip else x
                 vectors = tf.reduce_mean(features(batch, training=False), axis=[1, 2])
@@ -123,7 +127,7 @@ def labelled_descriptors(describe: Describer, source: str, *, split: str = "trai
                          progress: bool = False) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """The descriptors of a source's images (`[n, D]`), their labels (`[n]`, or `[n,
     classes]` for multi-label sources, see `keras_vgg.sources`) and ids, in source order;
-    undecodable images are skipped and named (`keras_vgg.data`). With `progress`, a
+    undecodable images are skipped and named (`keras_vgg.guard`). With `progress`, a
     progress bar."""
     count = sources.open_source(source, split=split).num_examples
     # A redrawn bar on a terminal; elsewhere (a log file) one line at the end.

@@ -14,6 +14,16 @@ Weight files come from anywhere, so nothing in one is trusted:
   an entry that inflates more than `MAX_ZIP_EXPANSION` times is refused.
 - Arrays must be floating point and finite (HDF5 has no checksum: a damaged file reads as
   NaN or garbage rather than failing).
+- The official Keras files are downloaded into Keras' cache and checked against their
+  published MD5; a mismatch names the file and its URL.
+- A checkpoint of non-float tensors (int8, boolean) is refused, tensor by tensor, by name.
+- Torch pickles are read with `weights_only=True`: a full pickle can run code.
+Loading a file thus costs about the model's own memory, whatever sizes the file declares.
+
+torchvision and timm checkpoints are converted on load: conv kernels are transposed from
+`[out, in, kh, kw]` to `[kh, kw, in, out]`, and fc1's input rows are reordered from NCHW to
+NHWC flatten order. Every file loads into `channels_first` models unchanged: Keras' `Flatten`
+orders a channels-first feature map as channels-last, so fc1's rows are the same.
 """
 
 from __future__ import annotations

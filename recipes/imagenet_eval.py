@@ -34,7 +34,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from absl import app, flags  # noqa: E402
 
 import keras_vgg  # noqa: E402
-from keras_vgg import data, evaluation, imagenet, localisation_eval, runs, sources  # noqa: E402
+from keras_vgg import evaluation, image_ops, imagenet, localisation_eval, runs, sources  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("model_dir", None, "A training run's directory (the net and its settings), "
@@ -46,12 +46,12 @@ flags.DEFINE_string("data", "tfds:imagenet2012", "Evaluation source (tfds:, fold
 flags.DEFINE_string("split", "validation", "TFDS split.")
 flags.DEFINE_list("protocols", ["dense"], f"Some of {', '.join(evaluation.PROTOCOLS)}.")
 flags.DEFINE_list("test_scales", None, "Test scales Q, e.g. 256,384,512; default the run's "
-                  f"multi-scale set, or {data.TEST_SCALE} for --weights.")
+                  f"multi-scale set, or {image_ops.TEST_SCALE} for --weights.")
 flags.DEFINE_bool("flip", True, "Average each image with its mirror image.")
 flags.DEFINE_integer("max_images", None, "Evaluate only this many images.")
 flags.DEFINE_list("config", ["D"], "With --weights: A, A-LRN, B, C, D, E or a variant; one "
                   "for every weights file, or one for all.")
-flags.DEFINE_integer("crop_size", data.CROP_SIZE, "With --weights: their training crop side.")
+flags.DEFINE_integer("crop_size", image_ops.CROP_SIZE, "With --weights: their training crop side.")
 flags.DEFINE_float("width_multiplier", 1.0, "With --weights: the trained network's width.")
 flags.DEFINE_enum("preprocessing", "caffe", list(imagenet.PREPROCESSING_MODES),
                   "With --weights: caffe for Keras weights, torch for torchvision/timm ones.")
@@ -133,7 +133,7 @@ def nets_of_weights(scales: tuple[int, ...]) -> list[evaluation.Net]:
         keras_vgg.vgg(config, weights=weights, classes=classes,
                       input_shape=(FLAGS.crop_size, FLAGS.crop_size, 3),
                       width_multiplier=FLAGS.width_multiplier),
-        FLAGS.preprocessing, scales or (data.TEST_SCALE,))
+        FLAGS.preprocessing, scales or (image_ops.TEST_SCALE,))
         for config, weights in zip(configs, FLAGS.weights, strict=True)]
 
 

@@ -30,14 +30,14 @@ import numpy as np  # noqa: E402
 from absl import app, flags  # noqa: E402
 
 import keras_vgg  # noqa: E402
-from keras_vgg import data, imagenet, linear, runs, sources, transfer  # noqa: E402
+from keras_vgg import image_ops, imagenet, linear, runs, sources, transfer  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model_dir", None, "A training run's directory: the net and its settings.")
 flags.DEFINE_string("weights", None, "Instead: 'imagenet' or a weights file, with --config.")
 flags.DEFINE_string("config", "D", "With --weights: A, A-LRN, B, C, D, E or a variant.")
 flags.DEFINE_integer("classes", imagenet.NUM_CLASSES, "With --weights: the net's classes.")
-flags.DEFINE_integer("crop_size", data.CROP_SIZE, "With --weights: their training crop side.")
+flags.DEFINE_integer("crop_size", image_ops.CROP_SIZE, "With --weights: their training crop side.")
 flags.DEFINE_float("width_multiplier", 1.0, "With --weights: the trained network's width.")
 flags.DEFINE_enum("preprocessing", "caffe", list(imagenet.PREPROCESSING_MODES),
                   "With --weights: the preprocessing the weights expect.")

@@ -16,7 +16,7 @@ import tensorflow as tf
 from conftest import NARROW, run_python
 
 import keras_vgg
-from keras_vgg import data, dense, imagenet, serving
+from keras_vgg import dense, image_ops, imagenet, serving
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "export"))
 import client  # noqa: E402
@@ -53,7 +53,7 @@ def lying_png(height, width):
 def reference(model, images, *, q=Q, preprocessing="caffe", flip=False):
     """The package's own dense evaluation: `[b, classes]` probabilities."""
     net = dense.fully_convolutional(model)
-    x = imagenet.preprocess_input(data.rescale_shorter_side(tf.constant(images), q),
+    x = imagenet.preprocess_input(image_ops.rescale_shorter_side(tf.constant(images), q),
                                   mode=preprocessing)
     probabilities = net(x)[dense.PROBABILITIES].numpy()
     if flip:
@@ -209,7 +209,7 @@ def test_bad_pixel_requests_get_clear_errors(loaded, images, message):
      r"image_bytes\[0\] is not a JPEG, PNG, GIF or BMP file .* starts with"),
     ([png(pixels(5, 200)[0])], r"image_bytes\[0\] is 200x5 pixels, beyond the 8:1 aspect"),
     ([png(pixels(30, 30)[0]), lying_png(20000, 20000)],
-     rf"image_bytes\[1\] is 20000x20000 pixels, above the bound of {data.MAX_PIXELS}"),
+     rf"image_bytes\[1\] is 20000x20000 pixels, above the bound of {image_ops.MAX_PIXELS}"),
     ([], "the request holds no images: send at least one"),
 ])
 def test_bad_encoded_requests_get_clear_errors(loaded, files, message):
