@@ -33,10 +33,12 @@ demo-localisation: $(VENV)/.base-installed
 lint: $(VENV)/.test-installed
 	$(BIN)/ruff check .
 
-# The whole suite on the TensorFlow backend, then the model tests on JAX (full-size graph
-# comparisons are backend-independent and run in the first pass).
+# The whole suite on the TensorFlow backend (the quick tests, then the full-size and slow
+# ones), then the model tests on JAX (full-size graph comparisons are backend-independent
+# and run in the TensorFlow pass).
 test: lint
 	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -m "full_size or slow"
 	KERAS_BACKEND=jax $(BIN)/python -m pytest tests/test_backends.py tests/test_kerashub.py \
 	    -m "not full_size"
 

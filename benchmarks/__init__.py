@@ -2,4 +2,6 @@
 
 import os
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before any benchmark imports TensorFlow
+# As keras_vgg does for its users; here, because a benchmark may import TensorFlow (or
+# choose Keras' backend) before it imports keras_vgg.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

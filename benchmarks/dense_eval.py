@@ -15,15 +15,13 @@ from __future__ import annotations
 import os
 import tempfile
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import numpy as np
+from absl import app, flags
 
-import numpy as np  # noqa: E402
-from absl import app, flags  # noqa: E402
-
-import keras_vgg  # noqa: E402
-from benchmarks import report  # noqa: E402
-from benchmarks.photos import imagenet_like_jpegs  # noqa: E402
-from keras_vgg import evaluation, runs  # noqa: E402
+import keras_vgg
+from benchmarks import report
+from benchmarks.photos import imagenet_like_jpegs
+from keras_vgg import evaluation, runs
 
 FLAGS = flags.FLAGS
 flags.DEFINE_bool("quick", False, "Smoke run: a narrow net, BENCHMARKS.md untouched.")

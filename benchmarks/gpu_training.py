@@ -3,9 +3,9 @@
 (MFU). It needs no TensorFlow: the GPU machines this project is lent have JAX and no
 TensorFlow (`benchmarks/gpu_on_device.sh` runs it there).
 
-Work per image: VGG16's forward pass at 224 is 15.47 G multiply-adds
-(`python -m keras_vgg.anatomy D`), 2 FLOPs each; a training step is counted as 3 forward
-passes (the backward pass costs about two), inference as one.
+Work per image: the multiply-adds of the measured net's forward pass, as `keras_vgg.anatomy`
+counts them (`python -m keras_vgg.anatomy D` for VGG16 at 224), 2 FLOPs each; a training
+step is counted as 3 forward passes (the backward pass costs about two), inference as one.
 
 On a machine where JAX sees no GPU it says so and leaves BENCHMARKS.md alone; `--quick`
 runs a narrow net at 32 px on whatever device JAX has, as a smoke test.
@@ -38,9 +38,7 @@ flags.DEFINE_integer("steps", 10, "Steps per round.", lower_bound=1)
 flags.DEFINE_bool("quick", False, "Smoke run on any device: a 1/16-width VGG16 at 32 px, "
                   "batch 2, one policy; BENCHMARKS.md untouched.")
 
-MULTIPLY_ADDS_PER_IMAGE = 15.47e9  # VGG16 forward at 224 px
-TRAINING_FLOPS_PER_IMAGE = 3 * 2 * MULTIPLY_ADDS_PER_IMAGE
-INFERENCE_FLOPS_PER_IMAGE = 2 * MULTIPLY_ADDS_PER_IMAGE
+FORWARD_PASSES_PER_TRAINING_STEP = 3  # the backward pass costs about two forward passes
 # Dense bf16 tensor-core peaks from the vendors' data sheets, TFLOP/s (no sparsity); the
 # first key found in the device name wins, so the specific variants come first.
 GPU_BF16_PEAK_TFLOPS = {"H100 PCIe": 756.0, "H100 NVL": 835.0, "H200": 989.0, "H100": 989.0,
@@ -50,12 +48,9 @@ SECTION = "VGG16 training on one GPU (JAX)"
 
 def build(policy: str, side: int, width_multiplier: float) -> keras.Model:
     """keras_vgg VGG16 with its head and random weights, compiled with the paper's SGD."""
-    import keras_vgg
-
     keras.config.set_dtype_policy(policy)
     try:
-        model = keras_vgg.VGG16(weights=None, input_shape=(side, side, 3),
-                                width_multiplier=width_multiplier)
+        model = vgg16(side, width_multiplier)
     finally:
         keras.config.set_dtype_policy("float32")
     model.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9),
@@ -77,6 +72,22 @@ def best_rate(step, images_per_step: int) -> float:
     return best
 
 
+def forward_flops(side: int, width_multiplier: float) -> float:
+    """FLOPs of one image's forward pass through the measured net: 2 per multiply-add, the
+    multiply-adds counted by `keras_vgg.anatomy` from the built layers."""
+    from keras_vgg import anatomy
+
+    return 2.0 * sum(row.macs for row in anatomy.layer_rows(vgg16(side, width_multiplier)))
+
+
+def vgg16(side: int, width_multiplier: float) -> keras.Model:
+    """keras_vgg VGG16 with its head and random weights, in the current dtype policy."""
+    import keras_vgg
+
+    return keras_vgg.VGG16(weights=None, input_shape=(side, side, 3),
+                           width_multiplier=width_multiplier)
+
+
 def measure(policy: str, batch: int, side: int, width_multiplier: float
             ) -> tuple[float, float]:
     """(training, inference) images/s of one policy and batch, data already on the device."""
@@ -89,14 +100,17 @@ def measure(policy: str, batch: int, side: int, width_multiplier: float
     return training, inference
 
 
-def table(rows, peak: float | None) -> str:
-    def mfu(rate, flops):
-        return f"{rate * flops / (peak * 1e12):.1%}" if peak else "unknown peak"
+def table(rows, peak: float | None, flops_per_forward_pass: float) -> str:
+    def mfu(rate, passes):
+        if not peak:
+            return "unknown peak"
+        return f"{rate * passes * flops_per_forward_pass / (peak * 1e12):.1%}"
 
     lines = ["| policy | batch | training images/s | training MFU | inference images/s | "
              "inference MFU |", "|---|---|---|---|---|---|"]
-    lines += [f"| {policy} | {batch} | {training:.0f} | {mfu(training, TRAINING_FLOPS_PER_IMAGE)}"
-              f" | {inference:.0f} | {mfu(inference, INFERENCE_FLOPS_PER_IMAGE)} |"
+    lines += [f"| {policy} | {batch} | {training:.0f} | "
+              f"{mfu(training, FORWARD_PASSES_PER_TRAINING_STEP)} | {inference:.0f} | "
+              f"{mfu(inference, 1)} |"
               for policy, batch, training, inference in rows]
     return "\n".join(lines)
 
@@ -125,7 +139,8 @@ def main(argv):
         print(f"{policy}, batch {batch}: training {training:.1f}/s, inference "
               f"{inference:.1f}/s", file=sys.stderr, flush=True)
         rows.append((policy, batch, training, inference))
-    result = table(rows, peak)
+    flops = forward_flops(side, width)
+    result = table(rows, peak, flops)
     print(f"{name} ({device.platform}), {side} px:\n{result}")
     if not FLAGS.quick:
         from benchmarks import report
@@ -140,8 +155,9 @@ def main(argv):
             "the device; training is `train_on_batch` with SGD (momentum 0.9), inference "
             f"`predict_on_batch`; best of {FLAGS.rounds} rounds of {FLAGS.steps} steps after "
             "two untimed ones. MFU: images/s x "
-            f"{TRAINING_FLOPS_PER_IMAGE / 1e9:.1f} GFLOP per training image (3 x 2 x 15.47 G "
-            f"multiply-adds) or {INFERENCE_FLOPS_PER_IMAGE / 1e9:.2f} per inference image, "
+            f"{FORWARD_PASSES_PER_TRAINING_STEP * flops / 1e9:.1f} GFLOP per training image "
+            f"({FORWARD_PASSES_PER_TRAINING_STEP} x 2 x {flops / 2e9:.2f} G multiply-adds, "
+            f"counted by keras_vgg.anatomy) or {flops / 1e9:.2f} per inference image, "
             f"over the dense bf16 peak, {peak or 'unknown'} TFLOP/s, for every row.\n\n"
             f"{result}\n",
         )

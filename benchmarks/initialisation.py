@@ -22,20 +22,17 @@ from __future__ import annotations
 import concurrent.futures
 import math
 import multiprocessing
-import os
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import keras
+import numpy as np
+import tensorflow as tf
+from absl import app, flags
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
-from absl import app, flags  # noqa: E402
-
-import keras_vgg  # noqa: E402
-from benchmarks import report  # noqa: E402
-from benchmarks.photos import imagenet_like_jpegs  # noqa: E402
-from keras_vgg import image_ops, runs, training  # noqa: E402
+import keras_vgg
+from benchmarks import report
+from benchmarks.photos import imagenet_like_jpegs
+from keras_vgg import image_ops, runs, training
 
 FLAGS = flags.FLAGS
 flags.DEFINE_integer("steps", 60, "SGD steps per network and initialisation.", lower_bound=1)

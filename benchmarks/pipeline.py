@@ -25,7 +25,6 @@ import os
 import sys
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 if __name__ == "__main__":  # per core: this process, and every thread it starts, on one CPU
     os.sched_setaffinity(0, [min(os.sched_getaffinity(0))])
 

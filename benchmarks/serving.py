@@ -13,20 +13,17 @@ side Q, caffe preprocessing, the fully-convolutional net, spatial average, softm
 
 from __future__ import annotations
 
-import os
 import sys
 import tempfile
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import numpy as np
+import tensorflow as tf
+from absl import app, flags
 
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
-from absl import app, flags  # noqa: E402
-
-import keras_vgg  # noqa: E402
-from benchmarks import report  # noqa: E402
-from keras_vgg import dense, image_ops, imagenet, serving  # noqa: E402
+import keras_vgg
+from benchmarks import report
+from keras_vgg import dense, image_ops, imagenet, serving
 
 FLAGS = flags.FLAGS
 flags.DEFINE_bool("quick", False, "Smoke run: a narrow net at 64 px, BENCHMARKS.md untouched.")

@@ -17,12 +17,10 @@ from __future__ import annotations
 
 import os
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from absl import app, flags
 
-from absl import app, flags  # noqa: E402
-
-import keras_vgg  # noqa: E402
-from keras_vgg import configs, image_ops, imagenet, runs, serving  # noqa: E402
+import keras_vgg
+from keras_vgg import configs, image_ops, imagenet, runs, serving
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model_dir", None, "A training run's directory: the net and its settings.")

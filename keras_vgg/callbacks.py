@@ -253,7 +253,8 @@ class Backup(keras.callbacks.BackupAndRestore):
 
 
 class Throughput(keras.callbacks.Callback):
-    """Adds `images_per_second` over the epoch's training steps (validation excluded)."""
+    """Adds the epoch's `training_images` (steps x global batch) and `images_per_second`
+    over its training steps (validation excluded) to the logs and `history.csv`."""
 
     def __init__(self, global_batch_size: int):
         super().__init__()
@@ -268,9 +269,13 @@ class Throughput(keras.callbacks.Callback):
         self._last = time.perf_counter()
 
     def on_epoch_end(self, epoch, logs=None):
+        if logs is None:
+            return
+        images = self._steps * self.global_batch_size
+        logs["training_images"] = images
         elapsed = self._last - self._start
-        if logs is not None and elapsed > 0:
-            logs["images_per_second"] = self._steps * self.global_batch_size / elapsed
+        if elapsed > 0:
+            logs["images_per_second"] = images / elapsed
 
 
 class EpochCounter(keras.callbacks.Callback):

@@ -19,6 +19,21 @@ DEFAULT_INPUT_SIZE = 224
 MIN_INPUT_SIZE = 32
 # Sect. 3.2: multi-crop evaluation takes a 5x5 grid of crops (and their flips) per scale.
 MULTI_CROP_GRID = 5
+# keras.applications' names of the head's layers, which weight files, dense evaluation,
+# descriptors, localisation and serving address.
+FLATTEN_LAYER = "flatten"
+FC_LAYERS = ("fc1", "fc2")
+PREDICTIONS_LAYER = "predictions"
+
+
+def conv_layer(stage: int, index: int) -> str:
+    """keras.applications' name of a stage's conv layer, both counted from 1."""
+    return f"block{stage}_conv{index}"
+
+
+def pool_layer(stage: int) -> str:
+    """keras.applications' name of the max-pool ending a stage (counted from 1)."""
+    return f"block{stage}_pool"
 
 
 @dataclasses.dataclass(frozen=True)

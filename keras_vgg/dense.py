@@ -13,18 +13,25 @@ from __future__ import annotations
 
 import keras
 
+from keras_vgg.configs import FC_LAYERS, FLATTEN_LAYER, PREDICTIONS_LAYER
+
 SCORE_MAP = "score_map"
 PROBABILITIES = "probabilities"
 
 
+def conv_name(dense_layer: str) -> str:
+    """The name of a Dense layer's convolution in the fully-convolutional form."""
+    return f"{dense_layer}_conv"
+
+
 def _trunk_layers(model: keras.Model, head: str) -> list[keras.layers.Layer]:
     names = [layer.name for layer in model.layers]
-    if "flatten" not in names or head not in names:
+    if FLATTEN_LAYER not in names or head not in names:
         raise ValueError(
             f"model {model.name!r} has no flatten/fc/{head} head (built with "
             "include_top=False?): there is nothing to make fully convolutional"
         )
-    return model.layers[1 : names.index("flatten")]
+    return model.layers[1 : names.index(FLATTEN_LAYER)]
 
 
 def _as_conv(dense: keras.layers.Dense, kernel_size: tuple[int, int], name: str,
@@ -44,7 +51,7 @@ def _as_conv(dense: keras.layers.Dense, kernel_size: tuple[int, int], name: str,
 
 
 def fully_convolutional(model: keras.Model, *, name: str | None = None,
-                        head: str = "predictions") -> keras.Model:
+                        head: str = PREDICTIONS_LAYER) -> keras.Model:
     """The test-time form of a VGG model built with its head (any config, width, class
     count, batch norm, training crop size), sharing the conv layers' weights.
 
@@ -64,9 +71,10 @@ def fully_convolutional(model: keras.Model, *, name: str | None = None,
       `model`'s output.
     """
     trunk = _trunk_layers(model, head)
-    data_format = model.get_layer("flatten").data_format
+    flatten = model.get_layer(FLATTEN_LAYER)
+    data_format = flatten.data_format
     first = data_format == "channels_first"
-    feature_map = model.get_layer("flatten").input.shape
+    feature_map = flatten.input.shape
     fc_kernel = tuple(feature_map[2:4] if first else feature_map[1:3])
     if None in fc_kernel:
         raise ValueError(f"model {model.name!r} has no static feature map before flatten")
@@ -77,9 +85,9 @@ def fully_convolutional(model: keras.Model, *, name: str | None = None,
     x = inputs
     for layer in trunk:
         x = layer(x)
-    x = _as_conv(model.get_layer("fc1"), fc_kernel, "fc1_conv", "relu", data_format)(x)
-    x = _as_conv(model.get_layer("fc2"), (1, 1), "fc2_conv", "relu", data_format)(x)
-    scores = _as_conv(predictions, (1, 1), f"{head}_conv", None, data_format)(x)
+    for name, kernel_size in zip(FC_LAYERS, (fc_kernel, (1, 1)), strict=True):
+        x = _as_conv(model.get_layer(name), kernel_size, conv_name(name), "relu", data_format)(x)
+    scores = _as_conv(predictions, (1, 1), conv_name(head), None, data_format)(x)
     averaged = keras.layers.GlobalAveragePooling2D(
         data_format=data_format, name="spatial_average", dtype="float32")(scores)
     probabilities = keras.layers.Activation(

@@ -222,25 +222,33 @@ def declared_size(contents: tf.Tensor) -> tf.Tensor:
 def image_problem(contents: tf.Tensor, max_pixels: int = MAX_PIXELS) -> tf.Tensor:
     """Why an encoded image is beyond the bounds, as a scalar tf.string; "" when it is within
     them (or its size is not in its header). See `MAX_PIXELS`, `MAX_ASPECT_RATIO` and
-    `MAX_JPEG_PIXELS_PER_BYTE`. Raises InvalidArgument for a JPEG whose header is broken."""
+    `MAX_JPEG_PIXELS_PER_BYTE`. Raises InvalidArgument for a JPEG whose header is broken.
+
+    The message is formatted only for an image beyond the bounds: on every other image the
+    check is a few integer comparisons."""
     height, width = tf.unstack(declared_size(contents))
     pixels = height * width
-    size = tf.strings.format("is {}x{} pixels", (width, height))
+    length = tf.cast(tf.strings.length(contents), tf.int64)
     is_jpeg = tf.equal(tf.strings.substr(contents, 0, 3), _JPEG_START)
-    problems = [
-        (tf.equal(pixels, 0), "declares no pixels"),
-        (pixels > max_pixels, tf.strings.join([size, f", above the bound of {max_pixels}"])),
-        (tf.maximum(height, width) > MAX_ASPECT_RATIO * tf.minimum(height, width),
-         tf.strings.join([size, f", beyond the {MAX_ASPECT_RATIO}:1 aspect-ratio bound"])),
-        (tf.logical_and(is_jpeg, pixels > MAX_JPEG_PIXELS_PER_BYTE * tf.cast(
-            tf.strings.length(contents), tf.int64)),
-         tf.strings.format("declares {}x{} pixels in only {} bytes: its image data is missing",
-                           (width, height, tf.strings.length(contents)))),
-    ]
-    problem = tf.constant("")
-    for condition, message in reversed(problems):
-        problem = tf.where(tf.logical_and(height >= 0, condition), message, problem)
-    return problem
+    violated = tf.logical_and(height >= 0, tf.stack([
+        tf.equal(pixels, 0),
+        pixels > max_pixels,
+        tf.maximum(height, width) > MAX_ASPECT_RATIO * tf.minimum(height, width),
+        tf.logical_and(is_jpeg, pixels > MAX_JPEG_PIXELS_PER_BYTE * length),
+    ]))
+
+    def message():
+        size = tf.strings.format("is {}x{} pixels", (width, height))
+        messages = tf.stack([
+            "declares no pixels",
+            tf.strings.join([size, f", above the bound of {max_pixels}"]),
+            tf.strings.join([size, f", beyond the {MAX_ASPECT_RATIO}:1 aspect-ratio bound"]),
+            tf.strings.format("declares {}x{} pixels in only {} bytes: its image data is "
+                              "missing", (width, height, length)),
+        ])
+        return messages[tf.argmax(tf.cast(violated, tf.int32))]  # the first one violated
+
+    return tf.cond(tf.reduce_any(violated), message, lambda: tf.constant(""))
 
 
 def decode_image(contents: tf.Tensor) -> tf.Tensor:

@@ -117,7 +117,7 @@ def load_preset(model: keras.Model, path: str | os.PathLike) -> None:
     names = {layer.name for layer in model.layers}
     with weights.open_keras_file(os.path.join(path, BACKBONE_WEIGHTS)) as found:
         found = dict(found)
-        if "predictions" not in names:
+        if configs.PREDICTIONS_LAYER not in names:
             weights.assign_weights(model, found, source=path)
             return
         task = os.path.join(path, TASK_WEIGHTS)
@@ -152,7 +152,7 @@ def save_preset(model: keras.Model, path: str | os.PathLike) -> str:
                          "without LRN or batch norm")
     filters = [next(layer.filters for layer in layers if layer.name.startswith(f"block{b}_"))
                for b in sorted(stages)]
-    image_shape = list(model.input_shape[1:]) if "flatten" not in {
+    image_shape = list(model.input_shape[1:]) if configs.FLATTEN_LAYER not in {
         layer.name for layer in model.layers} else [None, None, model.input_shape[-1]]
     os.makedirs(path, exist_ok=True)
     document = {
@@ -164,7 +164,7 @@ def save_preset(model: keras.Model, path: str | os.PathLike) -> str:
     }
     with open(os.path.join(path, CONFIG_FILE), "w", encoding="utf8") as file:
         json.dump(document, file, indent=4)
-    backbone = keras.Model(model.inputs, model.get_layer(f"block{max(stages)}_pool").output,
+    backbone = keras.Model(model.inputs, model.get_layer(configs.pool_layer(max(stages))).output,
                            name=document["config"]["name"])
     backbone.save_weights(os.path.join(path, BACKBONE_WEIGHTS))
     with open(os.path.join(path, METADATA_FILE), "w", encoding="utf8") as file:

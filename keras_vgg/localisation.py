@@ -21,6 +21,7 @@ import keras
 from keras import ops
 
 from keras_vgg import boxes as box_ops
+from keras_vgg import configs
 
 MODES = ("scr", "pcr")
 BOX_LAYER = "boxes"
@@ -37,9 +38,10 @@ def localisation_model(classifier: keras.Model, mode: str, **dense_options) -> k
     if mode not in MODES:
         raise ValueError(f"box regression must be one of {MODES}, got {mode!r}")
     try:
-        predictions = classifier.get_layer("predictions")
+        predictions = classifier.get_layer(configs.PREDICTIONS_LAYER)
     except ValueError as error:
-        raise ValueError(f"model {classifier.name!r} has no 'predictions' layer to replace "
+        raise ValueError(f"model {classifier.name!r} has no {configs.PREDICTIONS_LAYER!r} "
+                         "layer to replace "
                          "(built with include_top=False?)") from error
     units = 4 if mode == "scr" else 4 * predictions.units
     boxes = keras.layers.Dense(units, name=BOX_LAYER, dtype="float32", **dense_options)(

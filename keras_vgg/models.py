@@ -185,7 +185,7 @@ def _conv_stages(x, config: configs.VGGConfig, *, width_multiplier: float, kerne
     ):
         filters = configs.scaled_width(width, width_multiplier)
         for index, kernel_size in enumerate(kernel_sizes, start=1):
-            name = f"block{block}_conv{index}"
+            name = configs.conv_layer(block, index)
             x = keras.layers.Conv2D(
                 filters,
                 kernel_size,
@@ -202,7 +202,7 @@ def _conv_stages(x, config: configs.VGGConfig, *, width_multiplier: float, kerne
                 x = keras.layers.ReLU(name=f"block{block}_relu{index}")(x)
             if config.lrn and block == 1 and index == 1:
                 x = LocalResponseNormalization(name="block1_lrn")(x)
-        x = keras.layers.MaxPooling2D((2, 2), strides=(2, 2), name=f"block{block}_pool")(x)
+        x = keras.layers.MaxPooling2D((2, 2), strides=(2, 2), name=configs.pool_layer(block))(x)
     return x
 
 
@@ -219,21 +219,21 @@ def _classifier(
     """Table 1's head: flatten -> (FC -> ReLU -> dropout) x 2 -> FC -> activation. Keras'
     Flatten orders a channels_first map as channels_last, so fc1's rows are `(h, w, c)`
     under either layout and weight files serve both."""
-    x = keras.layers.Flatten(name="flatten")(x)
-    for index, units in enumerate(config.fc_units, start=1):
+    x = keras.layers.Flatten(name=configs.FLATTEN_LAYER)(x)
+    for name, units in zip(configs.FC_LAYERS, config.fc_units, strict=True):
         x = keras.layers.Dense(
             configs.scaled_width(units, width_multiplier),
             activation="relu",
-            name=f"fc{index}",
+            name=name,
             **kernel_options(),
         )(x)
         if dropout:
-            x = keras.layers.Dropout(dropout, name=f"fc{index}_dropout")(x)
+            x = keras.layers.Dropout(dropout, name=f"{name}_dropout")(x)
     mixed = keras.config.dtype_policy().compute_dtype != keras.config.dtype_policy().variable_dtype
     return keras.layers.Dense(
         classes,
         activation=classifier_activation,
-        name="predictions",
+        name=configs.PREDICTIONS_LAYER,
         # Under mixed precision the class scores stay float32 (softmax, loss and top-k).
         dtype="float32" if mixed else None,
         **kernel_options(),

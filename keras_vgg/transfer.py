@@ -19,14 +19,14 @@ from collections.abc import Sequence
 import keras
 import numpy as np
 
-from keras_vgg import data, dense, image_ops, imagenet, sources
+from keras_vgg import configs, data, dense, image_ops, imagenet, sources
 from keras_vgg.requires_tensorflow import tf
 
 # Sect. B: the descriptor's scales Q, and its layer (the penultimate, 4096-D at full width).
 PAPER_TEST_SCALES = (256, 384, 512)
-PAPER_LAYER = "fc2"
+PAPER_LAYER = configs.FC_LAYERS[1]
 COMBINE_MODES = ("mean", "stack")
-_DENSE_NAMES = {"fc1": "fc1_conv", "fc2": "fc2_conv", "predictions": "predictions_conv"}
+_DENSE_LAYERS = (*configs.FC_LAYERS, configs.PREDICTIONS_LAYER)
 
 
 def feature_net(model: keras.Model, layer: str = PAPER_LAYER) -> keras.Model:
@@ -36,15 +36,15 @@ def feature_net(model: keras.Model, layer: str = PAPER_LAYER) -> keras.Model:
     Raises:
       ValueError: `layer` is not a layer of the net; the message lists the ones that are.
     """
-    names = [layer.name for layer in model.layers[1:] if layer.name != "flatten"
+    names = [layer.name for layer in model.layers[1:] if layer.name != configs.FLATTEN_LAYER
              and not layer.name.endswith("_dropout")]
     if layer not in names:
         raise ValueError(f"no layer {layer!r} in {model.name!r}; descriptors can come from "
                          f"{names}")
     name = f"{model.name}_{layer}_features"
-    if layer in _DENSE_NAMES:
+    if layer in _DENSE_LAYERS:
         net = dense.fully_convolutional(model)
-        return keras.Model(net.inputs[0], net.get_layer(_DENSE_NAMES[layer]).output, name=name)
+        return keras.Model(net.inputs[0], net.get_layer(dense.conv_name(layer)).output, name=name)
     inputs = x = keras.Input((None, None, model.input_shape[-1]))
     for trunk_layer in model.layers[1:]:  # the conv part, up to `layer`, at any image size
         x = trunk_layer(x)
@@ -93,7 +93,7 @@ class Describer:
         if not test_scales:
             raise ValueError("test_scales is empty: give at least one scale Q")
         crop = model.input_shape[1]
-        if layer in _DENSE_NAMES and min(test_scales) < crop:
+        if layer in _DENSE_LAYERS and min(test_scales) < crop:
             raise ValueError(f"test scales {list(test_scales)} must be at least the crop "
                              f"{crop} for the fully-connected layer {layer!r}")
         features = feature_net(model, layer)

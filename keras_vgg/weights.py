@@ -80,7 +80,7 @@ IMAGENET_WEIGHTS: dict[tuple[str, bool], PublishedWeights] = {
     ),
 }
 
-HEAD_LAYERS = ("fc1", "fc2", "predictions")
+HEAD_LAYERS = (*configs.FC_LAYERS, configs.PREDICTIONS_LAYER)
 KERAS_SUFFIXES = (".h5", ".hdf5", ".keras")
 TORCH_SUFFIXES = (".pth", ".pt", ".bin")
 SAFETENSORS_SUFFIX = ".safetensors"
@@ -234,7 +234,7 @@ def check_shapes(layer: keras.layers.Layer, arrays: list[np.ndarray], *, source:
 
 
 def _ignorable_head(model_layers: set[str]) -> set[str]:
-    return set() if "predictions" in model_layers else set(HEAD_LAYERS)
+    return set() if configs.PREDICTIONS_LAYER in model_layers else set(HEAD_LAYERS)
 
 
 def _decode(value) -> str:
@@ -374,10 +374,9 @@ def read_torch_file(path: str) -> dict[str, np.ndarray]:
 
 
 # torchvision: classifier.{0,3,6}; timm: pre_logits.fc1, pre_logits.fc2, head.fc.
-_TORCH_HEAD_MODULES = {
-    "classifier.0": "fc1", "classifier.3": "fc2", "classifier.6": "predictions",
-    "pre_logits.fc1": "fc1", "pre_logits.fc2": "fc2", "head.fc": "predictions",
-}
+_TORCH_HEAD_MODULES = dict(zip(
+    ("classifier.0", "classifier.3", "classifier.6"), HEAD_LAYERS, strict=True)) | dict(zip(
+    ("pre_logits.fc1", "pre_logits.fc2", "head.fc"), HEAD_LAYERS, strict=True))
 _FEATURE_MODULE = re.compile(r"^features\.(\d+)$")
 
 
@@ -463,8 +462,9 @@ def _convert_feature_module(parameters, layer, module: str, source: str) -> list
 def _head_kernel(kernel: np.ndarray, model: keras.Model, layer_name: str) -> np.ndarray:
     """A torch Linear `[out, in]` or conv `[out, in, kh, kw]` weight as a Dense kernel."""
     out_features = kernel.shape[0]
-    if layer_name == "fc1" and "flatten" in {layer.name for layer in model.layers}:
-        flatten = model.get_layer("flatten")
+    if layer_name == configs.FC_LAYERS[0] and configs.FLATTEN_LAYER in {
+            layer.name for layer in model.layers}:
+        flatten = model.get_layer(configs.FLATTEN_LAYER)
         _, *feature_map = flatten.input.shape
         if flatten.data_format == "channels_first":  # Keras flattens it as (h, w, c) too
             feature_map = feature_map[1:] + feature_map[:1]
@@ -514,7 +514,7 @@ def warm_start_from_config_a(model: keras.Model, path: str | os.PathLike) -> lis
 
 def _config_a_conv_names() -> list[str]:
     return [
-        f"block{block}_conv{index}"
+        configs.conv_layer(block, index)
         for block, kernels in enumerate(configs.TABLE_1["A"].kernel_sizes, start=1)
         for index in range(1, len(kernels) + 1)
     ]

@@ -31,11 +31,9 @@ import os
 import shutil
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from absl import app, flags
 
-from absl import app, flags  # noqa: E402
-
-from keras_vgg import evaluation, linear, runs, serving, training, transfer  # noqa: E402
+from keras_vgg import evaluation, linear, runs, serving, training, transfer
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import demo_data  # noqa: E402

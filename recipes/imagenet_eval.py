@@ -27,14 +27,10 @@ Table 6.
 
 from __future__ import annotations
 
-import os
+from absl import app, flags
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-from absl import app, flags  # noqa: E402
-
-import keras_vgg  # noqa: E402
-from keras_vgg import evaluation, image_ops, imagenet, localisation_eval, runs, sources  # noqa: E402
+import keras_vgg
+from keras_vgg import evaluation, image_ops, imagenet, localisation_eval, runs, sources
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("model_dir", None, "A training run's directory (the net and its settings), "

@@ -16,14 +16,11 @@ completed epoch. `--model_dir` receives `run.json`, which `recipes/imagenet_eval
 from __future__ import annotations
 
 import dataclasses
-import os
 import typing
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from absl import app, flags
 
-from absl import app, flags  # noqa: E402
-
-from keras_vgg import callbacks, files, runs, training  # noqa: E402
+from keras_vgg import callbacks, files, runs, training
 
 FLAGS = flags.FLAGS
 

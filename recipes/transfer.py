@@ -22,15 +22,16 @@ import csv
 import hashlib
 import json
 import os
+import typing
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import numpy as np
+from absl import app, flags
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-from absl import app, flags  # noqa: E402
+import keras_vgg
+from keras_vgg import image_ops, imagenet, linear, runs, sources, transfer
 
-import keras_vgg  # noqa: E402
-from keras_vgg import image_ops, imagenet, linear, runs, sources, transfer  # noqa: E402
+if typing.TYPE_CHECKING:
+    import keras
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model_dir", None, "A training run's directory: the net and its settings.")

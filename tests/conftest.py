@@ -1,14 +1,13 @@
+
+# isort: split
 import contextlib
-import os
 import subprocess
 import sys
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
+import keras
+import numpy as np
+import pytest
 
 # Narrow networks keep the suite fast: 1/16 of the paper's widths (4..32 filters, 256 units).
 NARROW = 1 / 16
@@ -52,7 +51,7 @@ def run_python(script: str) -> subprocess.CompletedProcess:
     """Runs `script` in a fresh Python (e.g. to set up logical devices before TF starts)."""
     return subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
-        check=False, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+        check=False,
     )
 
 

@@ -42,7 +42,19 @@ def test_schedule_divides_by_ten_three_times_then_stops(tmp_path):
     assert round(math.log10(float(model.optimizer.learning_rate))) == -12
     assert (state.epoch, state.learning_rate_drops) == (5, 3)
     assert os.path.exists(tmp_path / "history.csv")
-    assert all(rate > 0 for rate in history["images_per_second"])
+    assert len(history["images_per_second"]) == 5
+
+
+def test_throughput_is_the_epochs_training_images_over_its_training_time(monkeypatch):
+    clock = iter([10.0, 11.0, 12.5])  # epoch start, then the end of each of two steps
+    monkeypatch.setattr(callbacks.time, "perf_counter", lambda: next(clock))
+    throughput = callbacks.Throughput(global_batch_size=16)
+    throughput.on_epoch_begin(0)
+    throughput.on_train_batch_end(0)
+    throughput.on_train_batch_end(1)
+    logs = {}
+    throughput.on_epoch_end(0, logs)  # validation, after the last step, is not counted
+    assert logs == {"training_images": 32, "images_per_second": 32 / 2.5}
 
 
 class BlowUpAtEpoch(keras.callbacks.Callback):

@@ -70,9 +70,18 @@ def test_signature_is_keras_applications(ours, theirs):
     assert list(actual)[: len(expected)] == list(expected)
 
 
-def test_vgg11_and_vgg13_default_to_random_weights():
-    assert inspect.signature(keras_vgg.VGG11).parameters["weights"].default is None
-    assert inspect.signature(keras_vgg.VGG13).parameters["weights"].default is None
+def test_vgg11_and_vgg13_build_with_random_weights_by_default(monkeypatch):
+    """Keras publishes no VGG11/13 ImageNet weights: their default fetches nothing."""
+
+    def no_download(*args, **kwargs):
+        raise AssertionError(f"a download was attempted: {args}")
+
+    monkeypatch.setattr(keras.utils, "get_file", no_download)
+    for builder in (keras_vgg.VGG11, keras_vgg.VGG13):
+        first, second = (builder(include_top=False, input_shape=(32, 32, 3),
+                                 width_multiplier=NARROW) for _ in range(2))
+        assert first.get_weights()[0].std() > 0
+        assert not np.allclose(first.get_weights()[0], second.get_weights()[0])
 
 
 @pytest.mark.parametrize("name", sorted(configs.CONFIGS))

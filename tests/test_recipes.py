@@ -27,16 +27,20 @@ def run(script, *args, timeout=600):
     )
 
 
+@pytest.mark.slow
 def test_demo_trains_evaluates_and_plots(tmp_path):
+    """`make demo` as a newcomer runs it: its defaults, whose ÷10 drop at the plateau lets
+    each figure settle (ten epochs stop mid-climb, where one more epoch can move the held-out
+    accuracy by 15 points)."""
     import demo_data
 
-    result = run("demo.py", f"--workdir={tmp_path}", "--epochs=10", "--fusion_epochs=2")
+    result = run("demo.py", f"--workdir={tmp_path}")
     assert result.returncode == 0, result.stderr[-3000:]
     summary = re.search(r"Validation \(centre crop, Q=84\) on 400 images after (\d+) epochs: "
                         r"loss ([0-9.]+), top-1 accuracy ([0-9.]+)%", result.stdout)
     assert summary, result.stdout[-3000:]
     epochs, loss, accuracy = int(summary[1]), float(summary[2]), float(summary[3])
-    assert accuracy > 40 and loss < math.log(10)  # it learns: chance is 10%, loss ln 10
+    assert accuracy > 85 and loss < 0.5 * math.log(10)  # chance: 10%, loss ln 10
     assert "learning rate 0.005 (--learning_rate)" in result.stdout
     assert (tmp_path / "run" / "training_curves.png").stat().st_size > 10_000
     trained = runs.load(tmp_path / "run")
@@ -52,7 +56,7 @@ def test_demo_trains_evaluates_and_plots(tmp_path):
     assert set(served["top_k_names"].numpy()[0].astype(str)) <= set(trained.class_names)
     dense = re.search(r"\| dense \(SavedModel\) \| 84 \| ([0-9.]+) \| [0-9.]+ \| 400 \|",
                       result.stdout)
-    assert dense and float(dense.group(1)) < 60  # top-1 error, chance is 90%
+    assert dense and float(dense.group(1)) < 15  # top-1 error, chance is 90%
     fusion_line, transfer_line = result.stdout.splitlines()[-2:]
     fusion = re.fullmatch(r"Fusion \(Sect. 4.4\), top-1 error of dense evaluation on 400 "
                           r"held-out images: A/\[72;96\]/84 ([0-9.]+)%, A/96/96 ([0-9.]+)%, "
@@ -62,7 +66,7 @@ def test_demo_trains_evaluates_and_plots(tmp_path):
     transfer = re.fullmatch(r"Transfer \(Appendix B\): a linear SVM on config A's fc2 "
                             r"descriptors \(Q=84\): mean class recall ([0-9.]+)% on 400 "
                             r"held-out images \(chance 10%\)", transfer_line)
-    assert transfer and float(transfer[1]) > 40, transfer_line
+    assert transfer and float(transfer[1]) > 85, transfer_line
     for noise in ("shuffle=True", "ran out of data", "Warning", "WARNING:absl"):
         assert noise not in result.stdout + result.stderr, noise
 
@@ -213,9 +217,6 @@ def test_two_workers_train_in_step_and_only_the_chief_writes_model_dir(demo_imag
     for output, directory in ((chief_output, model_dir), (other_output, other)):
         assert "under MultiWorkerMirroredStrategy with 2 replica(s)" in output
         assert f"; writing {directory}\n" in output
-        # 20 training images, global batch 4: each worker runs 5 steps of 2 images per
-        # epoch, its own half of the data (unsharded, it would run 10).
-        assert re.search(r"Epoch 2/2\n5/5 ", output), output[-2000:]
         assert "Q=40) on 10 images after 2 epochs: loss" in output  # both workers' halves
     assert runs.load(model_dir).config == runs.load(other).config
     with open(model_dir / "history.csv") as file:
@@ -223,6 +224,10 @@ def test_two_workers_train_in_step_and_only_the_chief_writes_model_dir(demo_imag
     assert len(history) == 2 and all(np.isfinite(float(row["loss"])) for row in history)
     with open(other / "history.csv") as file:
         other_history = list(csv.DictReader(file))
+    # 20 training images, global batch 4: each worker runs 5 steps of 2 images per epoch,
+    # its own half of the data (unsharded, each would run 10 steps: 40 images).
+    for rows in (history, other_history):
+        assert [float(row["training_images"]) for row in rows] == [20, 20]
     # Epoch metrics are read across all replicas, so both workers log the same ones...
     assert [row["val_accuracy"] for row in other_history] == [
         row["val_accuracy"] for row in history]

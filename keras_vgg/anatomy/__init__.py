@@ -30,7 +30,7 @@ import keras
 
 from keras_vgg import configs
 from keras_vgg.configs import MULTI_CROP_GRID
-from keras_vgg.dense import fully_convolutional
+from keras_vgg.dense import conv_name, fully_convolutional
 from keras_vgg.models import channels_first, vgg
 
 # Sect. 3.2: the image and its horizontal flip are evaluated, densely or by crops.
@@ -307,7 +307,7 @@ def dense_costs(model: keras.Model, test_scales: Sequence[int] = DEFAULT_TEST_SC
         if scale < crop:
             raise ValueError(f"test scale {scale} is smaller than the {crop} px training crop")
         rows = layer_rows(net, input_size=scale)
-        scores = next(row for row in rows if row.name == "predictions_conv")
+        scores = next(row for row in rows if row.name == conv_name(configs.PREDICTIONS_LAYER))
         result.append(DenseCostRow(
             test_scale=scale,
             score_map_side=scores.output_shape[0],

@@ -1,0 +1,133 @@
+"""keras_vgg.guard: bad records skipped and named, in every pipeline, nothing else lost."""
+
+import os
+import re
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from image_files import (
+    broken_files,
+    encode,
+    imagenet_folder,
+    photo,
+    valid_oddities,
+    write,
+)
+
+from keras_vgg import data, guard, image_ops
+
+
+def skipped(log: str) -> list[tuple[str, int]]:
+    """The guard's lines about unreadable files in `log`: `(id, running count)`."""
+    return [(name, int(count)) for name, count in re.findall(
+        rf"^keras_vgg: skipped (.*): {guard.UNREADABLE} \((\d+) skipped so far\)$", log, re.M)]
+
+
+def test_every_valid_image_kept_every_broken_one_reported(tmp_path, capfd):
+    good = imagenet_folder(str(tmp_path), ["n01", "n02"], per_class=3)
+    good += write(str(tmp_path / "n02"), valid_oddities())
+    broken = write(str(tmp_path / "n01"), broken_files())
+    dataset = data.train_dataset(f"folder:{tmp_path}", global_batch_size=5, seed=0,
+                                 with_ids=True)
+    seen = [i.decode() for _, _, ids in dataset for i in ids.numpy()]
+    assert sorted(seen) == sorted(good)
+    skips = skipped(capfd.readouterr().err)
+    assert sorted(name for name, _ in skips) == sorted(broken)
+    assert [count for _, count in skips] == list(range(1, len(broken) + 1))
+
+
+def test_a_group_in_which_every_file_is_broken_is_skipped(tmp_path, capfd):
+    good = imagenet_folder(str(tmp_path), ["n01"], per_class=1)
+    for copy in range(4):  # 21 files: one group of 16 or of 5 holds only broken ones
+        write(str(tmp_path / "n01"), {f"{copy}_{name}": payload
+                                      for name, payload in broken_files().items()})
+    dataset = data.train_dataset(f"folder:{tmp_path}", global_batch_size=4, with_ids=True)
+    assert [i.decode() for _, _, ids in dataset for i in ids.numpy()] == good
+    assert "(20 skipped so far)" in capfd.readouterr().err
+
+
+def test_a_dropped_record_is_reported_even_when_a_survivor_has_its_id(capfd):
+    good, bad = encode(photo("coffee")[:64, :64]), broken_files()["random.JPEG"]
+    records = tf.data.Dataset.from_tensor_slices(
+        {"image": [good, bad, good, bad], "id": ["twin", "twin", "kept", "lost"]})
+    groups = guard.map_skipping_undecodable(
+        records, lambda r: tf.image.resize(image_ops.decode_image(r["image"]), (8, 8)),
+        group_size=4)
+    assert [i.decode() for i in groups.unbatch().map(lambda r: r["id"]).as_numpy_iterator()
+            ] == ["twin", "kept"]
+    assert skipped(capfd.readouterr().err) == [("twin", 1), ("lost", 2)]
+
+
+# --- Bounded cost: images beyond the bounds are skipped before decoding, with the reason ---
+
+
+def lying_jpeg(height: int, width: int) -> bytes:
+    """A small real JPEG whose SOF header claims `height` x `width` pixels."""
+    contents = bytearray(encode(photo("coffee")[:16, :16]))
+    sof = contents.index(b"\xff\xc0")
+    contents[sof + 5 : sof + 9] = height.to_bytes(2, "big") + width.to_bytes(2, "big")
+    return bytes(contents)
+
+
+def beyond_the_bounds() -> dict[str, tuple[bytes, str]]:
+    """Files beyond the bounds, and the reason each is skipped."""
+    strip = np.full((1, 10000, 3), 128, np.uint8)
+    return {
+        "strip.JPEG": (encode(strip), "is 10000x1 pixels, beyond the 8:1 aspect-ratio bound"),
+        "tall.PNG": (encode(strip.transpose(1, 0, 2)[:2000], "PNG"),
+                     "is 1x2000 pixels, beyond the 8:1 aspect-ratio bound"),
+        "huge_header.JPEG": (lying_jpeg(60000, 60000),
+                             f"is 60000x60000 pixels, above the bound of {image_ops.MAX_PIXELS}"),
+        "no_data.JPEG": (lying_jpeg(4000, 3000),
+                         "declares 3000x4000 pixels in only"),
+    }
+
+
+def within_the_bounds() -> dict[str, bytes]:
+    """Extreme images that are still within the bounds: every one is used."""
+    return {"eight_to_one.JPEG": encode(np.full((16, 128, 3), 90, np.uint8)),
+            "one_to_eight.PNG": encode(np.full((128, 16, 3), 90, np.uint8), "PNG")}
+
+
+@pytest.mark.parametrize("protocol", ["center", "dense", "original", "train"])
+def test_images_beyond_the_bounds_are_skipped_with_the_reason(protocol, tmp_path, capfd):
+    good = imagenet_folder(str(tmp_path), ["n01", "n02"], per_class=2)
+    good += write(str(tmp_path / "n01"), within_the_bounds())
+    bad = {name: reason for name, (_, reason) in beyond_the_bounds().items()}
+    write(str(tmp_path / "n02"), {name: contents for name, (contents, _)
+                                  in beyond_the_bounds().items()})
+    if protocol == "train":
+        dataset = data.train_dataset(f"folder:{tmp_path}", global_batch_size=3, seed=0,
+                                     scale=32, crop_size=32, with_ids=True)
+    else:
+        dataset = data.eval_dataset(f"folder:{tmp_path}", protocol=protocol, test_scale=32,
+                                    crop_size=32, with_ids=True)
+    seen = [i.decode() for _, _, ids in dataset for i in np.atleast_1d(ids.numpy())]
+    assert sorted(seen) == sorted(good)
+    log = capfd.readouterr().err
+    for name, reason in bad.items():
+        assert f"{tmp_path / 'n02' / name}: {reason}" in log, (name, log)
+    assert "undecodable" not in log
+
+
+def test_every_skipped_file_is_named_however_many(tmp_path, capfd):
+    imagenet_folder(str(tmp_path), ["n01"], per_class=1)
+    broken = write(str(tmp_path / "n01"), {f"{index}.JPEG": b"not a jpeg" for index in range(9)})
+    list(data.eval_dataset(f"folder:{tmp_path}", test_scale=32, crop_size=32))
+    log = capfd.readouterr().err
+    assert all(path in log for path in broken), log
+    assert "..." not in log
+
+
+def test_a_file_deleted_after_listing_is_skipped_and_named(tmp_path, capfd):
+    good = imagenet_folder(str(tmp_path), ["n01", "n02"], per_class=2)
+    dataset = data.train_dataset(f"folder:{tmp_path}", global_batch_size=2, seed=0, scale=32,
+                                 crop_size=32, with_ids=True)
+    os.remove(good[1])
+    os.remove(good[2])
+    os.mkdir(good[2])  # unreadable as a file, whoever runs the test (root reads any file)
+    seen = [i.decode() for _, _, ids in dataset for i in ids.numpy()]
+    assert sorted(seen) == sorted(good[:1] + good[3:])
+    log = capfd.readouterr().err
+    assert good[1] in log and good[2] in log and "(2 skipped so far)" in log
