@@ -59,11 +59,11 @@ def config_from_flags(flag_values: flags.FlagValues = FLAGS) -> runs.RunConfig:
                              for field in dataclasses.fields(runs.RunConfig)})
 
 
-def main(argv):
+def main(argv, flag_values: flags.FlagValues = FLAGS):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments {argv[1:]}: every setting is a --flag")
     try:
-        config = config_from_flags()
+        config = config_from_flags(flag_values)
     except ValueError as error:
         raise SystemExit(f"imagenet_train.py: error: {error}") from error
     try:

@@ -19,6 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
     ("dense_eval", "| multi-crop, Q=256,384,512, 150 crops |"),
     ("serving", "| SavedModel |"),
 ])
+@pytest.mark.slow
 def test_benchmark_runs_quick(name, expected, tmp_path):
     before = (ROOT / "BENCHMARKS.md").read_text()
     result = subprocess.run(
@@ -39,6 +40,7 @@ def run_without_tensorflow(module, *flags):
                           text=True, timeout=600, check=False)
 
 
+@pytest.mark.slow
 def test_the_gpu_benchmark_runs_on_jax_without_tensorflow():
     before = (ROOT / "BENCHMARKS.md").read_text()
     quick = run_without_tensorflow("benchmarks.gpu_training", "--quick")

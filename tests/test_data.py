@@ -179,6 +179,7 @@ def collect_ids_with_replicas(source, replicas, batch):
             [line for line in lines if line.startswith("REPLICAS")][0].split()[1:])
 
 
+@pytest.mark.slow
 def test_four_replicas_see_every_image_exactly_once(tmp_path):
     good = imagenet_folder(str(tmp_path), ["n01", "n02", "n03"], per_class=7)  # 21 images
     write(str(tmp_path / "n03"), broken_files())

@@ -127,6 +127,7 @@ def test_table_is_shaped_like_the_papers():
     assert lines[2] == "| dense | 256,384,512 | 24.8 | 7.5 | 50000 | 12.5 |"
 
 
+@pytest.mark.slow
 def test_a_run_is_evaluated_with_its_preprocessing_and_q_set(tiny_run, demo_images, monkeypatch,
                                                             tmp_path):
     seen = {}
@@ -178,6 +179,7 @@ def other_net(name="random", seed=1):
     return evaluation.Net(name, model, "caffe", (40, 48))
 
 
+@pytest.mark.slow
 def test_fusion_is_the_mean_of_the_nets_posteriors(tiny_run, demo_images):
     source = f"folder:{demo_images}/val"
     nets = [evaluation.Net.of_run(tiny_run), other_net()]
@@ -197,6 +199,7 @@ def test_fusion_is_the_mean_of_the_nets_posteriors(tiny_run, demo_images):
     assert len(table.splitlines()) == 2 + 3
 
 
+@pytest.mark.slow
 def test_a_net_fused_with_itself_is_unchanged(tiny_run, demo_images):
     net = evaluation.Net.of_run(tiny_run)
     single, fused = evaluation.fuse([net, net], f"folder:{demo_images}/val",
@@ -204,6 +207,7 @@ def test_a_net_fused_with_itself_is_unchanged(tiny_run, demo_images):
     assert (single.top1_error, single.top5_error) == (fused.top1_error, fused.top5_error)
 
 
+@pytest.mark.slow
 def test_two_trained_nets_fused_are_no_worse_than_the_worse(demo_images, tmp_path):
     import demo_data
     from keras_vgg import runs, training

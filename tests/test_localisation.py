@@ -217,6 +217,7 @@ def localisation_run_config(model_dir, images, init_from, **overrides):
         **overrides)
 
 
+@pytest.mark.slow
 def test_an_interrupted_localisation_run_resumes(tiny_run, boxed_images, tmp_path,
                                                  monkeypatch):
     from keras_vgg import callbacks
@@ -241,6 +242,7 @@ def test_an_interrupted_localisation_run_resumes(tiny_run, boxed_images, tmp_pat
     assert runs.load(tmp_path / "loc").build_model().output_shape == (None, 40)
 
 
+@pytest.mark.slow
 def test_localisation_trains_from_a_classification_run_and_is_tested(tiny_run, boxed_images,
                                                                      tmp_path, capfd):
     config = localisation_run_config(tmp_path / "loc", boxed_images, tiny_run.directory)

@@ -110,6 +110,7 @@ def test_bad_export_options_are_refused(options, message, tmp_path):
         serving.class_names_for(CLASSES, ["a", "b", "c"])
 
 
+@pytest.mark.slow
 def test_loads_in_a_fresh_process_without_the_package(exported):
     """Both signatures, images of three sizes, with keras_vgg unimportable; the answers
     equal the package's own dense evaluation."""
@@ -152,6 +153,7 @@ print(json.dumps(answers))
                                atol=1e-5)
 
 
+@pytest.mark.slow
 def test_saved_model_cli_shows_unknown_height_and_width(exported):
     cli = shutil.which("saved_model_cli", path=os.path.dirname(sys.executable))
     result = subprocess.run([cli, "show", "--dir", exported[1], "--all"], capture_output=True,
@@ -346,6 +348,7 @@ def export_recipe(*flags):
                            *flags], capture_output=True, text=True, timeout=300, check=False)
 
 
+@pytest.mark.slow
 def test_export_recipe_takes_everything_from_a_run_directory(tiny_run, tmp_path):
     result = export_recipe(f"--model_dir={tiny_run.directory}",
                            f"--export_base={tmp_path}")
@@ -366,6 +369,7 @@ def test_export_recipe_takes_everything_from_a_run_directory(tiny_run, tmp_path)
     assert "error: --model_dir describes the network: drop --config" in both.stderr
 
 
+@pytest.mark.slow
 def test_export_recipe_with_weights_writes_a_version_and_refuses_bad_flags(tmp_path):
     model = narrow_model("A")
     weights = str(tmp_path / "trained.weights.h5")

@@ -72,6 +72,7 @@ def test_warm_start_from_another_architecture_is_refused(tmp_path):
         weights.warm_start_from_config_a(d, tmp_path / "wide_a.weights.h5")
 
 
+@pytest.mark.slow
 def test_one_and_four_replicas_reach_the_same_weights():
     """The same steps on 1 and on 4 replicas: the batch is split and gradients averaged."""
     script = textwrap.dedent("""
@@ -143,6 +144,7 @@ def photo_classes(root, copies=4):
     return f"folder:{root}"
 
 
+@pytest.mark.slow
 def test_training_from_defaults_learns(tmp_path, capsys):
     """No init and no learning rate given (Glorot, 0.01 x 32/256), the paper's schedule: a
     half-width net learns the photographs (through crops, flips and colour shifts)."""
@@ -230,6 +232,7 @@ def test_validation_data_with_other_classes_is_refused(demo_images, tmp_path):
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.slow
 def test_warm_start_and_init_from_take_run_directories(tiny_run, demo_images, tmp_path,
                                                       capsys):
     deeper = tiny_run_config(tmp_path / "d", demo_images, config="D",
@@ -263,6 +266,7 @@ def test_training_data_that_yields_no_image_stops_the_run(demo_images, tmp_path)
     assert not (tmp_path / "run" / "final.weights.h5").exists()
 
 
+@pytest.mark.slow
 def test_validation_data_that_yields_no_image_stops_the_run(demo_images, tmp_path):
     from image_files import broken_files
 
@@ -286,6 +290,7 @@ def test_data_and_model_dir_that_cannot_serve_are_refused(demo_images, model_dir
         training.train(config, verbose=0)
 
 
+@pytest.mark.slow
 def test_a_failed_checkpoint_write_keeps_the_last_one_and_the_run_resumes(
         demo_images, tmp_path, monkeypatch):
     """The disk fills during epoch 2's checkpoint: the write fails half-way. The run stops

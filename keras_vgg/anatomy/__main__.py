@@ -193,13 +193,18 @@ def plot_funnel(model: keras.Model, path: str, *, title: str) -> None:
     pyplot.close(figure)
 
 
-def _define_flags() -> None:
-    flags.DEFINE_bool("all", False, "Table 2's ladder of networks and the 3x3-stack argument.")
-    flags.DEFINE_string("plot", None, "Also draw the stage funnel of the network to this PNG.")
+def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
+    """The command's flags, in `flag_values` (a test's own, or absl's global ones)."""
+    flags.DEFINE_bool("all", False, "Table 2's ladder of networks and the 3x3-stack argument.",
+                      flag_values=flag_values)
+    flags.DEFINE_string("plot", None, "Also draw the stage funnel of the network to this PNG.",
+                        flag_values=flag_values)
     flags.DEFINE_integer("input_size", configs.DEFAULT_INPUT_SIZE,
-                         "Training crop side in pixels (the paper's 224).")
+                         "Training crop side in pixels (the paper's 224).",
+                         flag_values=flag_values)
     flags.DEFINE_list("test_scales", [str(q) for q in DEFAULT_TEST_SCALES],
-                      "Test scales Q in pixels for the dense-evaluation cost.")
+                      "Test scales Q in pixels for the dense-evaluation cost.",
+                      flag_values=flag_values)
 
 
 def _test_scales(values: Sequence[str], input_size: int) -> list[int]:
@@ -213,8 +218,7 @@ def _test_scales(values: Sequence[str], input_size: int) -> list[int]:
     return scales
 
 
-def main(argv: Sequence[str]) -> None:
-    options = flags.FLAGS
+def main(argv: Sequence[str], options: flags.FlagValues = flags.FLAGS) -> None:
     names = list(argv[1:])
     if options.input_size < configs.MIN_INPUT_SIZE:
         raise app.UsageError(f"--input_size={options.input_size}: at least "
@@ -243,5 +247,5 @@ def main(argv: Sequence[str]) -> None:
 
 
 if __name__ == "__main__":
-    _define_flags()
+    define_flags()
     app.run(main)
