@@ -31,9 +31,9 @@ from keras_vgg import weights as weight_files
 from keras_vgg.layers import LocalResponseNormalization
 
 # Sect. 3.1: "weights sampled from a normal distribution with zero mean and 10^-2 variance",
-# read as Caffe's and AlexNet's standard deviation 0.01. Read literally (std 0.1), with
-# mean-subtracted 0-255 inputs, the logits of config A start near 1e8 and training diverges
-# (`python -m benchmarks.initialisation`).
+# read as Caffe's and AlexNet's standard deviation 0.01. Read literally (std 0.1), every
+# layer amplifies the signal of mean-subtracted 0-255 inputs: config A's cross-entropy
+# starts near 3e8 and training diverges (BENCHMARKS.md, Initialisation).
 PAPER_INIT_STDDEV = 0.01
 # Sect. 3.1: dropout ratio on the first two fully-connected layers.
 PAPER_DROPOUT = 0.5

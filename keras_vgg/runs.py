@@ -15,8 +15,9 @@ The defaults are the paper's (Sect. 3.1), with two readings that the paper leave
   batch (`learning_rate = 1e-2 * batch_size / 256`, the linear rule), and a fine-tuning run
   (`init_from`) starts from 1e-3 as the paper's S=384 net did;
 - the initialisation is Glorot & Bengio's (`init="glorot"`): it trains every config from
-  scratch, as the paper's closing note says; "gaussian" is N(0, 0.01^2), from which no
-  config's loss leaves ln(1000) within 60 steps (`python -m benchmarks.initialisation`).
+  scratch, as the paper's closing note says; "gaussian" is N(0, 0.01^2), from which the
+  signal fades layer by layer and no config's loss moves off ln(1000) in its first steps
+  (BENCHMARKS.md, Initialisation).
 
 Settings that cannot train (a missing data path, a zero crop size or width, a dropout outside
 [0, 1), a negative rate, weight decay or patience) raise a ValueError naming the field before
