@@ -21,6 +21,7 @@ from keras_vgg.image_ops import (
     multi_crop,
     parse_crop_size,
     parse_scale,
+    parse_test_crop_size,
     rescale_shorter_side,
     train_transform,
 )
@@ -203,9 +204,7 @@ def eval_dataset(
     """
     if protocol not in EVAL_PROTOCOLS:
         raise ValueError(f"unknown protocol {protocol!r}; expected one of {EVAL_PROTOCOLS}")
-    crop = parse_crop_size(crop_size)
-    if max(crop) > test_scale:  # the shorter side of the rescaled image is Q
-        raise ValueError(f"crop_size {crop} is larger than the test scale Q={test_scale}")
+    crop = parse_test_crop_size(crop_size, test_scale)
     batched = protocol == "center"
     batch_size = _batch_size(batch_size, input_context) if batched else None
     records = sources.open_source(source, split=split, input_context=input_context).dataset

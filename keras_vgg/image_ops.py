@@ -77,6 +77,15 @@ def parse_crop_size(crop_size: int | Sequence[int]) -> tuple[int, int]:
     return size
 
 
+def parse_test_crop_size(crop_size: int | Sequence[int], test_scale: int) -> tuple[int, int]:
+    """`parse_crop_size`, for a crop taken from an image rescaled to shorter side Q =
+    `test_scale`: ValueError when the crop does not fit."""
+    crop = parse_crop_size(crop_size)
+    if max(crop) > test_scale:
+        raise ValueError(f"crop_size {crop} is larger than the test scale Q={test_scale}")
+    return crop
+
+
 # --- Sampling and decoding ------------------------------------------------------------
 
 

@@ -72,12 +72,18 @@ def centre_transform(record: dict, *, test_scale: int, crop_size: tuple[int, int
     return {"image": crop, "label": target(record, window), "window": window}
 
 
-def _boxed_records(source: str, split: str, **options) -> tf.data.Dataset:
-    opened = sources.open_source(source, split=split, **options)
-    if not opened.boxes:
+def _require_boxes(source: str) -> None:
+    """Raises ValueError unless the source spec asks for boxes (only folders carry them),
+    before anything is listed or read."""
+    spec = sources.SourceSpec.parse(source)
+    if spec.kind != "folder" or "boxes" not in spec.options:
         raise ValueError(f"{source!r} has no boxes: localisation needs a folder source with "
                          "'?boxes=XML_FOLDER_OR_LOC_CSV' (keras_vgg.sources)")
-    return opened.dataset
+
+
+def _boxed_records(source: str, split: str, **options) -> tf.data.Dataset:
+    _require_boxes(source)
+    return sources.open_source(source, split=split, **options).dataset
 
 
 def _batches(groups: tf.data.Dataset, batch_size: int, *, preprocessing: str,
@@ -96,7 +102,7 @@ def _batches(groups: tf.data.Dataset, batch_size: int, *, preprocessing: str,
 def train_dataset(source: str, **options) -> tf.data.Dataset:
     """One epoch of augmented localisation batches, `(images, targets)`: `data.train_dataset`
     (and its options) with the boxes through the same geometry (`train_transform`)."""
-    _boxed_records(source, "train")
+    _require_boxes(source)
     return data.train_dataset(source, record_transform=train_transform, **options)
 
 
@@ -112,9 +118,7 @@ def centre_dataset(
     with_windows: bool = False,
 ) -> tf.data.Dataset:
     """Centre crops at Q with their targets, in source order, each image once."""
-    crop = image_ops.parse_crop_size(crop_size)
-    if max(crop) > test_scale:
-        raise ValueError(f"crop_size {crop} is larger than the test scale Q={test_scale}")
+    crop = image_ops.parse_test_crop_size(crop_size, test_scale)
     records = _boxed_records(source, split, input_context=input_context)
     groups = guard.map_skipping_undecodable(
         records, lambda record: centre_transform(record, test_scale=test_scale,
@@ -130,9 +134,7 @@ def dense_dataset(source: str, *, test_scale: int, crop_size: int | Sequence[int
     """Whole images rescaled to Q for dense localisation, in source order, one per element:
     `(image [1, H, W, 3] preprocessed, label, factor [2] (y, x: rescaled over original),
     boxes [max boxes, 4], box count, id)`."""
-    crop = image_ops.parse_crop_size(crop_size)
-    if max(crop) > test_scale:
-        raise ValueError(f"crop_size {crop} is larger than the test scale Q={test_scale}")
+    image_ops.parse_test_crop_size(crop_size, test_scale)  # checked only: no crop is taken
 
     def rescale(record):
         image = image_ops.decode_image(record["image"])

@@ -140,6 +140,8 @@ def test_a_folder_with_boxes_keeps_annotated_images_and_their_class_boxes(tmp_pa
     with pytest.raises(ValueError, match="has no boxes: localisation needs"):
         localisation_data.centre_dataset(f"folder:{tmp_path / 'images'}", test_scale=64,
                                          crop_size=32)
+    with pytest.raises(ValueError, match="has no boxes: localisation needs"):
+        localisation_data.train_dataset(f"folder:{tmp_path / 'images'}", global_batch_size=2)
 
 
 @pytest.fixture
