@@ -24,6 +24,7 @@ MULTI_CROP_GRID = 5
 FLATTEN_LAYER = "flatten"
 FC_LAYERS = ("fc1", "fc2")
 PREDICTIONS_LAYER = "predictions"
+HEAD_LAYERS = (*FC_LAYERS, PREDICTIONS_LAYER)  # the Dense layers, in order
 
 
 def conv_layer(stage: int, index: int) -> str:

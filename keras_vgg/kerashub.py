@@ -85,7 +85,7 @@ def _task_head(file: h5py.File) -> dict[str, list[h5py.Dataset]]:
     for group in groups:
         name = group.attrs.get("name")
         name = name.decode() if isinstance(name, bytes) else name
-        if name in weights.HEAD_LAYERS and len(group) == 2:
+        if name in configs.HEAD_LAYERS and len(group) == 2:
             found[name] = [group["0"], group["1"]]
     return found
 
@@ -128,7 +128,7 @@ def load_preset(model: keras.Model, path: str | os.PathLike) -> None:
         with h5py.File(task, "r") as file:
             weights.check_self_contained(file, task)
             head = _task_head(file)
-            missing = sorted(set(weights.HEAD_LAYERS) - set(head))
+            missing = sorted(set(configs.HEAD_LAYERS) - set(head))
             if missing:
                 raise ValueError(f"{task}: no weights for {missing}")
             for name, (kernel, bias) in head.items():

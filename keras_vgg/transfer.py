@@ -26,7 +26,6 @@ from keras_vgg.requires_tensorflow import tf
 PAPER_TEST_SCALES = (256, 384, 512)
 PAPER_LAYER = configs.FC_LAYERS[1]
 COMBINE_MODES = ("mean", "stack")
-_DENSE_LAYERS = (*configs.FC_LAYERS, configs.PREDICTIONS_LAYER)
 
 
 def feature_net(model: keras.Model, layer: str = PAPER_LAYER) -> keras.Model:
@@ -42,7 +41,7 @@ def feature_net(model: keras.Model, layer: str = PAPER_LAYER) -> keras.Model:
         raise ValueError(f"no layer {layer!r} in {model.name!r}; descriptors can come from "
                          f"{names}")
     name = f"{model.name}_{layer}_features"
-    if layer in _DENSE_LAYERS:
+    if layer in configs.HEAD_LAYERS:
         net = dense.fully_convolutional(model)
         return keras.Model(net.inputs[0], net.get_layer(dense.conv_name(layer)).output, name=name)
     inputs = x = keras.Input((None, None, model.input_shape[-1]))
@@ -93,7 +92,7 @@ class Describer:
         if not test_scales:
             raise ValueError("test_scales is empty: give at least one scale Q")
         crop = model.input_shape[1]
-        if layer in _DENSE_LAYERS and min(test_scales) < crop:
+        if layer in configs.HEAD_LAYERS and min(test_scales) < crop:
             raise ValueError(f"test scales {list(test_scales)} must be at least the crop "
                              f"{crop} for the fully-connected layer {layer!r}")
         features = feature_net(model, layer)

@@ -80,7 +80,6 @@ IMAGENET_WEIGHTS: dict[tuple[str, bool], PublishedWeights] = {
     ),
 }
 
-HEAD_LAYERS = (*configs.FC_LAYERS, configs.PREDICTIONS_LAYER)
 KERAS_SUFFIXES = (".h5", ".hdf5", ".keras")
 TORCH_SUFFIXES = (".pth", ".pt", ".bin")
 SAFETENSORS_SUFFIX = ".safetensors"
@@ -234,7 +233,7 @@ def check_shapes(layer: keras.layers.Layer, arrays: list[np.ndarray], *, source:
 
 
 def _ignorable_head(model_layers: set[str]) -> set[str]:
-    return set() if configs.PREDICTIONS_LAYER in model_layers else set(HEAD_LAYERS)
+    return set() if configs.PREDICTIONS_LAYER in model_layers else set(configs.HEAD_LAYERS)
 
 
 def _decode(value) -> str:
@@ -373,10 +372,13 @@ def read_torch_file(path: str) -> dict[str, np.ndarray]:
     }
 
 
-# torchvision: classifier.{0,3,6}; timm: pre_logits.fc1, pre_logits.fc2, head.fc.
-_TORCH_HEAD_MODULES = dict(zip(
-    ("classifier.0", "classifier.3", "classifier.6"), HEAD_LAYERS, strict=True)) | dict(zip(
-    ("pre_logits.fc1", "pre_logits.fc2", "head.fc"), HEAD_LAYERS, strict=True))
+# The checkpoints' modules of fc1, fc2 and predictions.
+_TORCH_HEAD_MODULES = {
+    module: layer
+    for modules in (("classifier.0", "classifier.3", "classifier.6"),  # torchvision
+                    ("pre_logits.fc1", "pre_logits.fc2", "head.fc"))  # timm
+    for module, layer in zip(modules, configs.HEAD_LAYERS, strict=True)
+}
 _FEATURE_MODULE = re.compile(r"^features\.(\d+)$")
 
 
@@ -401,7 +403,7 @@ def from_torch_state_dict(
         if (match := _FEATURE_MODULE.match(module))
     )
     feature_layers = [
-        layer for layer in model.layers if layer.weights and layer.name not in HEAD_LAYERS
+        layer for layer in model.layers if layer.weights and layer.name not in configs.HEAD_LAYERS
     ]
     weights: WeightsByLayer = {}
     for (_, module), layer in zip(feature_modules, feature_layers, strict=False):
@@ -492,10 +494,10 @@ def warm_start_from_config_a(model: keras.Model, path: str | os.PathLike) -> lis
             "torch checkpoint with keras_vgg.VGG11(weights=PATH).save_weights('a.weights.h5')"
         )
     a_convs = _config_a_conv_names()
-    copied = a_convs[:4] + list(HEAD_LAYERS)
+    copied = a_convs[:4] + list(configs.HEAD_LAYERS)
     layers = {layer.name: layer for layer in model.layers}
     with open_keras_file(path) as weights:
-        foreign = sorted(set(weights) - set(a_convs) - set(HEAD_LAYERS))
+        foreign = sorted(set(weights) - set(a_convs) - set(configs.HEAD_LAYERS))
         if foreign:
             raise ValueError(f"{path}: not a config-A checkpoint: it has layers {foreign[:5]} "
                              "that config A lacks")
