@@ -253,8 +253,8 @@ class Backup(keras.callbacks.BackupAndRestore):
 
 
 class Throughput(keras.callbacks.Callback):
-    """Adds the epoch's `training_images` (steps x global batch) and `images_per_second`
-    over its training steps (validation excluded) to the logs and `history.csv`."""
+    """Adds the epoch's `training_steps` and `images_per_second` (steps x global batch over
+    the steps' time, validation excluded) to the logs and `history.csv`."""
 
     def __init__(self, global_batch_size: int):
         super().__init__()
@@ -271,11 +271,10 @@ class Throughput(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if logs is None:
             return
-        images = self._steps * self.global_batch_size
-        logs["training_images"] = images
+        logs["training_steps"] = self._steps
         elapsed = self._last - self._start
         if elapsed > 0:
-            logs["images_per_second"] = images / elapsed
+            logs["images_per_second"] = self._steps * self.global_batch_size / elapsed
 
 
 class EpochCounter(keras.callbacks.Callback):

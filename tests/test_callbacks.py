@@ -54,7 +54,7 @@ def test_throughput_is_the_epochs_training_images_over_its_training_time(monkeyp
     throughput.on_train_batch_end(1)
     logs = {}
     throughput.on_epoch_end(0, logs)  # validation, after the last step, is not counted
-    assert logs == {"training_images": 32, "images_per_second": 32 / 2.5}
+    assert logs == {"training_steps": 2, "images_per_second": 32 / 2.5}
 
 
 class BlowUpAtEpoch(keras.callbacks.Callback):
