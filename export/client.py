@@ -1,7 +1,7 @@
 """A client for the exported VGG behind TF-Serving, over REST (JSON) or gRPC.
 
-    python export/client.py --server=localhost:8501 --model=vgg16 cat.jpg dog.png
-    python export/client.py --protocol=grpc --server=localhost:8500 --model=vgg16 cat.jpg
+    python export/client.py --server=localhost:8501 --model=mine cat.jpg dog.png
+    python export/client.py --protocol=grpc --server=localhost:8500 --model=mine cat.jpg
 
 Sends image files as they are (the `image_bytes` signature: the server decodes, rescales and
 preprocesses), or decoded pixel arrays (`serving_default`), and prints each image's best
@@ -184,6 +184,8 @@ if __name__ == "__main__":
 
     flags.DEFINE_enum("protocol", "rest", ["rest", "grpc"], "REST (port 8501) or gRPC (8500).")
     flags.DEFINE_string("server", "localhost:8501", "host:port of TF-Serving.")
-    flags.DEFINE_string("model", "vgg16", "Served model name.")
+    flags.DEFINE_string("model", None, "Served model name: the one the export printed (its "
+                        "folder under the export base).")
+    flags.mark_flag_as_required("model")
     flags.DEFINE_integer("version", None, "Model version; default the latest.")
     app.run(main)

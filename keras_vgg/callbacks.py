@@ -7,12 +7,14 @@ guard's reference loss and the dropout layers' random-generator states. The run 
 `RunStateBackup` saves and restores it beside the checkpoint.
 
   PaperSchedule    Sect. 3.1: divide the learning rate by 10 when validation accuracy stops
-                   improving, three times, then stop.
+                   improving, three times, then stop; ScheduleLog announces each change.
   DivergenceGuard  stops at a NaN or infinite loss, a loss grown by orders of magnitude, or
                    an infinite validation loss; keeps the last good epoch's weights.
   DataGuard        stops when an epoch had no training images, or validation none.
   Backup           Keras' BackupAndRestore, writing its checkpoint atomically.
   Throughput       images/s of each epoch's training steps.
+  StepScalars      TensorBoard scalars every N steps: loss, learning rate, images/s.
+  EpochLine        the epoch's line (Keras' progress bar) shows metrics only.
   EpochCounter     the epoch, for the input pipeline's per-epoch seeds.
 
 The divergence guard stops at a NaN or infinite loss, a first loss over 100 x ln(classes)
@@ -56,6 +58,7 @@ class RunState:
       best_val_score: the best value so far of what the schedule watches (validation
         accuracy, or minus the validation loss), None before the first.
       epochs_without_gain: epochs since it last improved.
+      steps_without_gain: training steps since it last improved.
       learning_rate_drops: how often the rate has been divided by 10.
       reference_loss: the lowest training loss so far, from which divergence is judged.
       random_states: each dropout layer's seed-generator state, by layer name.
@@ -64,6 +67,7 @@ class RunState:
     epoch: int = 0
     best_val_score: float | None = None
     epochs_without_gain: int = 0
+    steps_without_gain: int = 0
     learning_rate_drops: int = 0
     reference_loss: float | None = None
     random_states: dict[str, list[int]] = dataclasses.field(default_factory=dict)
@@ -72,11 +76,12 @@ class RunState:
         files.write_json(path, dataclasses.asdict(self))
 
     def restore(self, path: str) -> None:
-        """Takes the fields saved in `path`."""
+        """Takes the fields saved in `path` (a field it lacks takes a fresh state's)."""
         with open(path, encoding="utf8") as file:
             saved = json.load(file)
+        fresh = dataclasses.asdict(RunState())
         for field in dataclasses.fields(self):
-            setattr(self, field.name, saved[field.name])
+            setattr(self, field.name, saved.get(field.name, fresh[field.name]))
 
     def restore_defaults(self, **fields) -> None:
         """Takes a fresh state's fields, except `fields`."""
@@ -88,25 +93,53 @@ def learning_rate(model: keras.Model) -> float:
     return float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
 
 
+def above_chance(accuracy: float, num_classes: int, images: int | None) -> bool:
+    """Whether a top-1 `accuracy` on `images` is beyond what guessing among `num_classes`
+    reaches: above chance by three standard errors of a guesser's accuracy on that many
+    images (just above chance when the count is unknown)."""
+    chance = 1 / num_classes
+    margin = 3 * math.sqrt(chance * (1 - chance) / images) if images else 0.0
+    return accuracy > chance + margin
+
+
 class PaperSchedule(keras.callbacks.Callback):
-    """Divides the learning rate by `factor` after `patience` epochs without a gain of
-    `min_delta` in `monitor` (validation accuracy, or a validation loss, which gains by
-    falling); at the plateau after `max_drops` divisions, stops training (the paper: three
-    times, then stop). Adds `learning_rate` (the epoch's rate) to the logs.
+    """Divides the learning rate by `factor` when `monitor` (validation accuracy, or a
+    validation loss, which gains by falling) has not gained `min_delta` for `patience`
+    epochs and at least `min_steps` training steps; at the plateau after `max_drops`
+    divisions, stops training (the paper: three times, then stop). Adds `learning_rate`
+    (the epoch's rate) to the logs.
+
+    Sect. 3.1 does not say how long "stopped improving" is. An epoch of ImageNet at batch
+    256 is 5,000 steps; a small data set's epoch of a few dozen steps, judged on a few
+    hundred validation images, plateaus within the noise while the net still learns, so a
+    plateau also needs `min_steps`. With `num_classes`, validation accuracy no better than
+    chance (`above_chance`, on `validation_images`) counts no plateau: a net that has not
+    started to learn gains nothing from a lower rate (BENCHMARKS.md, Small data).
+
+    Each change is announced after the epoch's line (`ScheduleLog`, after Keras' progress
+    bar): `announcement` holds it until then.
     """
 
-    def __init__(self, state: RunState, *, patience: int, max_drops: int = runs.PAPER_LR_DROPS,
-                 factor: float = runs.LR_DROP_FACTOR, min_delta: float = 1e-4,
-                 monitor: str = "val_accuracy"):
+    def __init__(self, state: RunState, *, patience: int, min_steps: int = 0,
+                 max_drops: int = runs.PAPER_LR_DROPS, factor: float = runs.LR_DROP_FACTOR,
+                 min_delta: float = 1e-4, monitor: str = "val_accuracy",
+                 num_classes: int | None = None, validation_images: int | None = None):
         super().__init__()
         self.state = state
         self.patience = patience
+        self.min_steps = min_steps
         self.max_drops = max_drops
         self.factor = factor
         self.min_delta = min_delta
         self.monitor = monitor
         self.sign = -1.0 if monitor.endswith("loss") else 1.0
         self.what = "validation loss" if self.sign < 0 else "validation accuracy"
+        self.num_classes = num_classes if self.sign > 0 else None
+        self.validation_images = validation_images
+        self.announcement = None
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.state.steps_without_gain += 1
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs if logs is not None else {}
@@ -120,24 +153,93 @@ class PaperSchedule(keras.callbacks.Callback):
             return
         state = self.state
         score = self.sign * float(value)
-        if state.best_val_score is None or score > state.best_val_score + self.min_delta:
-            state.best_val_score = score
-            state.epochs_without_gain = 0
+        learning = self.num_classes is None or above_chance(
+            float(value), self.num_classes, self.validation_images)
+        if state.best_val_score is None or score > state.best_val_score + self.min_delta \
+                or not learning:
+            state.best_val_score = max(score, state.best_val_score or score)
+            state.epochs_without_gain = state.steps_without_gain = 0
             return
         state.epochs_without_gain += 1
-        if state.epochs_without_gain < self.patience:
+        if state.epochs_without_gain < self.patience or state.steps_without_gain < self.min_steps:
             return
-        state.epochs_without_gain = 0
+        state.epochs_without_gain = state.steps_without_gain = 0
         if state.learning_rate_drops == self.max_drops:
-            print(f"\nThe {self.what} stopped improving after {state.learning_rate_drops} "
-                  "learning-rate drops: stopping, as the paper does.", flush=True)
+            self.announcement = (f"The {self.what} stopped improving after "
+                                 f"{state.learning_rate_drops} learning-rate drops: stopping, "
+                                 "as the paper does.")
             self.model.stop_training = True
             return
         state.learning_rate_drops += 1
         self.model.optimizer.learning_rate = rate * self.factor
-        print(f"\nEpoch {epoch + 1}: the {self.what} stopped improving; learning rate "
-              f"{rate:.3g} -> {rate * self.factor:.3g} (drop {state.learning_rate_drops} of "
-              f"{self.max_drops}).", flush=True)
+        self.announcement = (f"Epoch {epoch + 1}: the {self.what} stopped improving; learning "
+                             f"rate {rate:.3g} -> {rate * self.factor:.3g} (drop "
+                             f"{state.learning_rate_drops} of {self.max_drops}).")
+
+
+class ScheduleLog(keras.callbacks.Callback):
+    """Prints the schedule's announcement of an epoch after Keras' line for that epoch:
+    place it after the `ProgbarLogger`."""
+
+    def __init__(self, schedule: PaperSchedule):
+        super().__init__()
+        self.schedule = schedule
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.schedule.announcement:
+            print(self.schedule.announcement, flush=True)
+            self.schedule.announcement = None
+
+
+class EpochLine(keras.callbacks.Callback):
+    """Takes the logged values that are not metrics (`NOT_METRICS`) out of the epoch's logs
+    once the CSV and TensorBoard logs have them, so that the epoch's line shows metrics
+    only: place it after those loggers and before the `ProgbarLogger`."""
+
+    NOT_METRICS = ("learning_rate", "images_per_second", "training_steps")
+
+    def on_epoch_end(self, epoch, logs=None):
+        for key in self.NOT_METRICS:
+            (logs or {}).pop(key, None)
+
+
+class StepScalars(keras.callbacks.Callback):
+    """Writes TensorBoard scalars every `every` training steps, under `<log_dir>/train`
+    beside Keras' epoch ones: `steps/loss` (the mean training loss of those steps),
+    `steps/learning_rate` and `steps/images_per_second`, at the optimizer's step count
+    (which a resumed run continues)."""
+
+    def __init__(self, log_dir: str, *, every: int, global_batch_size: int):
+        super().__init__()
+        self.log_dir = os.path.join(log_dir, "train")
+        self.every = every
+        self.global_batch_size = global_batch_size
+        self._writer = None
+
+    def on_train_begin(self, logs=None):
+        self._writer = tf.summary.create_file_writer(self.log_dir)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._window = (0, 0.0, time.perf_counter())  # steps, running mean, start time
+
+    def on_train_batch_end(self, batch, logs=None):
+        if (batch + 1) % self.every or "loss" not in (logs or {}):
+            return
+        steps, mean, start = self._window
+        now, loss = time.perf_counter(), float(logs["loss"])
+        # Keras logs the epoch's running mean: the window's mean from two of them.
+        window_loss = ((batch + 1) * loss - steps * mean) / (batch + 1 - steps)
+        step = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
+        with self._writer.as_default(step=step):
+            tf.summary.scalar("steps/loss", window_loss)
+            tf.summary.scalar("steps/learning_rate", learning_rate(self.model))
+            tf.summary.scalar("steps/images_per_second",
+                              (batch + 1 - steps) * self.global_batch_size / (now - start))
+        self._window = (batch + 1, loss, now)
+
+    def on_train_end(self, logs=None):
+        if self._writer is not None:
+            self._writer.close()
 
 
 class LossDiverged(RuntimeError):
@@ -383,34 +485,49 @@ def callbacks(
     global_batch_size: int,
     num_classes: int,
     patience: int = 2,
+    min_steps: int = 0,
     max_drops: int = runs.PAPER_LR_DROPS,
     monitor: str = "val_accuracy",
+    validation_images: int | None = None,
+    log_every: int = 100,
     advice: Callable[[str], str] = lambda cause: "Lower the learning rate.",
     strategy: tf.distribute.Strategy | None = None,
     training_data: str = "the training data",
     validation_data: str | None = None,
 ) -> list[keras.callbacks.Callback]:
     """The run's callbacks, all writing under `model_dir`: throughput, the divergence guard,
-    the paper's schedule (watching `monitor`), backup/restore of weights, optimizer and
-    `state`, CSV and TensorBoard logs; with a multi-worker `strategy`, the check that every
-    worker resumes from the same epoch. `advice(cause)` ends a divergence message
+    the paper's schedule (watching `monitor`; `patience`, `min_steps`, and on
+    `validation_images` images no plateau at chance), backup/restore of weights,
+    optimizer and `state`, CSV and TensorBoard logs (scalars every `log_every` steps), and
+    Keras' progress bar, whose epoch lines show metrics only, each rate change announced
+    after its epoch's line; with a multi-worker `strategy`, the check that every worker
+    resumes from the same epoch. `advice(cause)` ends a divergence message
     (`DivergenceGuard`); `training_data` and `validation_data` name the sources in
     `DataGuard`'s message (no `validation_data`: no validation expected)."""
     os.makedirs(model_dir, exist_ok=True)
     backup_dir = os.path.join(model_dir, "backup")
+    schedule = PaperSchedule(state, patience=patience, min_steps=min_steps, max_drops=max_drops,
+                             monitor=monitor, num_classes=num_classes,
+                             validation_images=validation_images)
     # Order matters at each epoch's end: the guard checks the validation loss before the
     # schedule acts, and BackupAndRestore and RunStateBackup save after both, so the
-    # checkpoint's learning rate and the saved state describe the same moment.
+    # checkpoint's learning rate and the saved state describe the same moment; the logs
+    # take every value before the epoch's line drops those that are not metrics.
     return [
         DataGuard(training=training_data, validation=validation_data),
         Throughput(global_batch_size),
         DivergenceGuard(state, num_classes=num_classes, advice=advice,
                         last_good_path=os.path.join(model_dir, "last_good.weights.h5")),
-        PaperSchedule(state, patience=patience, max_drops=max_drops, monitor=monitor),
+        schedule,
         Backup(backup_dir),
         *([WorkersResumeTogether(strategy, backup_dir)]
           if strategy is not None and distribute.is_multi_worker(strategy) else []),
         RunStateBackup(state, backup_dir),
         keras.callbacks.CSVLogger(os.path.join(model_dir, "history.csv"), append=True),
         keras.callbacks.TensorBoard(os.path.join(model_dir, "logs")),
+        StepScalars(os.path.join(model_dir, "logs"), every=log_every,
+                    global_batch_size=global_batch_size),
+        EpochLine(),
+        keras.callbacks.ProgbarLogger(),
+        ScheduleLog(schedule),
     ]

@@ -187,10 +187,13 @@ def eval_dataset(
     input_context: tf.distribute.InputContext | None = None,
     with_ids: bool = False,
     max_pixels: int = MAX_PIXELS,
+    max_images: int | None = None,
+    sample_seed: int = 0,
 ) -> tf.data.Dataset:
     """Test-time images (Sect. 3.2), in source order, each exactly once (but those beyond
     the bounds, `max_pixels` and `MAX_ASPECT_RATIO`, and undecodable ones: see
-    `keras_vgg.guard`).
+    `keras_vgg.guard`); with `max_images`, a random sample of that many
+    (`sources.sample`, the same for the same `sample_seed`).
 
     protocol:
       "center": rescale to shorter side Q, centre crop; batches `[b, crop_h, crop_w, 3]`
@@ -207,7 +210,9 @@ def eval_dataset(
     crop = parse_test_crop_size(crop_size, test_scale)
     batched = protocol == "center"
     batch_size = _batch_size(batch_size, input_context) if batched else None
-    records = sources.open_source(source, split=split, input_context=input_context).dataset
+    opened = sources.open_source(source, split=split, input_context=input_context)
+    records = (opened.dataset if max_images is None
+               else sources.sample(opened, max_images, seed=sample_seed))
 
     def transform(record):
         if protocol == "original":

@@ -21,14 +21,14 @@ D and E fused, multi-crop and dense combined, 23.7% top-1 / 6.8% top-5 validatio
 from __future__ import annotations
 
 import dataclasses
-import os
 import time
 from collections.abc import Sequence
 
 import keras
 import numpy as np
 
-from keras_vgg import data, dense, image_ops, runs, serving, sources
+from keras_vgg import data, dense, image_ops, nets, serving, sources
+from keras_vgg.progress import bar as progress_bar
 from keras_vgg.requires_tensorflow import tf
 
 PROTOCOLS = ("dense", "multi_crop", "combined")
@@ -54,12 +54,14 @@ def top_k_error(probabilities: np.ndarray, labels: np.ndarray, k: int) -> float:
     return float(np.mean(~np.any(top == labels[:, None], axis=1)))
 
 
-def _posteriors_per_image(model_fn, per_scale: Sequence[tf.data.Dataset],
-                          max_images: int | None):
+def _posteriors_per_image(model_fn, per_scale: Sequence[tf.data.Dataset], *,
+                          count: int | None = None, progress: bool = False):
     """`[n, classes]` posteriors (averaged over scales, flips and crops) and `[n]` labels,
-    from one `eval_dataset(..., with_ids=True)` per test scale."""
+    from one `eval_dataset(..., with_ids=True)` per test scale; with `progress`, a bar
+    over `count` images."""
     posteriors, labels, ids = [], [], []
-    for elements in tf.data.Dataset.zip(tuple(per_scale)).take(max_images or -1):
+    bar = progress_bar(count, enabled=progress)
+    for elements in tf.data.Dataset.zip(tuple(per_scale)):
         scale_posteriors = []
         for images, label, image_id in elements:
             scale_posteriors.append(np.mean(model_fn(images), axis=0))  # over flips / crops
@@ -69,7 +71,20 @@ def _posteriors_per_image(model_fn, per_scale: Sequence[tf.data.Dataset],
             elif image_id.numpy() != ids[-1]:
                 raise RuntimeError("scales went out of step: an image was skipped at one scale")
         posteriors.append(np.mean(scale_posteriors, axis=0))
+        if bar:
+            bar.add(1)
+    if not posteriors:
+        raise ValueError("no images were evaluated: every one was skipped (see the lines "
+                         "above)")
     return np.stack(posteriors), np.array(labels)
+
+
+def _image_count(source: str, split: str, max_images: int | None) -> int | None:
+    """How many images an evaluation of `source` reads (None: the source does not say)."""
+    total = sources.open_single_label(source, split=split, purpose="evaluation").num_examples
+    if total is None:
+        return max_images
+    return min(total, max_images) if max_images else total
 
 
 def _runner(model: keras.Model, protocol: str):
@@ -114,10 +129,12 @@ def posteriors(
     max_images: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """`[n, classes]` posteriors of one protocol ("dense" or "multi_crop"), averaged over
-    scales, flips and crops, and the `[n]` labels."""
+    scales, flips and crops, and the `[n]` labels; of a random sample of `max_images`
+    images (`sources.sample`), or of all."""
     per_scale = _per_scale(model, source, protocol=protocol, test_scales=test_scales,
-                           flip=flip, preprocessing=preprocessing, split=split)
-    return _posteriors_per_image(_runner(model, protocol), per_scale, max_images)
+                           flip=flip, preprocessing=preprocessing, split=split,
+                           max_images=max_images)
+    return _posteriors_per_image(_runner(model, protocol), per_scale)
 
 
 def evaluate(
@@ -130,6 +147,7 @@ def evaluate(
     preprocessing: str = "caffe",
     split: str = "validation",
     max_images: int | None = None,
+    progress: bool = False,
 ) -> list[Result]:
     """Evaluates a trained model (with its head) under the paper's protocols.
 
@@ -139,13 +157,16 @@ def evaluate(
       protocols: any of "dense", "multi_crop", "combined".
       test_scales: the scales Q; several Q average their posteriors.
       flip: also evaluate mirror images and average.
+      max_images: evaluate a random sample of this many images (the same sample for every
+        protocol and net: `sources.sample` with seed 0), or all.
+      progress: show a progress bar per protocol.
 
     Returns:
       One `Result` per protocol, errors as fractions.
     """
     measured = _measured(model, source, protocols=protocols, test_scales=test_scales,
                          flip=flip, preprocessing=preprocessing, split=split,
-                         max_images=max_images)
+                         max_images=max_images, progress=progress)
     results = []
     for protocol in protocols:
         probabilities, labels, seconds = measured[protocol]
@@ -157,53 +178,29 @@ def evaluate(
 
 
 def _measured(model: keras.Model, source: str, *, protocols: Sequence[str],
-              test_scales: Sequence[int], max_images: int | None, **options
+              test_scales: Sequence[int], progress: bool = False, **options
               ) -> dict[str, tuple[np.ndarray, np.ndarray, float]]:
     """`{protocol: ([n, classes] posteriors, [n] labels, seconds)}` for `protocols`."""
     unknown = sorted(set(protocols) - set(PROTOCOLS))
     if unknown:
         raise ValueError(f"unknown protocols {unknown}; expected some of {PROTOCOLS}")
+    count = _image_count(source, options["split"], options["max_images"])
     measured = {}
     for protocol in [p for p in ("dense", "multi_crop") if p in protocols or
                      "combined" in protocols]:
         per_scale = _per_scale(model, source, protocol=protocol, test_scales=test_scales,
                                **options)
         model_fn = _runner(model, protocol)  # the FC conversion is not evaluation time
+        if progress:
+            print(f"{protocol} at Q={','.join(map(str, test_scales))}:", flush=True)
         start = time.perf_counter()
-        measured[protocol] = _posteriors_per_image(model_fn, per_scale, max_images)
+        measured[protocol] = _posteriors_per_image(model_fn, per_scale, count=count,
+                                                   progress=progress)
         measured[protocol] += (time.perf_counter() - start,)
     if "combined" in protocols:
         (dense_p, labels, dense_s), (crop_p, _, crop_s) = measured["dense"], measured["multi_crop"]
         measured["combined"] = ((dense_p + crop_p) / 2, labels, dense_s + crop_s)
     return measured
-
-
-@dataclasses.dataclass(frozen=True)
-class Net:
-    """One net of a fusion: a name for the table, the model (with its head), the
-    preprocessing its weights expect and its test scales Q."""
-
-    name: str
-    model: keras.Model
-    preprocessing: str = "caffe"
-    test_scales: tuple[int, ...] = (image_ops.TEST_SCALE,)
-
-    @classmethod
-    def of_run(cls, run: runs.Run, source: str | None = None, *, split: str = "validation",
-               test_scales: Sequence[int] | None = None) -> Net:
-        """A training run's net, named by its directory, with its preprocessing and its Q
-        set (or `test_scales`). With `source`, checks first that the source labels the
-        run's classes in the run's order."""
-        if run.config.task != "classification":
-            raise ValueError(f"{run.directory} is a {run.config.task} run; evaluate it with "
-                             "keras_vgg.localisation_eval")
-        if source is not None:
-            runs.check_same_classes(
-                run.class_ids,
-                sources.open_single_label(source, split=split, purpose="evaluation").class_ids,
-                what=f"the evaluation data {source!r}")
-        return cls(os.path.basename(os.path.normpath(run.directory)), run.build_model(),
-                   run.config.preprocessing, tuple(test_scales or run.test_scales))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -218,26 +215,31 @@ class FusionRow:
 
 
 def nets_posteriors(
-    nets: Sequence[Net], source: str, *, protocol: str = "dense", flip: bool = True,
-    split: str = "validation", max_images: int | None = None,
+    nets_to_fuse: Sequence[nets.Net], source: str, *, protocol: str = "dense",
+    flip: bool = True, split: str = "validation", max_images: int | None = None,
+    progress: bool = False,
 ) -> tuple[list[np.ndarray], np.ndarray]:
     """Each net's `[n, classes]` posteriors under `protocol` (at its own Q set and
     preprocessing) on the same images, and their `[n]` labels.
 
     Raises:
-      ValueError: fewer than two nets, or nets with other class counts.
+      ValueError: fewer than two nets, nets with other classes, or a source that labels
+        other classes.
     """
-    if len(nets) < 2:
-        raise ValueError(f"fusion needs at least two nets, got {len(nets)}")
-    classes = {net.name: net.model.output_shape[-1] for net in nets}
+    if len(nets_to_fuse) < 2:
+        raise ValueError(f"fusion needs at least two nets, got {len(nets_to_fuse)}")
+    classes = {net.name: net.num_classes for net in nets_to_fuse}
     if len(set(classes.values())) > 1:
         raise ValueError(f"the nets predict different numbers of classes: {classes}")
     posteriors_of, labels = [], None
-    for net in nets:
+    for net in nets_to_fuse:
+        net.check_labels(source, split=split)
+        if progress:
+            print(f"{net.name}:", flush=True)
         probabilities, net_labels, _ = _measured(
-            net.model, source, protocols=(protocol,), test_scales=net.test_scales,
+            net.build(), source, protocols=(protocol,), test_scales=net.test_scales,
             flip=flip, preprocessing=net.preprocessing, split=split,
-            max_images=max_images)[protocol]
+            max_images=max_images, progress=progress)[protocol]
         if labels is not None and not np.array_equal(labels, net_labels):
             raise RuntimeError("the nets were evaluated on different images")
         labels = net_labels
@@ -245,14 +247,16 @@ def nets_posteriors(
     return posteriors_of, labels
 
 
-def fuse(nets: Sequence[Net], source: str, *, protocol: str = "dense", **options
-         ) -> list[FusionRow]:
+def fuse(nets_to_fuse: Sequence[nets.Net], source: str, *, protocol: str = "dense",
+         **options) -> list[FusionRow]:
     """ConvNet fusion (Sect. 4.4): the mean of the nets' posteriors (`nets_posteriors`,
     which takes `options`). Returns one row per net and a last row for the fusion
     ("A + B"), errors as fractions."""
-    posteriors_of, labels = nets_posteriors(nets, source, protocol=protocol, **options)
-    named = [(net.name, p) for net, p in zip(nets, posteriors_of, strict=True)]
-    named.append((" + ".join(net.name for net in nets), np.mean(posteriors_of, axis=0)))
+    posteriors_of, labels = nets_posteriors(nets_to_fuse, source, protocol=protocol,
+                                            **options)
+    named = [(net.name, p) for net, p in zip(nets_to_fuse, posteriors_of, strict=True)]
+    named.append((" + ".join(net.name for net in nets_to_fuse),
+                  np.mean(posteriors_of, axis=0)))
     return [FusionRow(name, protocol, top_k_error(p, labels, 1), top_k_error(p, labels, 5),
                       len(labels)) for name, p in named]
 
@@ -266,8 +270,8 @@ def fusion_table(rows: Sequence[FusionRow]) -> str:
     return "\n".join(lines)
 
 
-def evaluate_run(
-    run: runs.Run,
+def evaluate_net(
+    net: nets.Net,
     source: str,
     *,
     protocols: Sequence[str] = ("dense",),
@@ -275,35 +279,47 @@ def evaluate_run(
     flip: bool = True,
     split: str = "validation",
     max_images: int | None = None,
+    progress: bool = False,
 ) -> list[Result]:
-    """`evaluate` for a training run's net (`keras_vgg.runs`), with its preprocessing and,
-    by default, the paper's multi-scale Q set for its training scale (`run.test_scales`).
-    The source must label the run's classes in the run's order."""
-    net = Net.of_run(run, source, split=split, test_scales=test_scales)
-    return evaluate(net.model, source, protocols=protocols, test_scales=net.test_scales,
-                    flip=flip, preprocessing=net.preprocessing, split=split,
-                    max_images=max_images)
+    """`evaluate` for a net (`keras_vgg.nets`): with its preprocessing and, by default, its
+    Q set (a run's: the paper's multi-scale set for its S). The source must label the net's
+    classes in its order. An export is evaluated densely as it was exported
+    (`evaluate_saved_model`): its Q and flip are in its graph."""
+    if net.saved_model is not None:
+        if set(protocols) != {"dense"} or test_scales:
+            raise ValueError(f"{net.saved_model} is an export: it evaluates densely at the Q "
+                             f"it was exported with ({net.test_scale}); drop the protocols "
+                             "and test scales")
+        net.check_labels(source, split=split)
+        return [evaluate_saved_model(net.saved_model, source, split=split,
+                                     max_images=max_images, progress=progress)]
+    net.check_labels(source, split=split)
+    return evaluate(net.build(), source, protocols=protocols,
+                    test_scales=tuple(test_scales or net.test_scales), flip=flip,
+                    preprocessing=net.preprocessing, split=split, max_images=max_images,
+                    progress=progress)
 
 
 def evaluate_saved_model(
     path: str, source: str, *, split: str = "validation", max_images: int | None = None,
+    progress: bool = False,
 ) -> Result:
     """Evaluates an exported SavedModel (`keras_vgg.serving`) on raw decoded images: dense
     evaluation at the Q (and with the flip averaging) it was exported with.
 
     Returns a `Result` with protocol "dense (SavedModel)" (or "dense+flip (SavedModel)").
     """
-    sources.open_single_label(source, split=split, purpose="evaluation")
+    count = _image_count(source, split, max_images)
     options = serving.read_options(path)
     serve = tf.saved_model.load(path).signatures[serving.SIGNATURE_PIXELS]
     pixel_dtype = serve.structured_input_signature[1][serving.INPUT_PIXELS].dtype
     dataset = data.eval_dataset(source, protocol="original", split=split, with_ids=True,
-                                max_pixels=options.max_pixels)
+                                max_pixels=options.max_pixels, max_images=max_images)
     start = time.perf_counter()
     posteriors, labels = _posteriors_per_image(
         lambda images: serve(**{serving.INPUT_PIXELS: tf.cast(images, pixel_dtype)})[
             "probabilities"].numpy(),
-        [dataset], max_images)
+        [dataset], count=count, progress=progress)
     seconds = time.perf_counter() - start
     protocol = "dense+flip (SavedModel)" if options.flip else "dense (SavedModel)"
     return Result(protocol, (options.test_scale,), top_k_error(posteriors, labels, 1),

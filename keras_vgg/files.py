@@ -104,9 +104,13 @@ def save_weights(model: keras.Model, path: str) -> None:
         model.save_weights(partial)
 
 
-def write_json(path: str, document) -> None:
-    """`document` as JSON into `path`, atomically."""
-    text = json.dumps(document, indent=1)
+def write_text(path: str, text: str) -> None:
+    """`text` into `path` (UTF-8), atomically."""
     with _replacing(path, needed_bytes=len(text.encode())) as partial:
         with open(partial, "w", encoding="utf8") as file:
             file.write(text)
+
+
+def write_json(path: str, document) -> None:
+    """`document` as JSON into `path`, atomically."""
+    write_text(path, json.dumps(document, indent=1))

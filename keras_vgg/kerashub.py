@@ -26,6 +26,7 @@ from __future__ import annotations
 import datetime
 import json
 import os
+from collections.abc import Collection
 
 import h5py
 import keras
@@ -103,11 +104,16 @@ def _as_dense(layer: keras.layers.Layer, kernel: h5py.Dataset, source: str) -> n
     return np.reshape(kernel[()], expected)
 
 
-def load_preset(model: keras.Model, path: str | os.PathLike) -> None:
+def load_preset(model: keras.Model, path: str | os.PathLike, *,
+                new_layers: Collection[str] = ()) -> list[str]:
     """Loads a KerasHub VGG preset directory into `model` (a keras_vgg model of the same
     config and width): the conv layers from model.weights.h5, and, for a model with its
     head, fc1/fc2/predictions from a classifier preset's task.weights.h5 (7x7 and 1x1 conv
     kernels become dense ones). All or nothing, with `keras_vgg.weights`' checks.
+
+    `new_layers` (e.g. `("predictions",)`) may be missing from the preset or have other
+    shapes there (a backbone preset has no head); those keep their initialisation, and
+    their names are returned.
 
     Raises:
       ValueError: not a VGG preset, another network, or a head the preset lacks.
@@ -118,22 +124,28 @@ def load_preset(model: keras.Model, path: str | os.PathLike) -> None:
     with weights.open_keras_file(os.path.join(path, BACKBONE_WEIGHTS)) as found:
         found = dict(found)
         if configs.PREDICTIONS_LAYER not in names:
-            weights.assign_weights(model, found, source=path)
-            return
+            return weights.assign_weights(model, found, source=path, new_layers=new_layers)
         task = os.path.join(path, TASK_WEIGHTS)
         if not os.path.isfile(task):
+            if set(configs.HEAD_LAYERS) <= set(new_layers):
+                return weights.assign_weights(model, found, source=path,
+                                              new_layers=new_layers)
             raise ValueError(f"{path}: a backbone preset holds no fc1, fc2 or predictions; "
                              "build the model with include_top=False, or load a "
                              "VGGImageClassifier preset")
         with h5py.File(task, "r") as file:
             weights.check_self_contained(file, task)
             head = _task_head(file)
-            missing = sorted(set(configs.HEAD_LAYERS) - set(head))
+            missing = sorted(set(configs.HEAD_LAYERS) - set(head) - set(new_layers))
             if missing:
                 raise ValueError(f"{task}: no weights for {missing}")
             for name, (kernel, bias) in head.items():
-                found[name] = [_as_dense(model.get_layer(name), kernel, task), bias]
-            weights.assign_weights(model, found, source=path)
+                layer = model.get_layer(name)
+                if name in new_layers and (np.prod(kernel.shape) != np.prod(
+                        layer.kernel.shape) or kernel.shape[-1] != layer.kernel.shape[-1]):
+                    continue  # another class count: the layer stays new
+                found[name] = [_as_dense(layer, kernel, task), bias]
+            return weights.assign_weights(model, found, source=path, new_layers=new_layers)
 
 
 def save_preset(model: keras.Model, path: str | os.PathLike) -> str:

@@ -26,7 +26,7 @@ from typing import Any
 
 import keras
 
-from keras_vgg import configs, kerashub
+from keras_vgg import configs, kerashub, pretrained
 from keras_vgg import weights as weight_files
 from keras_vgg.layers import LocalResponseNormalization
 
@@ -302,6 +302,9 @@ def vgg(
     shape = _input_shape(
         input_shape, input_tensor=input_tensor, include_top=include_top, weights=weights
     )
+    # The official file is fetched (or found missing) before a large model is built.
+    source = (weight_files.fetch_imagenet_weights(config, include_top=include_top)
+              if weights == "imagenet" else weights)
     inputs = _input_layer(input_tensor, shape)
 
     def kernel_options():
@@ -330,14 +333,8 @@ def vgg(
     source_inputs = inputs if input_tensor is None else keras.utils.get_source_inputs(inputs)
     model = keras.Model(source_inputs, x, name=name or config.model_name)
 
-    if weights == "imagenet":
-        weight_files.load_weights(
-            model, weight_files.fetch_imagenet_weights(config, include_top=include_top)
-        )
-    elif weights is not None and kerashub.is_preset(weights):
-        kerashub.load_preset(model, weights)
-    elif weights is not None:
-        weight_files.load_weights(model, weights)
+    if source is not None:
+        pretrained.load(model, source, config=config)
     return model
 
 

@@ -29,13 +29,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import numbers
 import os
 from collections.abc import Sequence
 
 import keras
 
-from keras_vgg import configs, files, imagenet, localisation, models, sources
+from keras_vgg import configs, files, imagenet, localisation, models, pretrained, sources, weights
 from keras_vgg.image_ops import CROP_SIZE, parse_scale
 
 # Sect. 3.1.
@@ -52,6 +53,12 @@ LR_DROP_FACTOR = 0.1
 PAPER_SCALE = 256
 # Sect. 3.2: multi-scale testing at {S - 32, S, S + 32} for a fixed S.
 MULTI_SCALE_OFFSET = 32
+# The default batch of a small training set: an epoch (between two validations, which the
+# schedule judges) of at least this many steps.
+MIN_STEPS_PER_EPOCH = 32
+# The schedule's plateau lasts at least this many training steps as well as
+# `plateau_patience` epochs (BENCHMARKS.md, Small data: the demo's epochs are 47 steps).
+PLATEAU_MIN_STEPS = 500
 
 INITIALISATIONS = ("glorot", "gaussian")
 TASKS = ("classification", "localisation")
@@ -74,6 +81,63 @@ def _absolute_source(spec: str) -> str:
     return dataclasses.replace(parsed, location=os.path.abspath(parsed.location)).spec
 
 
+def default_batch_size(num_examples: int | None) -> int:
+    """The global batch of a run on `num_examples` training images (None: unknown): the
+    paper's 256, or, for a set too small for `MIN_STEPS_PER_EPOCH` steps of 256, the
+    largest power of two that gives that many (at least 1)."""
+    if num_examples is None or num_examples >= PAPER_BATCH_SIZE * MIN_STEPS_PER_EPOCH:
+        return PAPER_BATCH_SIZE
+    return 2 ** int(math.log2(max(1, num_examples // MIN_STEPS_PER_EPOCH)))
+
+
+# What a starting point decides about the network; the first two cannot be changed.
+_NETWORK_FIELDS = ("config", "width_multiplier", "crop_size", "scale", "preprocessing")
+
+
+def starting_point(init_from: str) -> dict:
+    """What the weights `init_from` names say of the run, as `RunConfig` fields: a run
+    directory its network, width, crop, scale and preprocessing; a KerasHub preset its
+    network and width; any source its preprocessing (`keras_vgg.pretrained`).
+
+    Raises:
+      ValueError: `init_from` is no run, weights file, preset or "imagenet".
+    """
+    if is_run(init_from):
+        run = load(init_from).config
+        return {name: getattr(run, name) for name in _NETWORK_FIELDS}
+    source = pretrained.identify(init_from)
+    said = {"preprocessing": source.preprocessing}
+    if source.config is not None:
+        said.update(config=source.config.name, width_multiplier=source.width_multiplier)
+    return said
+
+
+def check_starting_point(config: RunConfig) -> None:
+    """Refuses a network (`config`, `width_multiplier`) or a preprocessing that contradicts
+    the weights `config.init_from` names, and ImageNet weights for a network Keras has
+    none for; warns of a preprocessing other than the usual one for a file's format.
+
+    Raises:
+      ValueError: naming the field, its value and the starting point's.
+    """
+    if not config.init_from:
+        return
+    said = starting_point(config.init_from)
+    strict = {"config", "width_multiplier"} | (
+        {"preprocessing"} if is_run(config.init_from) else set())
+    for name in sorted(strict & set(said)):
+        if said[name] != getattr(config, name):
+            raise ValueError(f"{name}={getattr(config, name)!r} contradicts init_from="
+                             f"{config.init_from}, whose {name} is {said[name]!r}: leave "
+                             f"{name} unset")
+    if not is_run(config.init_from):
+        pretrained.resolve_preprocessing(pretrained.identify(config.init_from),
+                                         config.preprocessing)
+    if config.init_from == pretrained.IMAGENET:
+        weights.check_imagenet_available(configs.get(config.config),
+                                         width_multiplier=config.width_multiplier)
+
+
 def _field(default, help_text: str, **metadata):
     return dataclasses.field(default=default, metadata={"help": help_text, **metadata})
 
@@ -85,12 +149,17 @@ class RunConfig:
     (`to_json` / `from_json`); invalid values raise a ValueError naming the field."""
 
     model_dir: str = _field(None, "Checkpoints, logs, run.json and the final weights go here.")
-    config: str = _field("D", "Network: A, A-LRN, B, C, D, E or a variant (D-BN, B-5x5).")
+    config: str | None = _field(
+        None, "Network: A, A-LRN, B, C, D, E, a variant (D-BN, B-5x5) or a torchvision name "
+        "(vgg16); default the --init_from run's or KerasHub preset's, else D.")
     data: str = _field("tfds:imagenet2012", "Training source (tfds:, folder:, tfrecord:).")
     val_data: str | None = _field(
         None, "Validation source; default the TFDS validation split of --data.")
     epochs: int = _field(PAPER_EPOCHS, "Most epochs (the paper stopped at 74).")
-    batch_size: int = _field(PAPER_BATCH_SIZE, "Global batch size.")
+    batch_size: int | None = _field(
+        None, "Global batch size; default the paper's 256, or, for fewer than 256 x "
+        f"{MIN_STEPS_PER_EPOCH} training images, the power of two that gives an epoch at "
+        f"least {MIN_STEPS_PER_EPOCH} steps.")
     learning_rate: float | None = _field(
         None, "Initial learning rate; default the paper's 0.01 at batch 256 scaled to "
         "--batch_size (0.01 x batch / 256), or 0.001 x batch / 256 with --init_from.")
@@ -98,9 +167,11 @@ class RunConfig:
     weight_decay: float = _field(
         PAPER_WEIGHT_DECAY, "Caffe weight decay (gradient + wd * w), applied as L2(wd / 2).")
     dropout: float = _field(PAPER_DROPOUT, "Dropout after fc1 and fc2.")
-    scale: tuple[int, int] = _field(
-        (PAPER_SCALE, PAPER_SCALE), "Training scale S ('256') or jitter range ('256,512').")
-    crop_size: int = _field(CROP_SIZE, "Training crop side, pixels.")
+    scale: tuple[int, int] | None = _field(
+        None, "Training scale S ('256') or jitter range ('256,512'); default the --init_from "
+        "run's, else 256.")
+    crop_size: int | None = _field(
+        None, "Training crop side, pixels; default the --init_from run's, else 224.")
     test_scale: int | None = _field(
         None, "Validation Q; default S, or (S_min + S_max) / 2 when jittering.")
     init: str = _field(
@@ -113,9 +184,16 @@ class RunConfig:
         None, "A config-A run directory or weights file: copy its first four convs and three "
         "FC layers (the paper's initialisation of deeper nets).")
     init_from: str | None = _field(
-        None, "A run directory or weights file of the same network to fine-tune (e.g. "
-        "S=384 from S=256); the learning rate then defaults to 0.001 x batch / 256.")
-    width_multiplier: float = _field(1.0, "Scales conv widths and FC units (1.0: paper).")
+        None, "Weights to fine-tune: 'imagenet' (Keras' VGG16/VGG19), a run directory, a "
+        "torchvision/timm checkpoint (.pth, .safetensors), a Keras weights file or a KerasHub "
+        "preset folder. Every layer whose shape fits is loaded; the classifier is new when the "
+        "class count differs. The rate then defaults to 0.001 x batch / 256.")
+    freeze_convs: bool = _field(
+        False, "With --init_from: train fc1, fc2 and the classifier only; the conv layers "
+        "keep the loaded weights.")
+    width_multiplier: float | None = _field(
+        None, "Scales conv widths and FC units; default the --init_from run's or preset's, "
+        "else 1.0 (the paper).")
     steps_per_epoch: int | None = _field(
         None, "Steps per epoch, at most one pass (each epoch restarts the data).")
     validation_steps: int | None = _field(None, "Validation batches per epoch; default all.")
@@ -125,8 +203,16 @@ class RunConfig:
         None, "Compute in this dtype, keep float32 variables.", choices=MIXED_PRECISION[1:])
     plateau_patience: int = _field(
         2, "Epochs without validation-accuracy gain before the rate drops.")
-    preprocessing: str = _field(
-        "caffe", "Input preprocessing (caffe: mean subtraction, as the paper and Keras).",
+    plateau_min_steps: int = _field(
+        PLATEAU_MIN_STEPS, "Training steps without validation-accuracy gain before the rate "
+        "drops, at least (an ImageNet epoch at batch 256 is 5,000 steps; this keeps small "
+        "data sets' epochs of a few dozen steps from dropping the rate within the noise).")
+    log_every: int = _field(
+        100, "Write TensorBoard scalars (loss, learning rate, images/s) every this many "
+        "training steps.")
+    preprocessing: str | None = _field(
+        None, "Input preprocessing; default the --init_from weights' (caffe for Keras', torch "
+        "for torchvision/timm ones), else caffe (mean subtraction, as the paper and Keras).",
         choices=imagenet.PREPROCESSING_MODES)
     task: str = _field(
         "classification", "classification, or localisation (Appendix A): the last FC layer "
@@ -142,17 +228,21 @@ class RunConfig:
         if not self.data:
             raise ValueError("data is required: the training images (tfds:, folder: or "
                              "tfrecord:)")
-        configs.get(self.config)  # raises on an unknown config
         # Paths are kept absolute, so that run.json means the same from any directory.
         for name in ("model_dir", "warm_start", "init_from"):
-            if getattr(self, name):
-                object.__setattr__(self, name, os.path.abspath(getattr(self, name)))
+            value = getattr(self, name)
+            if value and value != pretrained.IMAGENET:
+                object.__setattr__(self, name, os.path.abspath(value))
         for name in ("data", "val_data"):
             if getattr(self, name):
                 object.__setattr__(self, name, _absolute_source(getattr(self, name)))
+        for name, value in self._network_defaults().items():
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, value)
+        object.__setattr__(self, "config", configs.get(self.config).name)
         object.__setattr__(self, "scale", parse_scale(self.scale))
         for name in ("epochs", "batch_size", "crop_size", "steps_per_epoch",
-                     "validation_steps", "test_scale", "plateau_patience"):
+                     "validation_steps", "test_scale", "plateau_patience", "log_every"):
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(
                     value, numbers.Integral) or value < 1):
@@ -161,6 +251,10 @@ class RunConfig:
                 object.__setattr__(self, name, int(value))
         if self.learning_rate is not None and not self.learning_rate > 0:
             raise ValueError(f"learning_rate must be positive, got {self.learning_rate}")
+        if isinstance(self.plateau_min_steps, bool) or not isinstance(
+                self.plateau_min_steps, numbers.Integral) or self.plateau_min_steps < 0:
+            raise ValueError(f"plateau_min_steps must be 0 or more, got "
+                             f"{self.plateau_min_steps!r}")
         if not self.weight_decay >= 0:
             raise ValueError(f"weight_decay must be 0 or more, got {self.weight_decay}")
         if not 0 <= self.momentum < 1:
@@ -184,10 +278,26 @@ class RunConfig:
                              f"{self.crop_size}")
         if self.warm_start and self.init_from:
             raise ValueError("warm_start and init_from exclude each other")
+        if self.freeze_convs and not self.init_from:
+            raise ValueError("freeze_convs keeps the conv layers of --init_from: give one")
         if self.deterministic and self.seed is None:
             raise ValueError("deterministic needs a seed")
         if not self.val_data and not self.data.startswith("tfds:"):
             raise ValueError("val_data is needed for folder: and tfrecord: training data")
+
+    def _network_defaults(self) -> dict:
+        """The network fields' defaults: what `init_from` says (a run: its network, width,
+        crop, scale and preprocessing; a KerasHub preset: its network and width; any
+        source: its preprocessing), else the paper's. Reads `init_from` only when a field
+        is unset."""
+        defaults = {"config": "D", "width_multiplier": 1.0, "crop_size": CROP_SIZE,
+                    "scale": (PAPER_SCALE, PAPER_SCALE), "preprocessing": "caffe"}
+        if not self.init_from or all(getattr(self, name) is not None for name in defaults):
+            return defaults
+        try:
+            return {**defaults, **starting_point(self.init_from)}
+        except ValueError as error:
+            raise ValueError(f"init_from: {error}") from error
 
     def _paper_rate(self) -> tuple[float, str]:
         """The paper's starting rate for a run like this one (at batch 256), and its name."""
@@ -202,6 +312,9 @@ class RunConfig:
         """The rate the run starts at: `learning_rate`, else the paper's for this batch."""
         if self.learning_rate is not None:
             return self.learning_rate
+        if self.batch_size is None:
+            raise ValueError("the default learning rate follows the batch size, which is set "
+                             "from the training data when training starts")
         return scaled_learning_rate(self._paper_rate()[0], self.batch_size)
 
     def learning_rate_origin(self) -> str:

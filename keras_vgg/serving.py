@@ -56,7 +56,7 @@ import keras
 import numpy as np
 from absl import logging as absl_logging
 
-from keras_vgg import boxes, configs, dense, files, image_ops, imagenet, localisation, runs
+from keras_vgg import boxes, configs, dense, files, image_ops, imagenet, localisation, nets, runs
 from keras_vgg.requires_tensorflow import tf
 
 SIGNATURE_PIXELS = "serving_default"
@@ -66,8 +66,12 @@ INPUT_BYTES = "image_bytes"
 OUTPUTS = ("probabilities", "top_k_ids", "top_k_names", "top_k_probabilities", "score_map")
 BOXES = "boxes"  # with a localisation net
 WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
-# The export's ServingOptions, for evaluation of the SavedModel (TF-Serving ignores it).
+# The export's ServingOptions and classes, for evaluating and predicting with the SavedModel
+# (TF-Serving ignores them).
 OPTIONS_FILE = os.path.join("assets.extra", "keras_vgg_serving_options.json")
+CLASSES_FILE = os.path.join("assets.extra", "keras_vgg_classes.json")
+# How many best classes an answer names, unless the net has fewer.
+DEFAULT_TOP_K = 5
 # The first bytes of each format `tf.io.decode_image` reads.
 _IMAGE_MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"BM")
 
@@ -79,7 +83,8 @@ class ServingOptions:
     Attributes:
       test_scale: Q, the shorter side each image is rescaled to (px).
       preprocessing: the weights' preprocessing ("caffe", "torch" or "tf").
-      top_k: how many best classes to name.
+      top_k: how many best classes to name; None: `DEFAULT_TOP_K`, or every class of a
+        net with fewer.
       flip: also run the mirror image and average the two posteriors (2x compute).
       score_map: add the class score map to `serving_default`'s outputs.
       pixel_dtype: `serving_default`'s input dtype, "uint8" or "float32" (values 0-255).
@@ -90,24 +95,18 @@ class ServingOptions:
 
     test_scale: int = image_ops.TEST_SCALE
     preprocessing: str = "caffe"
-    top_k: int = 5
+    top_k: int | None = None
     flip: bool = False
     score_map: bool = False
     pixel_dtype: str = "uint8"
     max_pixels: int = image_ops.MAX_PIXELS
 
 
-def class_names_for(classes: int, names: Sequence[str] | None = None) -> list[str]:
-    """`names` checked against `classes`; by default ImageNet's readable names for 1000
-    classes, else the class ids as strings."""
-    if names is None:
-        if classes == imagenet.NUM_CLASSES:
-            return [name for _, name in imagenet.class_index().values()]
-        return [str(i) for i in range(classes)]
-    names = [str(name) for name in names]
-    if len(names) != classes:
-        raise ValueError(f"{len(names)} class names for a model with {classes} classes")
-    return names
+def _with_top_k(options: ServingOptions, classes: int) -> ServingOptions:
+    """`options` with `top_k` set: as given, else `DEFAULT_TOP_K` or `classes` if fewer."""
+    if options.top_k is not None:
+        return options
+    return dataclasses.replace(options, top_k=min(DEFAULT_TOP_K, classes))
 
 
 def _check(model: keras.Model, options: ServingOptions) -> None:
@@ -165,6 +164,7 @@ def serving_functions(model: keras.Model, *, options: ServingOptions,
     two signatures' Python functions over it: `{signature name: (function, [TensorSpec])}`.
     With `localiser` (a localisation net of the same crop, `keras_vgg.localisation`), both
     also return `boxes`."""
+    options = _with_top_k(options, model.output_shape[-1])
     _check(model, options)
     net = dense.fully_convolutional(model)
     box_net = box_mode = None
@@ -175,7 +175,7 @@ def serving_functions(model: keras.Model, *, options: ServingOptions,
         box_net = dense.fully_convolutional(localiser, head=localisation.BOX_LAYER)
         box_mode = localisation.mode_of(localiser)[0]
     crop = model.input_shape[1]
-    names = tf.constant(class_names_for(model.output_shape[-1], class_names))
+    names = tf.constant(nets.class_labels(model.output_shape[-1], class_names)[1])
     q = options.test_scale
 
     def checked_rescale(images):
@@ -354,18 +354,21 @@ def export_saved_model(
     version: int | None = None,
     options: ServingOptions = ServingOptions(),
     class_names: Sequence[str] | None = None,
+    class_ids: Sequence[str] | None = None,
     warmup: bool = True,
     localiser: keras.Model | None = None,
 ) -> str:
     """Writes `model` (a `keras_vgg` model with its head) as a TF-Serving version directory
-    `<export_base>/<model_name>/<version>` and returns its path. With `localiser` (a
+    `<export_base>/<model_name>/<version>` and returns its path; `<export_base>/models.config`
+    then lists every model under `export_base` (`write_model_config`). With `localiser` (a
     localisation net, `keras_vgg.localisation`), the signatures also return `boxes`.
 
     `version` defaults to the next free integer. The version is written under a temporary
     name and renamed at the end, so a TF-Serving instance watching `export_base` never
-    loads a half-written version.
+    loads a half-written version. `class_names` default to ImageNet's for 1000 classes,
+    else the indices; `class_ids` (the labelling's ids, for evaluation) to the names.
     """
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", model_name):
+    if not re.fullmatch(MODEL_NAME_PATTERN, model_name):
         raise ValueError(f"model_name {model_name!r} must be letters, digits, '_', '.', '-'")
     model_dir = os.path.join(export_base, model_name)
     files.check_writable(model_dir, what="the export directory")
@@ -376,7 +379,12 @@ def export_saved_model(
     if tf.io.gfile.exists(final):
         raise FileExistsError(f"{final} exists: TF-Serving does not reload a version in place; "
                               "export a new version")
-    net, functions = serving_functions(model, options=options, class_names=class_names,
+    classes = model.output_shape[-1]
+    ids, names = nets.class_labels(classes, class_names)
+    if class_ids is not None:
+        ids = nets.class_labels(classes, class_ids)[0]
+    options = _with_top_k(options, classes)
+    net, functions = serving_functions(model, options=options, class_names=names,
                                        localiser=localiser)
     archive = keras.export.ExportArchive()
     archive.track(net)
@@ -392,6 +400,9 @@ def export_saved_model(
         tf.io.gfile.makedirs(os.path.join(staging, "assets.extra"))
         with tf.io.gfile.GFile(os.path.join(staging, OPTIONS_FILE), "w") as file:
             json.dump(dataclasses.asdict(options), file, indent=1)
+        with tf.io.gfile.GFile(os.path.join(staging, CLASSES_FILE), "w") as file:
+            json.dump([{"id": i, "name": n} for i, n in zip(ids, names, strict=True)], file,
+                      indent=1)
         if warmup:
             with tf.io.TFRecordWriter(os.path.join(staging, WARMUP_FILE)) as writer:
                 for record in warmup_requests(model_name, options):
@@ -399,11 +410,42 @@ def export_saved_model(
         os.replace(staging, final)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+    write_model_config(export_base)
     return final
 
 
-def export_run(
-    run: runs.Run,
+# TF-Serving's model names, as a file name: the served name is the model's folder.
+MODEL_NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.-]*"
+MODEL_CONFIG_FILE = "models.config"
+
+
+def model_name_of(name: str) -> str:
+    """`name` (a run's directory name, say) as a served model name: characters TF-Serving
+    and file systems take, others replaced by `_`."""
+    cleaned = re.sub(r"[^A-Za-z0-9_.-]", "_", name).lstrip("_.-")
+    return cleaned or "model"
+
+
+def write_model_config(export_base: str) -> str:
+    """Writes `<export_base>/models.config`, TF-Serving's model config serving the newest
+    version of every model folder under `export_base` (mounted at `/models`, as
+    `export/docker-compose.yml` does); returns its path."""
+    served = sorted(name for name in tf.io.gfile.listdir(export_base)
+                    if re.fullmatch(MODEL_NAME_PATTERN, name.rstrip("/"))
+                    and next_version(os.path.join(export_base, name)) > 1)
+    blocks = "".join(
+        f"  config {{\n    name: \"{name.rstrip('/')}\"\n    base_path: \"/models/"
+        f"{name.rstrip('/')}\"\n    model_platform: \"tensorflow\"\n    model_version_policy "
+        "{ latest { num_versions: 1 } }\n  }\n" for name in served)
+    path = os.path.join(export_base, MODEL_CONFIG_FILE)
+    files.write_text(path, "# TF-Serving's model config, written by keras_vgg's export: every "
+                     "model under this folder, mounted at /models.\n"
+                     f"model_config_list {{\n{blocks}}}\n")
+    return path
+
+
+def export_net(
+    net: nets.Net,
     export_base: str,
     *,
     model_name: str | None = None,
@@ -412,24 +454,42 @@ def export_run(
     localisation_run: runs.Run | None = None,
     **options,
 ) -> str:
-    """Exports a training run's net (`keras_vgg.runs`) with what the run says: its classes'
-    names as `top_k_names`, its preprocessing, and its single-scale Q (S, or (S_min +
-    S_max) / 2). `options` (`ServingOptions` fields) override; `model_name` defaults to
-    the config's (`vgg11`). With `localisation_run` (a localisation run on the same
-    classes), `boxes` too. Returns the version directory."""
-    if run.config.task != "classification":
-        raise ValueError(f"{run.directory} is a {run.config.task} run: export its "
+    """Exports a net (`keras_vgg.nets`: a run, or a config with weights) with what it
+    says: its classes' names as `top_k_names`, its preprocessing and its single-scale Q.
+    `options` (`ServingOptions` fields) override; `model_name` defaults to the net's name
+    (a run's directory name, or the config's model name such as `vgg16`). With
+    `localisation_run` (a localisation run on the same classes), `boxes` too. Returns the
+    version directory."""
+    if net.saved_model is not None:
+        raise ValueError(f"{net.saved_model} is an export already")
+    if net.run is not None and net.run.config.task != "classification":
+        raise ValueError(f"{net.run.directory} is a {net.run.config.task} run: export its "
                          "classification run, with this one as `localisation_run`")
-    options = ServingOptions(**{"test_scale": run.test_scale,
-                                "preprocessing": run.config.preprocessing, **options})
+    options = ServingOptions(**{"test_scale": net.test_scale,
+                                "preprocessing": net.preprocessing, **options})
     localiser = None
     if localisation_run is not None:
         if localisation_run.config.task != "localisation":
             raise ValueError(f"{localisation_run.directory} is not a localisation run")
-        runs.check_same_classes(run.class_ids, localisation_run.class_ids,
+        runs.check_same_classes(net.class_ids, localisation_run.class_ids,
                                 what=f"the localisation run {localisation_run.directory}")
         localiser = localisation_run.build_model()
     return export_saved_model(
-        run.build_model(), export_base,
-        model_name=model_name or configs.get(run.config.config).model_name, version=version,
-        options=options, class_names=run.class_names, warmup=warmup, localiser=localiser)
+        net.build(), export_base, model_name=model_name or model_name_of(net.name),
+        version=version, options=options, class_names=net.class_names,
+        class_ids=net.class_ids, warmup=warmup, localiser=localiser)
+
+
+def read_classes(path: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The class ids and names (label order) a version directory was exported with.
+
+    Raises:
+      ValueError: not a keras_vgg export (or one written before exports recorded them).
+    """
+    classes_path = os.path.join(path, CLASSES_FILE)
+    if not tf.io.gfile.exists(classes_path):
+        raise ValueError(f"{path} has no {CLASSES_FILE}: export the net again with this "
+                         "version of keras_vgg")
+    with tf.io.gfile.GFile(classes_path) as file:
+        classes = json.load(file)
+    return tuple(c["id"] for c in classes), tuple(c["name"] for c in classes)

@@ -39,6 +39,8 @@ import re
 import sys
 import urllib.parse
 
+import numpy as np
+
 from keras_vgg import annotations, imagenet
 from keras_vgg.requires_tensorflow import tf
 
@@ -182,6 +184,29 @@ def shuffled(items: tuple, *, shuffle: bool, seed: int | None,
         return tuple(tf.gather(column, index) for column in columns)
 
     return tf.data.Dataset.range(count).map(row)
+
+
+def sample(records: Records, count: int, *, seed: int = 0) -> tf.data.Dataset:
+    """A uniform random sample of `count` of the records (all of them when there are no
+    more), in source order: the same records for the same `seed`. A source that does not
+    know its size (TFRecords) is counted first, by reading it once.
+
+    Raises:
+      ValueError: `count` is not a positive integer.
+    """
+    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        raise ValueError(f"a sample needs a positive number of images, got {count!r}")
+    total = records.num_examples
+    if total is None:
+        total = int(records.dataset.reduce(0, lambda n, _: n + 1))
+    if count >= total:
+        return records.dataset
+    chosen = np.zeros(total, bool)
+    chosen[np.random.default_rng(seed).choice(total, count, replace=False)] = True
+    chosen = tf.constant(chosen)
+    return records.dataset.enumerate().filter(
+        lambda position, record: tf.gather(chosen, position)).map(
+        lambda position, record: record)
 
 
 # --- TFDS ------------------------------------------------------------------------------

@@ -42,6 +42,7 @@ from keras_vgg import (
     localisation,
     localisation_data,
     models,
+    pretrained,
     runs,
     sources,
     weights,
@@ -90,6 +91,11 @@ class RunError(ValueError):
     """Settings or data that cannot train, found before training starts."""
 
 
+class OutOfMemory(RuntimeError):
+    """A training step needed more memory than the device has; the message says what to
+    change."""
+
+
 @dataclasses.dataclass(frozen=True)
 class TrainingResult:
     """The finished run and its final centre-crop validation (Sect. 3.2's single-scale Q)."""
@@ -100,6 +106,31 @@ class TrainingResult:
     val_loss: float
     val_accuracy: float
     val_top5: float | None  # None for localisation
+
+    @property
+    def learnt(self) -> bool:
+        """Whether the net ends beyond chance: top-1 validation accuracy above guessing
+        (`callbacks.above_chance`), or for localisation any box right."""
+        if self.run.config.task == "localisation":
+            return self.val_accuracy > 0
+        return callbacks.above_chance(self.val_accuracy, self.run.num_classes,
+                                      self.val_images)
+
+    def not_learnt(self) -> str:
+        """Why the run counts as not having learnt, and the flags to try."""
+        config = self.run.config
+        if config.task == "localisation":
+            found = "no validation box overlaps its target by IoU > 0.5"
+        else:
+            found = (f"its validation accuracy {100 * self.val_accuracy:.1f}% on "
+                     f"{self.val_images} images is no better than guessing among "
+                     f"{self.run.num_classes} classes ({100 / self.run.num_classes:.1f}%)")
+        rate = config.initial_learning_rate
+        return (f"the run did not learn: {found}. Try a higher rate (--learning_rate="
+                f"{3 * rate:.3g}; it started at {rate:.3g}, {config.learning_rate_origin()}), "
+                f"more epochs (--epochs, now {config.epochs}), more images per class, or "
+                f"check that the classes differ in the images. The run is in "
+                f"{self.run.directory}; give a new --model_dir to train again.")
 
     def summary(self) -> str:
         if self.run.config.task == "localisation":
@@ -161,19 +192,35 @@ def _check_resumable(run: runs.Run, directory: str) -> None:
                          "model_dir, or the same settings to resume it")
 
 
-def _checked_class_ids(config: runs.RunConfig) -> tuple[str, ...]:
-    """The training source's classes, after checking the data: the validation source
-    labels the same classes, and the training data fills a batch (else every step is
-    smaller than `batch_size`, and the learning rate, scaled for it, too high)."""
+@dataclasses.dataclass(frozen=True)
+class _Data:
+    """What the checks of a run's data found: the classes (label order) and the training
+    and validation image counts (None where a source does not say)."""
+
+    class_ids: tuple[str, ...]
+    train_images: int | None
+    val_images: int | None
+
+
+def _checked_data(config: runs.RunConfig) -> _Data:
+    """The training source's classes and both sources' sizes, after checking the data: a
+    classifier needs two classes or more, the validation source labels the same classes,
+    and the training data fills a given batch (else every step is smaller than
+    `batch_size`, and the learning rate, scaled for it, too high)."""
     train = sources.open_single_label(config.data, purpose="training")
     if config.task == "localisation" and not train.boxes:
         raise ValueError(f"localisation needs boxes: the training data {config.data!r} has "
                          "none; give 'folder:DIR?boxes=XML_DIR_OR_LOC_CSV'")
-    if train.num_examples is not None and train.num_examples < config.batch_size:
+    if config.task == "classification" and train.num_classes < 2:
+        raise ValueError(f"the training data {config.data!r} has one class "
+                         f"({train.class_ids[0]!r}): a classifier learns to tell classes "
+                         "apart, so give it two class folders or more")
+    if (config.batch_size is not None and train.num_examples is not None
+            and train.num_examples < config.batch_size):
         raise ValueError(
             f"the training data {config.data!r} holds {train.num_examples} images, fewer than "
             f"one batch (batch_size={config.batch_size}): give batch_size="
-            f"{train.num_examples} or less")
+            f"{train.num_examples} or less, or leave it unset")
     val_spec, val_split = config.validation_source
     validation = sources.open_single_label(val_spec, split=val_split, purpose="validation")
     if config.task == "localisation" and not validation.boxes:
@@ -181,7 +228,39 @@ def _checked_class_ids(config: runs.RunConfig) -> tuple[str, ...]:
                          "none; give 'folder:DIR?boxes=XML_DIR_OR_LOC_CSV'")
     runs.check_same_classes(train.class_ids, validation.class_ids,
                             what=f"the validation data {val_spec!r}")
-    return train.class_ids
+    return _Data(train.class_ids, train.num_examples, validation.num_examples)
+
+
+def initialise_from(model: keras.Model, config: runs.RunConfig) -> str:
+    """Loads `config.init_from` into `model` (built for `config`): every layer whose shape
+    fits, all checked (`keras_vgg.pretrained`). A classifier's `predictions` stays new when
+    the class count differs, and fc1 and fc2 too from a KerasHub backbone preset, which has
+    no head. Returns the log line: what was loaded and what is new."""
+    location = config.init_from
+    if runs.is_run(location):
+        source = pretrained.identify(runs.weights_file(location, what="init_from"))
+    else:
+        source = pretrained.identify(location)
+    new_layers = ()
+    if config.task == "classification":
+        new_layers = configs.HEAD_LAYERS if not source.has_head else (configs.PREDICTIONS_LAYER,)
+    fresh = pretrained.load(model, source, config=config.config, new_layers=new_layers)
+    loaded = [layer.name for layer in model.layers if layer.weights and layer.name not in fresh]
+    line = f"Initialised from {location}: loaded {len(loaded)} layers ({', '.join(loaded)})"
+    if fresh:
+        classes = model.get_layer(configs.PREDICTIONS_LAYER).units
+        line += f"; new: {', '.join(fresh)} (initialised {config.init}; {classes} classes)"
+    return line + "."
+
+
+def _freeze_convs(model: keras.Model) -> list[str]:
+    """Makes every layer with weights before fc1 untrainable (batch norm then uses its
+    moving statistics); returns their names."""
+    frozen = [layer for layer in model.layers
+              if layer.weights and layer.name not in configs.HEAD_LAYERS]
+    for layer in frozen:
+        layer.trainable = False
+    return [layer.name for layer in frozen]
 
 
 def _model(run: runs.Run, strategy: tf.distribute.Strategy) -> keras.Model:
@@ -200,8 +279,11 @@ def _model(run: runs.Run, strategy: tf.distribute.Strategy) -> keras.Model:
                 model, runs.weights_file(config.warm_start, what="warm_start"))
             print(f"Warm start from {config.warm_start}: copied {', '.join(copied)}.")
         elif config.init_from:
-            weights.load_weights(model, runs.weights_file(config.init_from, what="init_from"))
-            print(f"Initialised from {config.init_from}.")
+            print(initialise_from(model, config))
+        if config.freeze_convs:
+            frozen = _freeze_convs(model)
+            print(f"Frozen (--freeze_convs): {frozen[0]} ... {frozen[-1]} ({len(frozen)} "
+                  "layers); training fc1, fc2 and the classifier.")
         if localising and localisation.BOX_LAYER not in [layer.name for layer in model.layers]:
             model = localisation.localisation_model(
                 model, config.box_regression,
@@ -264,20 +346,24 @@ def train(config: runs.RunConfig, *, verbose: str | int = "auto") -> TrainingRes
         try:
             strategy = distribute.strategy_from_environment()
             run_dir = distribute.worker_dir(config.model_dir, strategy)
-            run = dataclasses.replace(runs.Run.of(config, _checked_class_ids(config)),
-                                      directory=run_dir)
+            runs.check_starting_point(config)
+            found = _checked_data(config)
+            if config.batch_size is None:
+                config = dataclasses.replace(
+                    config, batch_size=runs.default_batch_size(found.train_images))
+            run = dataclasses.replace(runs.Run.of(config, found.class_ids), directory=run_dir)
             _check_resumable(run, run_dir)
             files.check_writable(run_dir, what="model_dir")
             model = _model(run, strategy)
         except ValueError as error:
             raise RunError(str(error)) from error
-        return _fit(run, model, strategy, verbose=verbose)
+        return _fit(run, model, strategy, verbose=verbose, val_images=found.val_images)
     finally:
         keras.config.set_dtype_policy(policy)
 
 
 def _fit(run: runs.Run, model: keras.Model, strategy: tf.distribute.Strategy, *,
-         verbose) -> TrainingResult:
+         verbose, val_images: int | None) -> TrainingResult:
     config, run_dir = run.config, run.directory
     run.save(run_dir)
     print(f"Training config {config.config} ({model.count_params():,} parameters, "
@@ -315,6 +401,8 @@ def _fit(run: runs.Run, model: keras.Model, strategy: tf.distribute.Strategy, *,
     run_callbacks += callbacks.callbacks(
         run_dir, state=state, global_batch_size=config.batch_size,
         num_classes=run.num_classes, patience=config.plateau_patience,
+        min_steps=config.plateau_min_steps, validation_images=val_images,
+        log_every=config.log_every,
         # IoU > 0.5 stays at 0 until boxes are roughly right: localisation watches the loss.
         monitor="val_loss" if localising else "val_accuracy",
         advice=functools.partial(divergence_advice, config), strategy=strategy,
@@ -323,9 +411,16 @@ def _fit(run: runs.Run, model: keras.Model, strategy: tf.distribute.Strategy, *,
         # Each epoch ends when the data does (its length is unknown up front: undecodable
         # files are skipped), which Keras reports as running out of data.
         warnings.filterwarnings("ignore", message="Your input ran out of data")
-        model.fit(train_data, epochs=config.epochs, validation_data=val_data,
-                  validation_steps=config.validation_steps, callbacks=run_callbacks,
-                  shuffle=False, verbose=verbose)
+        try:
+            model.fit(train_data, epochs=config.epochs, validation_data=val_data,
+                      validation_steps=config.validation_steps, callbacks=run_callbacks,
+                      shuffle=False, verbose=verbose)
+        except tf.errors.ResourceExhaustedError as error:
+            raise OutOfMemory(
+                f"out of memory training config {config.config} at batch {config.batch_size} "
+                f"with {config.crop_size} px crops: give a smaller --batch_size (the learning "
+                "rate follows it), or --mixed_precision=bfloat16; the completed epochs are "
+                "kept, and the same command resumes") from error
         files.save_weights(model, run.weights_path)
         results = model.evaluate(val_data, steps=config.validation_steps, return_dict=True,
                                  verbose=0)

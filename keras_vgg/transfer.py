@@ -13,17 +13,18 @@ descriptors stacked, linear SVM): 89.7 mAP on VOC-2007, 92.7% mean class recall 
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Sequence
 
 import keras
 import numpy as np
 
 from keras_vgg import configs, data, dense, image_ops, imagenet, sources
+from keras_vgg.pretrained import PAPER_TEST_SCALES
+from keras_vgg.progress import bar as progress_bar
 from keras_vgg.requires_tensorflow import tf
 
-# Sect. B: the descriptor's scales Q, and its layer (the penultimate, 4096-D at full width).
-PAPER_TEST_SCALES = (256, 384, 512)
+# Appendix B: the descriptor's scales Q are Sect. 3.2's multi-scale set (PAPER_TEST_SCALES),
+# and its layer the penultimate (4096-D at full width).
 PAPER_LAYER = configs.FC_LAYERS[1]
 COMBINE_MODES = ("mean", "stack")
 
@@ -128,10 +129,8 @@ def labelled_descriptors(describe: Describer, source: str, *, split: str = "trai
     classes]` for multi-label sources, see `keras_vgg.sources`) and ids, in source order;
     undecodable images are skipped and named (`keras_vgg.guard`). With `progress`, a
     progress bar."""
-    count = sources.open_source(source, split=split).num_examples
-    # A redrawn bar on a terminal; elsewhere (a log file) one line at the end.
-    bar = keras.utils.Progbar(count, unit_name="image",
-                              verbose=1 if sys.stdout.isatty() else 2) if progress else None
+    bar = progress_bar(sources.open_source(source, split=split).num_examples,
+                       enabled=progress)
     vectors, labels, ids = [], [], []
     for image, label, image_id in data.eval_dataset(source, protocol="original", split=split,
                                                     with_ids=True):

@@ -33,7 +33,7 @@ import dataclasses
 import os
 import re
 import zipfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 
 import h5py
 import keras
@@ -106,11 +106,23 @@ def check_imagenet_available(config: configs.VGGConfig, *, width_multiplier: flo
         )
 
 
+def keras_cache_dir() -> str:
+    """Keras' cache folder, where `keras.utils.get_file` keeps downloads: `$KERAS_HOME`,
+    else `~/.keras` (Keras reads the variable once at import; this reads it at each call)."""
+    return os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
+
+
 def fetch_imagenet_weights(
     config: configs.VGGConfig, *, include_top: bool, cache_dir: str | None = None
 ) -> str:
-    """Downloads (once) the official Keras ImageNet file and checks its MD5; returns its path."""
+    """Downloads (once) the official Keras ImageNet file and checks its MD5; returns its path.
+
+    Raises:
+      ValueError: the file does not match its published MD5, or it is not in the cache and
+        cannot be downloaded; the message names the file and the folder to put it in.
+    """
     published = IMAGENET_WEIGHTS[(config.name, include_top)]
+    cache_dir = cache_dir or keras_cache_dir()
     try:
         return keras.utils.get_file(
             published.fname,
@@ -125,14 +137,27 @@ def fetch_imagenet_weights(
             f"{published.fname} (from {published.origin}) does not match its published MD5 "
             f"{published.md5}: the download is truncated or corrupted ({error})"
         ) from error
+    except Exception as error:  # get_file raises a bare Exception for network failures
+        raise ValueError(
+            f"weights='imagenet': {published.fname} is not in the Keras cache and cannot be "
+            f"downloaded ({error}). Without a network, copy it (from {published.origin}, "
+            f"MD5 {published.md5}) into {os.path.join(cache_dir, 'models')}"
+        ) from error
 
 
-def load_weights(model: keras.Model, path: str | os.PathLike) -> None:
+def load_weights(model: keras.Model, path: str | os.PathLike, *,
+                 new_layers: Collection[str] = ()) -> list[str]:
     """Loads any supported weight file into `model`, by layer name, all or nothing.
 
     Formats, chosen by suffix: Keras 3 `.weights.h5`, legacy Keras `.h5` (the official
     keras.applications files and `model.save('x.h5')`), `.keras` archives, torchvision/timm
     `.pth` (needs torch; read with `weights_only=True`) and `.safetensors` (no torch needed).
+
+    `new_layers` (e.g. `("predictions",)` to fine-tune onto other classes) may be missing
+    from the file or have other shapes there; those keep their initialisation.
+
+    Returns:
+      The names of the `new_layers` left as they were.
 
     Raises:
       ValueError: the file cannot be read, or a layer is missing or has other shapes; the
@@ -142,16 +167,15 @@ def load_weights(model: keras.Model, path: str | os.PathLike) -> None:
     lower = path.lower()
     if lower.endswith(KERAS_SUFFIXES):
         with open_keras_file(path) as weights:
-            assign_weights(model, weights, source=path)
-    elif lower.endswith(TORCH_SUFFIXES + (SAFETENSORS_SUFFIX,)):
+            return assign_weights(model, weights, source=path, new_layers=new_layers)
+    if lower.endswith(TORCH_SUFFIXES + (SAFETENSORS_SUFFIX,)):
         weights = from_torch_state_dict(read_torch_file(path), model, source=path)
-        assign_weights(model, weights, source=path)
-    else:
-        raise ValueError(
-            f"weights file {path!r}: unknown format; expected a Keras file "
-            f"{KERAS_SUFFIXES} or a torchvision/timm checkpoint "
-            f"{TORCH_SUFFIXES + (SAFETENSORS_SUFFIX,)}"
-        )
+        return assign_weights(model, weights, source=path, new_layers=new_layers)
+    raise ValueError(
+        f"weights file {path!r}: unknown format; expected a Keras file "
+        f"{KERAS_SUFFIXES} or a torchvision/timm checkpoint "
+        f"{TORCH_SUFFIXES + (SAFETENSORS_SUFFIX,)}"
+    )
 
 
 def _existing_file(path: str | os.PathLike, *, what: str) -> str:
@@ -164,15 +188,21 @@ def _existing_file(path: str | os.PathLike, *, what: str) -> str:
     return path
 
 
-def assign_weights(model: keras.Model, weights: Mapping[str, list], *, source: str) -> None:
+def assign_weights(model: keras.Model, weights: Mapping[str, list], *, source: str,
+                   new_layers: Collection[str] = ()) -> list[str]:
     """Sets every weighted layer of `model` from `weights`, after checking all of them.
 
     Entries for the head (fc1, fc2, predictions) are ignored when the model has no head, as
-    loading a full file for feature extraction; any other unused entry is an error.
+    loading a full file for feature extraction; any other unused entry is an error. Layers
+    named in `new_layers` are left as they are when `weights` lacks them or has other
+    shapes for them. Returns the names of the layers so left.
     """
-    plan = []
+    plan, fresh = [], []
     for layer in model.layers:
         if not layer.weights:
+            continue
+        if layer.name in new_layers and not _shapes_match(layer, weights.get(layer.name)):
+            fresh.append(layer.name)
             continue
         if layer.name not in weights:
             raise ValueError(
@@ -192,6 +222,12 @@ def assign_weights(model: keras.Model, weights: Mapping[str, list], *, source: s
     plan = [(layer, _read_checked(layer, arrays, source)) for layer, arrays in plan]
     for layer, arrays in plan:
         layer.set_weights(arrays)
+    return fresh
+
+
+def _shapes_match(layer: keras.layers.Layer, arrays: list | None) -> bool:
+    return arrays is not None and [tuple(v.shape) for v in layer.weights] == [
+        tuple(a.shape) for a in arrays]
 
 
 def _read_checked(layer: keras.layers.Layer, arrays: list, source: str) -> list[np.ndarray]:

@@ -1,7 +1,8 @@
 """A small image classification set the demo makes on the spot: ten classes of drawn
 shapes and textures in random colours, sizes and places, written as JPEG files in
 ImageNet's folder layout (`root/train/<class>/*.JPEG`, `root/val/<class>/*.JPEG`), so the
-real pipeline (scale jitter, crop, flip, colour shift) reads them like ImageNet.
+real pipeline (scale jitter, crop, flip, colour shift) reads them like ImageNet. Four more
+shapes (`NEW_CLASSES`), which the demo's net never sees, make the set it is fine-tuned on.
 
 Every class survives a horizontal flip (stripes are horizontal, vertical or one diagonal
 family folded with its mirror), so flip augmentation keeps labels right.
@@ -17,15 +18,16 @@ import tensorflow as tf
 
 CLASSES = ("checkerboard", "circle", "cross", "diagonal", "dots", "horizontal", "ring",
            "square", "triangle", "vertical")
+NEW_CLASSES = ("crescent", "diamond", "ellipse", "grid")
 
 
 def _grid(height: int, width: int):
     return np.mgrid[0:height, 0:width].astype(np.float32)
 
 
-def draw(label: int, rng: np.random.Generator, height: int, width: int
+def draw(name: str, rng: np.random.Generator, height: int, width: int
          ) -> tuple[np.ndarray, tuple[int, int, int, int]]:
-    """One `[height, width, 3]` uint8 image of class `label`, and the box of its figure:
+    """One `[height, width, 3]` uint8 image of class `name`, and the box of its figure:
     `(x_min, y_min, x_max, y_max)` pixels, the extent of the drawn pixels (the whole image
     for the textures)."""
     y, x = _grid(height, width)
@@ -36,7 +38,6 @@ def draw(label: int, rng: np.random.Generator, height: int, width: int
     cy, cx = rng.uniform(0.35, 0.65) * height, rng.uniform(0.35, 0.65) * width
     radius = rng.uniform(0.22, 0.32) * side
     period = rng.uniform(0.08, 0.16) * side
-    name = CLASSES[label]
     if name == "circle":
         mask = (y - cy) ** 2 + (x - cx) ** 2 < radius**2
     elif name == "ring":
@@ -59,6 +60,17 @@ def draw(label: int, rng: np.random.Generator, height: int, width: int
         mask = ((y + direction * x) / period) % 2 < 1
     elif name == "checkerboard":
         mask = ((y // period) + (x // period)) % 2 < 1
+    elif name == "crescent":  # a disc less a disc shifted sideways (flips keep it one)
+        shift = rng.choice([-1, 1]) * 0.45 * radius
+        mask = ((y - cy) ** 2 + (x - cx) ** 2 < radius**2) & (
+            (y - cy) ** 2 + (x - cx - shift) ** 2 > (0.85 * radius) ** 2)
+    elif name == "diamond":
+        mask = np.abs(y - cy) + np.abs(x - cx) < 1.1 * radius
+    elif name == "ellipse":  # lying or standing
+        ry, rx = (0.55 * radius, 1.3 * radius)[::rng.choice([-1, 1])]
+        mask = ((y - cy) / ry) ** 2 + ((x - cx) / rx) ** 2 < 1
+    elif name == "grid":
+        mask = ((y % period) < 0.25 * period) | ((x % period) < 0.25 * period)
     else:  # dots
         mask = ((y % (2 * period)) - period) ** 2 + ((x % (2 * period)) - period) ** 2 < (
             0.45 * period) ** 2
@@ -78,18 +90,18 @@ def box_xml(name: str, box: tuple[int, int, int, int], height: int, width: int) 
 
 
 def write(root: str, *, train_per_class: int = 150, val_per_class: int = 40,
-          seed: int = 0) -> None:
-    """Writes the set under `root` (train/ and val/, and each figure's box in boxes/train/
-    and boxes/val/, one XML file per image), unless it is there already."""
+          seed: int = 0, classes: tuple[str, ...] = CLASSES) -> None:
+    """Writes the set of `classes` under `root` (train/ and val/, and each figure's box in
+    boxes/train/ and boxes/val/, one XML file per image), unless it is there already."""
     marker = os.path.join(root, "COMPLETE")
-    summary = (f"{len(CLASSES)} classes, {train_per_class} + {val_per_class} per class, "
+    summary = (f"{', '.join(classes)}: {train_per_class} + {val_per_class} per class, "
                "with boxes\n")
     if os.path.exists(marker) and open(marker, encoding="utf8").read() == summary:
         return
     shutil.rmtree(root, ignore_errors=True)
     rng = np.random.default_rng(seed)
     for split, count in (("train", train_per_class), ("val", val_per_class)):
-        for label, name in enumerate(CLASSES):
+        for name in classes:
             folder = os.path.join(root, split, name)
             boxes = os.path.join(root, "boxes", split)
             os.makedirs(folder, exist_ok=True)
@@ -97,7 +109,7 @@ def write(root: str, *, train_per_class: int = 150, val_per_class: int = 40,
             for index in range(count):
                 height, width = (int(side) for side in rng.choice(
                     [(96, 128), (128, 96), (112, 112), (96, 144)]))
-                image, box = draw(label, rng, height, width)
+                image, box = draw(name, rng, height, width)
                 stem = f"{name}_{index:04d}"
                 tf.io.write_file(os.path.join(folder, f"{stem}.JPEG"),
                                  tf.io.encode_jpeg(image, quality=90))

@@ -88,3 +88,34 @@ def tiny_run(demo_images, tmp_path_factory):
     training.train(config, verbose=0)
     keras.backend.clear_session()
     return runs.load(config.model_dir)
+
+
+def run_command(module, *args: str) -> int:
+    """Runs a `keras_vgg.cli` command in this process, with flags of its own, as its console
+    command would: returns its exit status; a message it exits with goes to stderr."""
+    from absl import flags
+
+    values = flags.FlagValues()
+    module.define_flags(values)
+    try:
+        module.main(values([module.PROGRAM, *args]), values)
+    except SystemExit as exit:
+        if isinstance(exit.code, str):
+            print(exit.code, file=sys.stderr)
+            return 1
+        return exit.code or 0
+    return 0
+
+
+@pytest.fixture(scope="session")
+def photographs(tmp_path_factory):
+    """Real photographs (scikit-image's) as image files of several formats and sizes."""
+    from image_files import encode, photo
+
+    root = tmp_path_factory.mktemp("photographs")
+    files = {"astronaut.jpg": encode(photo("astronaut")),
+             "chelsea.png": encode(photo("chelsea"), "PNG"),
+             "coffee.JPEG": encode(photo("coffee"), quality=80)}
+    for name, contents in files.items():
+        (root / name).write_bytes(contents)
+    return root

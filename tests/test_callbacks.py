@@ -1,3 +1,4 @@
+import csv
 import math
 import os
 
@@ -26,23 +27,80 @@ def run_callbacks(model_dir, state=None, **options):
                                num_classes=4, **options)
 
 
-def test_schedule_divides_by_ten_three_times_then_stops(tmp_path):
+def test_schedule_divides_by_ten_three_times_then_stops_each_announced_after_its_epoch(
+        tmp_path, capsys):
     x, y = random_batches(16)
     model = tiny_model()
-    # a rate too small to learn anything: validation accuracy never improves
+    # a rate too small to learn anything: the validation loss never improves
     training.compile_for_training(model, learning_rate=1e-9, momentum=0.0)
     state = callbacks.RunState()
     model.fit(x, y, validation_data=(x[:8], y[:8]), epochs=40, batch_size=16,
-              callbacks=run_callbacks(tmp_path, state, global_batch_size=16, patience=1),
-              verbose=0)
-    history = model.history.history
-    rates = [round(math.log10(rate)) for rate in history["learning_rate"]]
+              callbacks=run_callbacks(tmp_path, state, global_batch_size=16, patience=1,
+                                      monitor="val_loss"), verbose=2)
+    with open(tmp_path / "history.csv") as file:
+        history = list(csv.DictReader(file))
+    rates = [round(math.log10(float(row["learning_rate"]))) for row in history]
     # epoch 1 sets the best; epochs 2, 3, 4 each plateau and drop; epoch 5 stops
     assert rates == [-9, -9, -10, -11, -12]
     assert round(math.log10(float(model.optimizer.learning_rate))) == -12
     assert (state.epoch, state.learning_rate_drops) == (5, 3)
-    assert os.path.exists(tmp_path / "history.csv")
-    assert len(history["images_per_second"]) == 5
+    assert all(float(row["images_per_second"]) > 0 for row in history)
+    lines = capsys.readouterr().out.splitlines()
+    # Keras' epoch line shows the metrics only; the change follows it, before the next epoch
+    epoch_2 = lines.index("Epoch 2/40")
+    assert lines[epoch_2 + 1].startswith("1/1 - ") and "val_loss" in lines[epoch_2 + 1]
+    assert not any(name in lines[epoch_2 + 1] for name in callbacks.EpochLine.NOT_METRICS)
+    assert lines[epoch_2 + 2] == ("Epoch 2: the validation loss stopped improving; learning "
+                                  "rate 1e-09 -> 1e-10 (drop 1 of 3).")
+    assert lines[epoch_2 + 3] == "Epoch 3/40"
+    assert lines[-1] == ("The validation loss stopped improving after 3 learning-rate "
+                         "drops: stopping, as the paper does.")
+
+
+def schedule_rates(accuracies, *, steps_per_epoch=10, **options):
+    """The rate each epoch trains at, under a schedule fed these validation accuracies."""
+    model = tiny_model()
+    training.compile_for_training(model, learning_rate=1.0, momentum=0.0)
+    schedule = callbacks.PaperSchedule(callbacks.RunState(), **options)
+    schedule.set_model(model)
+    rates = []
+    for epoch, accuracy in enumerate(accuracies):
+        for step in range(steps_per_epoch):
+            schedule.on_train_batch_end(step)
+        logs = {"val_accuracy": accuracy}
+        schedule.on_epoch_end(epoch, logs)
+        rates.append(round(math.log10(logs["learning_rate"])))
+        if model.stop_training:
+            break
+    return rates
+
+
+def test_a_plateau_lasts_patience_epochs_and_min_steps():
+    flat = [0.5] * 12
+    assert schedule_rates(flat, patience=1) == [0, 0, -1, -2, -3]
+    assert schedule_rates(flat, patience=2) == [0, 0, 0, -1, -1, -2, -2, -3, -3]
+    # 10 steps an epoch: a plateau needs 3 epochs to reach 25 steps
+    assert schedule_rates(flat, patience=1, min_steps=25) == [0, 0, 0, 0, -1, -1, -1, -2,
+                                                              -2, -2, -3, -3]
+    assert schedule_rates([0.5, 0.6, 0.6, 0.7, 0.7, 0.7], patience=2) == [0, 0, 0, 0, 0, 0]
+
+
+def test_no_plateau_counts_while_validation_accuracy_is_at_chance():
+    # Four classes on 400 images: chance is 25%, and a guesser's accuracy varies by 2.2%.
+    guessing = [0.25, 0.27, 0.24, 0.3, 0.26, 0.25, 0.28]
+    assert schedule_rates(guessing, patience=1, num_classes=4,
+                          validation_images=400) == [0] * 7
+    assert schedule_rates(guessing, patience=1) == [0, 0, 0, -1, -1, -2, -3]
+    assert schedule_rates([0.25, 0.6, 0.6, 0.6], patience=1, num_classes=4,
+                          validation_images=400) == [0, 0, 0, -1]
+
+
+@pytest.mark.parametrize("accuracy, classes, images, above", [
+    (0.11, 10, None, True), (0.10, 10, None, False), (0.14, 10, 400, False),
+    (0.15, 10, 400, True), (0.6, 2, 100, False), (0.66, 2, 100, True)])
+def test_above_chance_means_beyond_three_standard_errors_of_guessing(accuracy, classes,
+                                                                      images, above):
+    assert callbacks.above_chance(accuracy, classes, images) is above
 
 
 def test_throughput_is_the_epochs_training_images_over_its_training_time(monkeypatch):
@@ -223,3 +281,25 @@ def test_backup_relies_on_what_keras_backup_and_restore_still_has():
         keras.callbacks.BackupAndRestore.on_epoch_end)
     assert 'training_metadata["epoch"]' in inspect.getsource(
         keras.callbacks.BackupAndRestore._load_model)
+
+
+def test_tensorboard_gets_loss_rate_and_throughput_every_n_steps(tmp_path):
+    import tensorflow as tf
+
+    x, y = random_batches(32)
+    model = tiny_model()
+    training.compile_for_training(model, learning_rate=1e-3)
+    model.fit(x, y, epochs=2, batch_size=4, verbose=0, callbacks=[
+        callbacks.StepScalars(str(tmp_path), every=3, global_batch_size=4)])
+    scalars = {}
+    for events in (tmp_path / "train").glob("events.out.tfevents.*"):
+        for event in tf.compat.v1.train.summary_iterator(str(events)):
+            for value in event.summary.value:
+                scalars.setdefault(value.tag, []).append(
+                    (event.step, float(tf.make_ndarray(value.tensor))))
+    assert sorted(scalars) == ["steps/images_per_second", "steps/learning_rate", "steps/loss"]
+    # 8 steps an epoch: after steps 3 and 6 of each, at the optimizer's count
+    assert [step for step, _ in scalars["steps/loss"]] == [3, 6, 11, 14]
+    assert all(value == pytest.approx(1e-3) for _, value in scalars["steps/learning_rate"])
+    assert all(value > 0 for _, value in scalars["steps/images_per_second"])
+    assert all(0 < value < 10 for _, value in scalars["steps/loss"])

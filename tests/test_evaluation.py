@@ -6,8 +6,9 @@ from conftest import NARROW, tiny_run_config
 from image_files import encode, imagenet_folder, photo, write
 from PIL import Image
 
+import demo_data
 import keras_vgg
-from keras_vgg import evaluation
+from keras_vgg import evaluation, nets
 
 
 def test_top_k_error():
@@ -138,13 +139,14 @@ def test_a_run_is_evaluated_with_its_preprocessing_and_q_set(tiny_run, demo_imag
         return original(model, source, **options)
 
     monkeypatch.setattr(evaluation, "evaluate", spy)
-    (result,) = evaluation.evaluate_run(tiny_run, f"folder:{demo_images}/val", max_images=3)
+    (result,) = evaluation.evaluate_net(nets.Net.of_run(tiny_run), f"folder:{demo_images}/val",
+                                        max_images=3)
     assert (seen["test_scales"], seen["preprocessing"], seen["crop"], seen["classes"]) == (
         (40, 44, 48), "caffe", 32, 10)
     assert result.images == 3 and result.test_scales == (40, 44, 48)
     imagenet_folder(str(tmp_path), ["circle", "square"], per_class=1)
     with pytest.raises(ValueError, match="labels 2 classes where 10 are expected"):
-        evaluation.evaluate_run(tiny_run, f"folder:{tmp_path}")
+        evaluation.evaluate_net(nets.Net.of_run(tiny_run), f"folder:{tmp_path}")
 
 
 def test_an_image_beyond_the_bounds_is_skipped_by_the_saved_model_evaluation(
@@ -160,7 +162,8 @@ def test_an_image_beyond_the_bounds_is_skipped_by_the_saved_model_evaluation(
     first_class = sorted(p.name for p in (tmp_path / "val").iterdir())[0]
     strip = tmp_path / "val" / first_class / "strip.JPEG"
     strip.write_bytes(encode(np.full((1, 10000, 3), 128, np.uint8)))
-    version = serving.export_run(tiny_run, str(tmp_path / "export"), warmup=False)
+    version = serving.export_net(nets.Net.of_run(tiny_run), str(tmp_path / "export"),
+                                 warmup=False)
     result = evaluation.evaluate_saved_model(version, f"folder:{tmp_path}/val")
     assert result.images == 10
     reason = "is 10000x1 pixels, beyond the 8:1 aspect-ratio bound"
@@ -176,24 +179,25 @@ def other_net(name="random", seed=1):
 
     keras.utils.set_random_seed(seed)
     model = keras_vgg.vgg("A", width_multiplier=NARROW, input_shape=(32, 32, 3), classes=10)
-    return evaluation.Net(name, model, "caffe", (40, 48))
+    return nets.Net.of_model(model, name=name, test_scales=(40, 48),
+                             class_names=demo_data.CLASSES)
 
 
 @pytest.mark.slow
 def test_fusion_is_the_mean_of_the_nets_posteriors(tiny_run, demo_images):
     source = f"folder:{demo_images}/val"
-    nets = [evaluation.Net.of_run(tiny_run), other_net()]
-    posteriors_of, labels = evaluation.nets_posteriors(nets, source)
-    for net, together in zip(nets, posteriors_of, strict=True):
-        alone, alone_labels = evaluation.posteriors(net.model, source, protocol="dense",
+    fused = [nets.Net.of_run(tiny_run), other_net()]
+    posteriors_of, labels = evaluation.nets_posteriors(fused, source)
+    for net, together in zip(fused, posteriors_of, strict=True):
+        alone, alone_labels = evaluation.posteriors(net.build(), source, protocol="dense",
                                                     test_scales=net.test_scales)
         np.testing.assert_allclose(together, alone, rtol=1e-6)
         np.testing.assert_array_equal(labels, alone_labels)
-    rows = evaluation.fuse(nets, source)
-    fused = (posteriors_of[0] + posteriors_of[1]) / 2
+    rows = evaluation.fuse(fused, source)
+    mean = (posteriors_of[0] + posteriors_of[1]) / 2
     assert rows[-1].nets == "tiny + random" and rows[-1].images == 10
-    assert rows[-1].top1_error == evaluation.top_k_error(fused, labels, 1)
-    assert rows[-1].top5_error == evaluation.top_k_error(fused, labels, 5)
+    assert rows[-1].top1_error == evaluation.top_k_error(mean, labels, 1)
+    assert rows[-1].top5_error == evaluation.top_k_error(mean, labels, 5)
     table = evaluation.fusion_table(rows)
     assert table.splitlines()[0].startswith("| ConvNet model(s) | protocol | top-1 error (%)")
     assert len(table.splitlines()) == 2 + 3
@@ -201,7 +205,7 @@ def test_fusion_is_the_mean_of_the_nets_posteriors(tiny_run, demo_images):
 
 @pytest.mark.slow
 def test_a_net_fused_with_itself_is_unchanged(tiny_run, demo_images):
-    net = evaluation.Net.of_run(tiny_run)
+    net = nets.Net.of_run(tiny_run)
     single, fused = evaluation.fuse([net, net], f"folder:{demo_images}/val",
                                     protocol="multi_crop")[1:]
     assert (single.top1_error, single.top5_error) == (fused.top1_error, fused.top5_error)
@@ -213,14 +217,14 @@ def test_two_trained_nets_fused_are_no_worse_than_the_worse(demo_images, tmp_pat
     from keras_vgg import runs, training
 
     demo_data.write(str(tmp_path / "images"), train_per_class=8, val_per_class=4)
-    nets = []
+    trained = []
     for config, seed in (("A", 0), ("B", 1)):
         run_config = tiny_run_config(tmp_path / config, tmp_path / "images", config=config,
-                                         seed=seed, epochs=8, batch_size=16,
-                                         learning_rate=0.005)
+                                     seed=seed, epochs=8, batch_size=16,
+                                     learning_rate=0.005)
         training.train(run_config, verbose=0)
-        nets.append(evaluation.Net.of_run(runs.load(run_config.model_dir)))
-    rows = evaluation.fuse(nets, f"folder:{tmp_path}/images/val")
+        trained.append(nets.Net.of_run(runs.load(run_config.model_dir)))
+    rows = evaluation.fuse(trained, f"folder:{tmp_path}/images/val")
     *singles, fused = rows
     assert fused.images == 40
     assert fused.top1_error <= max(row.top1_error for row in singles), rows
@@ -228,11 +232,11 @@ def test_two_trained_nets_fused_are_no_worse_than_the_worse(demo_images, tmp_pat
 
 
 def test_fusion_refuses_one_net_and_other_class_counts(tiny_run, demo_images):
-    net = evaluation.Net.of_run(tiny_run)
+    net = nets.Net.of_run(tiny_run)
     with pytest.raises(ValueError, match="fusion needs at least two nets, got 1"):
         evaluation.fuse([net], f"folder:{demo_images}/val")
-    other = evaluation.Net("five", keras_vgg.vgg("A", width_multiplier=NARROW,
-                                                 input_shape=(32, 32, 3), classes=5))
+    other = nets.Net.of_model(keras_vgg.vgg("A", width_multiplier=NARROW,
+                                            input_shape=(32, 32, 3), classes=5), name="five")
     with pytest.raises(ValueError, match=r"different numbers of classes: \{'tiny': 10, "
                                          r"'five': 5\}"):
         evaluation.fuse([net, other], f"folder:{demo_images}/val")

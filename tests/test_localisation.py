@@ -18,6 +18,7 @@ from keras_vgg import (
     localisation,
     localisation_data,
     localisation_eval,
+    nets,
     runs,
     serving,
     sources,
@@ -254,15 +255,16 @@ def test_localisation_trains_from_a_classification_run_and_is_tested(tiny_run, b
     run = runs.load(config.model_dir)
     net = run.build_model()
     assert net.output_shape == (None, 4 * 10)
-    assert f"Initialised from {tiny_run.directory}." in capfd.readouterr().out
+    assert f"Initialised from {tiny_run.directory}: loaded 11 layers (" in (
+        capfd.readouterr().out)
     started = tiny_run.build_model()
     centre, details = localisation_eval.centre_crop(net, config.val_data, test_scale=44)
     assert centre.images == 10 and 0 <= centre.top1_error <= 1
     assert len(details) == 10 and details[0][3]  # ground truth carried through
     full, _ = localisation_eval.full([net, net], started, config.val_data, test_scale=64)
     assert full.images == 10 and full.top1_error >= full.top5_error
-    path = serving.export_run(tiny_run, str(tmp_path / "export"), localisation_run=run,
-                              warmup=False)
+    path = serving.export_net(nets.Net.of_run(tiny_run), str(tmp_path / "export"),
+                              localisation_run=run, warmup=False)
     served = tf.saved_model.load(path)
     pixels = served.signatures["serving_default"](images=tf.zeros([2, 50, 70, 3], tf.uint8))
     assert pixels["boxes"].shape == (2, 5, 4)
@@ -271,5 +273,6 @@ def test_localisation_trains_from_a_classification_run_and_is_tested(tiny_run, b
     assert by_bytes["boxes"].shape == (2, 5, 4)
     np.testing.assert_allclose(by_bytes["boxes"][0], by_bytes["boxes"][1])
     with pytest.raises(ValueError, match="is not a localisation run"):
-        serving.export_run(tiny_run, str(tmp_path / "export"), localisation_run=tiny_run)
+        serving.export_net(nets.Net.of_run(tiny_run), str(tmp_path / "export"),
+                           localisation_run=tiny_run)
     keras.backend.clear_session()

@@ -3,7 +3,6 @@ import json
 import math
 import os
 import re
-import shutil
 import signal
 import socket
 import subprocess
@@ -17,7 +16,7 @@ import tensorflow as tf
 from conftest import ROOT, tmpfs
 from image_files import imagenet_folder
 
-from keras_vgg import linear, runs, serving
+from keras_vgg import runs
 
 
 def run(script, *args, timeout=600):
@@ -111,45 +110,6 @@ def test_demo_localisation_reports_both_protocols_and_draws_boxes(tmp_path):
                    "--crop_size=64", f"--data=folder:{tmp_path}/images/train",
                    f"--val_data=folder:{tmp_path}/images/val", f"--model_dir={tmp_path}/x")
     assert no_boxes.returncode != 0 and "localisation needs boxes" in no_boxes.stderr
-
-
-@pytest.mark.parametrize("flags, message", [
-    (["--config=F"], "imagenet_train.py: error: unknown VGG config 'F'"),
-    (["--val_data="], "imagenet_train.py: error: val_data is needed for folder: and tfrecord:"),
-    (["--data="], "imagenet_train.py: error: data is required"),
-    (["--dropout=1.5"], "imagenet_train.py: error: dropout must be in [0, 1)"),
-    (["--model_dir=/dev/null/run", "--batch_size=4"],
-     "error: model_dir '/dev/null/run' cannot be created"),
-])
-def test_bad_flags_fail_before_training(demo_images, tmp_path, flags, message):
-    import imagenet_train
-    from absl import flags as absl_flags
-
-    given = absl_flags.FlagValues()
-    imagenet_train.define_flags(given)
-    argv = given(["imagenet_train.py", f"--data=folder:{demo_images}/train",
-                  f"--val_data=folder:{demo_images}/val", f"--model_dir={tmp_path}", *flags])
-    with pytest.raises(SystemExit, match=re.escape(message)):
-        imagenet_train.main(argv, given)
-    assert not (tmp_path / "run.json").exists()
-
-
-def test_the_recipes_flags_are_the_run_configs_fields():
-    import imagenet_train
-    from absl import flags
-
-    given = flags.FlagValues()
-    imagenet_train.define_flags(given)
-    given(["imagenet_train.py", "--model_dir=/r", "--scale=256,512",
-           "--mixed_precision=bfloat16", "--learning_rate=0.02", "--seed=3", "--deterministic",
-           "--init=gaussian", "--val_data=folder:/v", "--test_scale=300"])
-    assert imagenet_train.config_from_flags(given) == runs.RunConfig(
-        model_dir="/r", scale=(256, 512), mixed_precision="bfloat16", learning_rate=0.02,
-        seed=3, deterministic=True, init="gaussian", val_data="folder:/v", test_scale=300)
-    defaults = flags.FlagValues()
-    imagenet_train.define_flags(defaults)
-    defaults(["imagenet_train.py", "--model_dir=/r"])
-    assert imagenet_train.config_from_flags(defaults) == runs.RunConfig(model_dir="/r")
 
 
 @pytest.mark.full_size
@@ -315,40 +275,6 @@ def test_a_killed_run_resumes_to_the_same_final_weights(tmp_path):
 
 
 @pytest.mark.slow
-def test_eval_recipe_reads_a_run_directory(tiny_run, demo_images):
-    result = run("imagenet_eval.py", f"--model_dir={tiny_run.directory}",
-                 f"--data=folder:{demo_images}/val", "--protocols=dense,multi_crop,combined")
-    assert result.returncode == 0, result.stderr[-3000:]
-    rows = [line for line in result.stdout.splitlines() if line.startswith("| ")]
-    assert [row.split("|")[1].strip() for row in rows[1:]] == [
-        "dense", "multi_crop", "combined"]
-    # the run's multi-scale set: jittered S in [40, 48] -> {40, 44, 48}
-    assert all("| 40,44,48 |" in row and "| 10 |" in row for row in rows[1:])
-    both = run("imagenet_eval.py", f"--model_dir={tiny_run.directory}", "--crop_size=32",
-               f"--data=folder:{demo_images}/val")
-    assert both.returncode != 0
-    assert "error: --model_dir describes the network: drop --crop_size" in both.stderr
-
-
-@pytest.mark.slow
-def test_eval_recipe_with_weights_rejects_a_test_scale_below_the_crop(tiny_run, demo_images):
-    result = run("imagenet_eval.py", "--config=A", f"--weights={tiny_run.weights_path}",
-                 f"--data=folder:{demo_images}/val", "--crop_size=32",
-                 "--width_multiplier=0.0625", "--test_scales=24")
-    assert result.returncode != 0 and "must be at least the crop 32" in result.stderr
-
-
-@pytest.mark.slow
-def test_eval_recipe_reads_an_exported_saved_model(tiny_run, demo_images, tmp_path):
-    path = serving.export_run(tiny_run, str(tmp_path), warmup=False)
-    result = run("imagenet_eval.py", f"--saved_model={path}", f"--data=folder:{demo_images}/val")
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "| dense (SavedModel) | 44 |" in result.stdout
-    both = run("imagenet_eval.py", f"--saved_model={path}", "--weights=imagenet")
-    assert both.returncode != 0 and "one of (model_dir, weights, saved_model)" in both.stderr
-
-
-@pytest.mark.slow
 def test_a_full_disk_stops_the_run_with_its_files_intact_and_it_resumes(tmp_path):
     """--model_dir on a small tmpfs that fills up after epoch 1: the run exits with what to
     do (no crash), every file it wrote still loads, and once there is space the same
@@ -391,117 +317,3 @@ def test_a_full_disk_stops_the_run_with_its_files_intact_and_it_resumes(tmp_path
         assert "after 3 epochs" in resumed.stdout
 
 
-@pytest.mark.slow
-def test_eval_recipe_fuses_several_runs_in_a_table_6(tiny_run, demo_images):
-    result = run("imagenet_eval.py", f"--model_dir={tiny_run.directory},{tiny_run.directory}",
-                 f"--data=folder:{demo_images}/val", "--protocols=dense,multi_crop")
-    assert result.returncode == 0, result.stderr[-3000:]
-    rows = [line.split("|")[1:3] for line in result.stdout.splitlines()
-            if line.startswith("| tiny")]
-    assert [(name.strip(), protocol.strip()) for name, protocol in rows] == [
-        ("tiny", "dense"), ("tiny", "dense"), ("tiny + tiny", "dense"),
-        ("tiny", "multi_crop"), ("tiny", "multi_crop"), ("tiny + tiny", "multi_crop")]
-    weights = run("imagenet_eval.py", "--config=A,A,A", f"--weights={tiny_run.weights_path},"
-                  f"{tiny_run.weights_path}", f"--data=folder:{demo_images}/val")
-    assert weights.returncode != 0
-    assert "2 --weights and 3 --config: give one config for each, or one for all" in (
-        weights.stderr)
-
-
-@pytest.mark.slow
-def test_transfer_recipe_learns_new_classes_from_descriptors_and_caches_them(tiny_run, tmp_path):
-    import demo_data
-
-    demo_data.write(str(tmp_path / "images"), train_per_class=6, val_per_class=3)
-    command = ["transfer.py", f"--model_dir={tiny_run.directory}",
-               f"--data=folder:{tmp_path}/images/train", f"--val_data=folder:{tmp_path}/images/val",
-               f"--output_dir={tmp_path}/transfer"]
-    first = run(*command)
-    assert first.returncode == 0, first.stderr[-3000:]
-    line = next(line for line in first.stdout.splitlines() if line.startswith("Transfer"))
-    assert "fc2 descriptors (D=256, Q=40,44,48), linear SVM C=" in line
-    recall = float(re.search(r"mean class recall ([0-9.]+)% on 30 held-out images of 10 "
-                             r"classes \(chance 10.0%\)", line).group(1))
-    # The tiny run trained one epoch and classifies at chance; its features still carry
-    # a linear SVM to 30% (measured). The demo's trained net reaches 99% (README).
-    assert recall >= 20, line
-    with open(tmp_path / "transfer" / "per_class.csv") as file:
-        assert len(list(csv.DictReader(file))) == 10
-    second = run(*command)
-    assert second.returncode == 0 and second.stdout.count(": cached in ") == 2
-    assert line in second.stdout  # the same descriptors, the same classifier
-
-
-ROUND_SHAPES = ("circle", "dots", "ring")
-
-
-def multi_label_folder(images, folder, labels_file):
-    """The demo's class folders as one flat folder, each image labelled with its shape and,
-    for round shapes, "round" too (lines 'FILE LABEL,LABEL')."""
-    folder.mkdir()
-    lines = []
-    for class_folder in sorted(images.iterdir()):
-        for image in sorted(class_folder.iterdir()):
-            name = f"{class_folder.name}_{image.name}"
-            shutil.copy(image, folder / name)
-            extra = ",round" if class_folder.name in ROUND_SHAPES else ""
-            lines.append(f"{name} {class_folder.name}{extra}\n")
-    labels_file.write_text("".join(lines))
-    return f"folder:{folder}?labels={labels_file}&multi_label=true"
-
-
-@pytest.mark.slow
-def test_transfer_recipe_on_multi_label_data_reports_mean_average_precision(tiny_run,
-                                                                            tmp_path):
-    import demo_data
-
-    demo_data.write(str(tmp_path / "images"), train_per_class=20, val_per_class=10)
-    train, val = (multi_label_folder(tmp_path / "images" / split, tmp_path / f"flat_{split}",
-                                     tmp_path / f"{split}.txt") for split in ("train", "val"))
-    result = run("transfer.py", f"--model_dir={tiny_run.directory}", f"--data={train}",
-                 f"--val_data={val}", f"--output_dir={tmp_path}/transfer", "--folds=3")
-    assert result.returncode == 0, result.stderr[-3000:]
-    line = next(line for line in result.stdout.splitlines() if line.startswith("Transfer"))
-    mean_ap = float(re.search(r"\(3-fold CV on 200 images\): mean average precision \(area "
-                              r"AP\) ([0-9.]+)% on 100 held-out images of 11 classes\.",
-                              line).group(1)) / 100
-    with open(tmp_path / "transfer" / "per_class.csv") as file:
-        rows = {row["class"]: row for row in csv.DictReader(file)}
-    assert sorted(rows) == sorted([*demo_data.CLASSES, "round"])
-    assert rows["round"]["held_out_images"] == "30" and rows["circle"]["held_out_images"] == "10"
-    assert np.mean([float(row["average_precision"]) for row in rows.values()]) == (
-        pytest.approx(mean_ap, abs=5e-4))
-    # Chance: the mean AP of random scores for the same held-out labels (~15%). The
-    # one-epoch tiny run's features reach 29% (measured).
-    rng = np.random.default_rng(0)
-    chance = np.mean([[linear.average_precision(rng.random(100), np.arange(100) < int(
-        row["held_out_images"])) for _ in range(200)] for row in rows.values()])
-    assert mean_ap > 1.5 * chance, (line, chance)
-    mixed = run("transfer.py", f"--model_dir={tiny_run.directory}", f"--data={train}",
-                f"--val_data=folder:{tmp_path}/images/val", f"--output_dir={tmp_path}/out")
-    assert mixed.returncode != 0
-    assert "must both be multi-label or neither" in mixed.stderr, mixed.stderr
-
-
-@pytest.mark.parametrize("setup, message", [
-    ("one_image", "classes ['circle'] have one training image"),
-    ("bad_layer", "no layer 'fc9' in 'vgg11'"),
-    ("empty", "is empty"),
-])
-@pytest.mark.slow
-def test_transfer_recipe_refuses_what_it_cannot_learn_from(tiny_run, tmp_path, setup, message):
-    imagenet_folder(str(tmp_path / "train"), ["circle", "square"], per_class=3)
-    imagenet_folder(str(tmp_path / "val"), ["circle", "square"], per_class=1)
-    flags = []
-    if setup == "one_image":
-        for extra in sorted((tmp_path / "train" / "circle").iterdir())[1:]:
-            extra.unlink()
-    elif setup == "bad_layer":
-        flags = ["--layer=fc9"]
-    else:
-        (tmp_path / "empty").mkdir()
-    data = tmp_path / ("empty" if setup == "empty" else "train")
-    result = run("transfer.py", f"--model_dir={tiny_run.directory}", f"--data=folder:{data}",
-                 f"--val_data=folder:{tmp_path}/val", f"--output_dir={tmp_path}/out", *flags)
-    assert result.returncode != 0
-    assert "transfer.py: error: " in result.stderr and message in result.stderr, result.stderr

@@ -106,8 +106,9 @@ def test_bad_export_options_are_refused(options, message, tmp_path):
     with pytest.raises(ValueError, match=message):
         serving.export_saved_model(narrow_model(), str(tmp_path), model_name="m",
                                    class_names=NAMES, options=options)
-    with pytest.raises(ValueError, match="3 class names for a model with 7 classes"):
-        serving.class_names_for(CLASSES, ["a", "b", "c"])
+    with pytest.raises(ValueError, match="3 class names for a net with 7 classes"):
+        serving.export_saved_model(narrow_model(), str(tmp_path), model_name="m",
+                                   class_names=["a", "b", "c"])
 
 
 @pytest.mark.slow
@@ -341,55 +342,6 @@ def test_preprocessing_flip_and_float_input_are_in_the_graph(preprocessing, flip
     assert "score_map" not in out
     np.testing.assert_allclose(out["probabilities"], reference(
         model, batch, preprocessing=preprocessing, flip=flip), atol=1e-5)
-
-
-def export_recipe(*flags):
-    return subprocess.run([sys.executable, os.path.join(ROOT, "export", "export_saved_model.py"),
-                           *flags], capture_output=True, text=True, timeout=300, check=False)
-
-
-@pytest.mark.slow
-def test_export_recipe_takes_everything_from_a_run_directory(tiny_run, tmp_path):
-    result = export_recipe(f"--model_dir={tiny_run.directory}",
-                           f"--export_base={tmp_path}")
-    assert result.returncode == 0, result.stderr[-3000:]
-    path = tmp_path / "vgg11" / "1"
-    assert f"Wrote {path} (Q=44)" in result.stdout  # S in [40, 48]: Q = 44
-    assert "-e MODEL_NAME=vgg11 tensorflow/serving" in result.stdout
-    assert serving.read_options(str(path)) == serving.ServingOptions(test_scale=44)
-    batch = pixels(48, 60)
-    served = tf.saved_model.load(str(path)).signatures["serving_default"](images=batch)
-    np.testing.assert_allclose(served["probabilities"],
-                               reference(tiny_run.build_model(), batch, q=44), atol=1e-5)
-    best = int(np.argmax(served["probabilities"][0]))
-    assert served["top_k_names"][0, 0].numpy().decode() == tiny_run.class_names[best]
-    both = export_recipe(f"--model_dir={tiny_run.directory}", "--config=A",
-                         f"--export_base={tmp_path}")
-    assert both.returncode != 0
-    assert "error: --model_dir describes the network: drop --config" in both.stderr
-
-
-@pytest.mark.slow
-def test_export_recipe_with_weights_writes_a_version_and_refuses_bad_flags(tmp_path):
-    model = narrow_model("A")
-    weights = str(tmp_path / "trained.weights.h5")
-    model.save_weights(weights)
-    names = tmp_path / "classes.txt"
-    names.write_text("\n".join(NAMES) + "\n")
-    common = ["--config=A", f"--weights={weights}", f"--crop_size={CROP}",
-              f"--width_multiplier={NARROW}", f"--class_names={names}",
-              f"--export_base={tmp_path / 'exported'}"]
-    result = export_recipe(*common, f"--test_scale={Q}", "--model_name=shapes")
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert f"Wrote {tmp_path / 'exported' / 'shapes' / '1'} (Q={Q})" in result.stdout
-    assert "-e MODEL_NAME=shapes tensorflow/serving" in result.stdout
-    signatures = tf.saved_model.load(str(tmp_path / "exported" / "shapes" / "1")).signatures
-    batch = pixels(64, 80)
-    np.testing.assert_allclose(signatures["serving_default"](images=batch)["probabilities"],
-                               reference(model, batch), atol=1e-5)
-    bad = export_recipe(*common, "--test_scale=32")
-    assert bad.returncode != 0
-    assert "error: test_scale Q=32 is smaller than the model's training crop 64" in bad.stderr
 
 
 @pytest.mark.skipif(

@@ -1,4 +1,5 @@
 import csv
+import dataclasses
 import math
 import textwrap
 from pathlib import Path
@@ -244,12 +245,12 @@ def test_warm_start_and_init_from_take_run_directories(tiny_run, demo_images, tm
                             steps_per_epoch=1)
     training.train(tuned, verbose=0)
     output = capsys.readouterr().out
-    assert f"Initialised from {tiny_run.directory}." in output
+    assert f"Initialised from {tiny_run.directory}: loaded 11 layers (" in output
     assert "learning rate 1.5625e-05 (the paper's fine-tuning rate 0.001 at batch 256, " \
            "x 4/256)" in output
-    with pytest.raises(training.RunError,
-                       match="init_from=/no/run: no such file or run directory"):
-        training.train(tiny_run_config(tmp_path / "x", demo_images, init_from="/no/run"))
+    with pytest.raises(ValueError, match="init_from: /no/run: no such weights file, preset or "
+                                         "run directory"):
+        tiny_run_config(tmp_path / "x", demo_images, init_from="/no/run")
 
 
 def test_training_data_that_yields_no_image_stops_the_run(demo_images, tmp_path):
@@ -326,3 +327,94 @@ def test_a_failed_checkpoint_write_keeps_the_last_one_and_the_run_resumes(
     result = training.train(config, verbose=0)
     assert result.epochs == 3
     assert [row["epoch"] for row in history(run_dir)] == ["0", "1", "2"]
+
+
+# --- Fine-tuning onto other classes ---------------------------------------------------------
+
+
+def new_shapes(root, classes=3):
+    """Three shapes the demo's nets never see: 2 training and 1 held-out image each."""
+    import demo_data
+
+    demo_data.write(str(root), train_per_class=2, val_per_class=1,
+                    classes=demo_data.NEW_CLASSES[:classes])
+    return f"folder:{root}/train", f"folder:{root}/val"
+
+
+def loaded_as(model, source_model, layers):
+    for name in layers:
+        for mine, theirs in zip(model.get_layer(name).get_weights(),
+                                source_model.get_layer(name).get_weights(), strict=True):
+            np.testing.assert_array_equal(mine, theirs)
+
+
+def test_fine_tuning_a_run_onto_other_classes_loads_all_but_the_classifier(tiny_run,
+                                                                           tmp_path):
+    data, val_data = new_shapes(tmp_path / "shapes")
+    config = runs.RunConfig(model_dir=str(tmp_path / "run"), init_from=tiny_run.directory,
+                            data=data, val_data=val_data)
+    # The network, width, crop, scale and preprocessing are the run's, unsaid.
+    assert (config.config, config.width_multiplier, config.crop_size, config.scale) == (
+        "A", NARROW, 32, (40, 48))
+    run = runs.Run.of(dataclasses.replace(config, batch_size=1), ["a", "b", "c"])
+    model = run.build_classifier()
+    line = training.initialise_from(model, config)
+    trunk = [layer.name for layer in model.layers if layer.weights][:-1]
+    assert line == (f"Initialised from {tiny_run.directory}: loaded 10 layers "
+                    f"({', '.join(trunk)}); new: predictions (initialised glorot; 3 classes).")
+    loaded_as(model, tiny_run.build_model(), trunk)
+    assert model.get_layer("predictions").units == 3
+
+
+def test_fine_tuning_from_a_keras_hub_backbone_makes_the_head_new(tmp_path):
+    source = keras_vgg.vgg("A", width_multiplier=NARROW)
+    keras_vgg.kerashub.save_preset(source, tmp_path / "preset")
+    data, val_data = new_shapes(tmp_path / "shapes")
+    config = runs.RunConfig(model_dir=str(tmp_path / "run"), init_from=str(tmp_path / "preset"),
+                            data=data, val_data=val_data, crop_size=32, scale=40)
+    assert (config.config, config.width_multiplier) == ("A", NARROW)
+    model = runs.Run.of(dataclasses.replace(config, batch_size=1), ["a", "b", "c"]
+                        ).build_classifier()
+    line = training.initialise_from(model, config)
+    assert line.endswith("; new: fc1, fc2, predictions (initialised glorot; 3 classes).")
+    loaded_as(model, source, [layer.name for layer in model.layers
+                              if layer.name.startswith("block") and layer.weights])
+
+
+def test_fine_tuning_from_a_torchvision_checkpoint_onto_other_classes(tmp_path):
+    from safetensors.numpy import save_file
+    from test_weights import torchvision_state_dict
+
+    state = torchvision_state_dict(keras_vgg.configs.get("A"), width_multiplier=NARROW,
+                                   classes=1000)
+    save_file(state, str(tmp_path / "vgg11.safetensors"))
+    data, val_data = new_shapes(tmp_path / "shapes")
+    config = runs.RunConfig(model_dir=str(tmp_path / "run"), config="vgg11",
+                            width_multiplier=NARROW, init_from=str(tmp_path / "vgg11.safetensors"),
+                            data=data, val_data=val_data)
+    assert (config.config, config.preprocessing, config.crop_size) == ("A", "torch", 224)
+    model = runs.Run.of(dataclasses.replace(config, batch_size=1), ["a", "b", "c"]
+                        ).build_classifier()
+    line = training.initialise_from(model, config)
+    assert "loaded 10 layers" in line and line.endswith("new: predictions (initialised "
+                                                        "glorot; 3 classes).")
+    np.testing.assert_array_equal(model.get_layer("fc2").get_weights()[1],
+                                  state["classifier.3.bias"])
+
+
+def test_data_with_one_class_is_refused(tmp_path):
+    data, val_data = new_shapes(tmp_path / "shapes", classes=1)
+    config = tiny_run_config(tmp_path / "run", tmp_path, data=data, val_data=val_data)
+    with pytest.raises(training.RunError, match=r"has one class \('crescent'\): a classifier "
+                                                "learns to tell classes apart"):
+        training.train(config, verbose=0)
+
+
+def test_the_default_batch_is_set_from_the_training_data(demo_images, tmp_path, capsys):
+    config = tiny_run_config(tmp_path / "run", demo_images, batch_size=None, epochs=1,
+                             steps_per_epoch=2)
+    training.train(config, verbose=0)
+    # 20 images: batch 1 gives 20 steps, the 32 of MIN_STEPS_PER_EPOCH being out of reach
+    assert runs.load(tmp_path / "run").config.batch_size == 1
+    assert ("batch 1, learning rate 3.90625e-05 (the paper's rate 0.01 at batch 256, x "
+            "1/256)") in capsys.readouterr().out

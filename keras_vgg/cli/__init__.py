@@ -1,0 +1,13 @@
+"""The command-line tools, installed as console commands (`pip install keras-vgg`); the
+scripts in `recipes/` and `export/` run the same code.
+
+    keras-vgg-train      train or fine-tune a net (`keras_vgg.training`)
+    keras-vgg-eval       the paper's test protocols and ConvNet fusion (`keras_vgg.evaluation`)
+    keras-vgg-predict    the best classes of image files (`keras_vgg.prediction`)
+    keras-vgg-export     a SavedModel for TF-Serving (`keras_vgg.serving`)
+    keras-vgg-transfer   Appendix B: a linear SVM on a net's descriptors (`keras_vgg.transfer`)
+
+Each module has `define_flags(flag_values)` and `main(argv, flag_values)`, which tests call
+in-process, and `run()`, the console command. Bad settings end in one line on stderr that
+names the problem (exit 1), never a traceback.
+"""
