@@ -15,7 +15,7 @@ def rate_drops(rows: list[dict]) -> list[float]:
     at the old rate and the first at the new one: `history.csv` logs the rate each epoch
     trained at."""
     rates = [float(row["learning_rate"]) for row in rows]
-    return [int(row["epoch"]) + 0.5 for row, before, after in zip(rows, rates, rates[1:],
+    return [int(row["epoch"]) + 1.5 for row, before, after in zip(rows, rates, rates[1:],
                                                                  strict=False)
             if after < before]
 

@@ -115,7 +115,8 @@ def starting_point(init_from: str) -> dict:
 def check_starting_point(config: RunConfig) -> None:
     """Refuses a network (`config`, `width_multiplier`) or a preprocessing that contradicts
     the weights `config.init_from` names, and ImageNet weights for a network Keras has
-    none for; warns of a preprocessing other than the usual one for a file's format.
+    none for (fetching them once, so that a missing file is named before anything else);
+    warns of a preprocessing other than the usual one for a file's format.
 
     Raises:
       ValueError: naming the field, its value and the starting point's.
@@ -134,8 +135,9 @@ def check_starting_point(config: RunConfig) -> None:
         pretrained.resolve_preprocessing(pretrained.identify(config.init_from),
                                          config.preprocessing)
     if config.init_from == pretrained.IMAGENET:
-        weights.check_imagenet_available(configs.get(config.config),
-                                         width_multiplier=config.width_multiplier)
+        network = configs.get(config.config)
+        weights.check_imagenet_available(network, width_multiplier=config.width_multiplier)
+        weights.fetch_imagenet_weights(network, include_top=True)  # there, or named missing
 
 
 def _field(default, help_text: str, **metadata):

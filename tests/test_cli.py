@@ -3,6 +3,7 @@ flags, what each reads from a run directory, and one-line errors."""
 
 import configparser
 import csv
+import dataclasses
 import importlib
 import re
 import shutil
@@ -306,3 +307,29 @@ def test_transfer_refuses_what_it_cannot_learn_from(tiny_run, tmp_path, capsys, 
                        *extra) == 1
     error = capsys.readouterr().err
     assert "keras-vgg-transfer: error: " in error and message in error, error
+
+
+def test_imagenet_weights_that_cannot_be_fetched_are_named_in_one_line(
+        tmp_path, monkeypatch, photographs, demo_images, capsys):
+    """Offline: every command says which file to put where, in one line."""
+    from keras_vgg import weights
+    from keras_vgg.cli import predict
+
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+    unreachable = {key: dataclasses.replace(
+        published, origin=f"http://127.0.0.1:9/{published.fname}")
+        for key, published in weights.IMAGENET_WEIGHTS.items()}
+    monkeypatch.setattr(weights, "IMAGENET_WEIGHTS", unreachable)
+    fname = "vgg16_weights_tf_dim_ordering_tf_kernels.h5"
+    for command, arguments in (
+            (predict, ["--weights=imagenet", str(photographs / "chelsea.png")]),
+            (export, ["--weights=imagenet", f"--export_base={tmp_path}/exported"]),
+            (train, ["--init_from=imagenet", f"--data=folder:{demo_images}/train",
+                     f"--val_data=folder:{demo_images}/val", f"--model_dir={tmp_path}/run"])):
+        assert run_command(command, *arguments) == 1
+        error = capsys.readouterr().err.strip()
+        assert "\n" not in error, error
+        assert error.startswith(f"{command.PROGRAM}: error: ")
+        assert (f"weights='imagenet': {fname} is not in the Keras cache and cannot be "
+                f"downloaded") in error
+        assert error.endswith(f"into {tmp_path / 'keras' / 'models'}")

@@ -80,3 +80,45 @@ def test_what_kerashub_cannot_hold_is_refused(tmp_path):
     with pytest.raises(ValueError, match=r"\[3, 3, 3, 3, 3\] convs per stage .* none of "
                                          r"Table 1's 3x3 networks"):
         kerashub.preset_config(tmp_path / "bb")
+
+
+def test_a_backbone_preset_starts_a_net_with_a_new_head(tmp_path):
+    backbone = hub_backbone((1, 1, 2, 2, 2))
+    backbone.save_to_preset(str(tmp_path))
+    model = keras_vgg.vgg("A", width_multiplier=NARROW, classes=CLASSES)
+    fresh = kerashub.load_preset(model, tmp_path, new_layers=("fc1", "fc2", "predictions"))
+    assert fresh == ["fc1", "fc2", "predictions"]
+    features = keras_vgg.vgg("A", width_multiplier=NARROW, include_top=False)
+    kerashub.load_preset(features, tmp_path)
+    for layer in features.layers[1:]:
+        for mine, theirs in zip(model.get_layer(layer.name).get_weights(),
+                                layer.get_weights(), strict=True):
+            np.testing.assert_array_equal(mine, theirs)
+
+
+def test_a_classifier_preset_for_other_classes_keeps_its_hidden_layers(tmp_path):
+    classifier = keras_hub.models.VGGImageClassifier(
+        backbone=hub_backbone(), num_classes=CLASSES, pooling="flatten",
+        pooling_hidden_dim=HIDDEN)
+    classifier.save_to_preset(str(tmp_path))
+    model = keras_vgg.vgg("D", width_multiplier=NARROW, classes=CLASSES + 2)
+    assert kerashub.load_preset(model, tmp_path, new_layers=("predictions",)) == [
+        "predictions"]
+    with pytest.raises(ValueError, match="layer 'predictions' expects a kernel"):
+        kerashub.load_preset(model, tmp_path)
+
+
+def test_a_presets_image_converter_says_its_preprocessing(tmp_path):
+    from keras_vgg import pretrained
+
+    converter = keras_hub.layers.VGGImageConverter(
+        image_size=(224, 224), scale=[1 / (255 * s) for s in (0.229, 0.224, 0.225)],
+        offset=[-m / s for m, s in zip((0.485, 0.456, 0.406), (0.229, 0.224, 0.225),
+                                       strict=True)])
+    classifier = keras_hub.models.VGGImageClassifier(
+        backbone=hub_backbone(), num_classes=CLASSES, pooling="flatten",
+        pooling_hidden_dim=HIDDEN,
+        preprocessor=keras_hub.models.VGGImageClassifierPreprocessor(converter))
+    classifier.save_to_preset(str(tmp_path))
+    source = pretrained.identify(tmp_path)
+    assert (source.preprocessing, source.recorded, source.has_head) == ("torch", True, True)

@@ -398,3 +398,25 @@ def test_single_label_uses_refuse_multi_label_data(tmp_path):
     spec = multi_label_folder(tmp_path, "a.jpg person,dog\nb.jpg\nc.jpg cat\n")
     with pytest.raises(ValueError, match="multi-label.*training needs one class per image"):
         sources.open_single_label(spec, purpose="training")
+
+
+def test_a_sample_is_random_seeded_in_source_order_and_counts_tfrecords(tmp_path):
+    imagenet_folder(str(tmp_path / "folder"), ["n01", "n02", "n03"], per_class=10)
+    folder = sources.open_source(f"folder:{tmp_path / 'folder'}")
+    every = [r["id"].numpy().decode() for r in folder.dataset]
+
+    def sampled(records, count, seed):
+        return [r["id"].numpy().decode() for r in sources.sample(records, count, seed=seed)]
+
+    first = sampled(folder, 6, 0)
+    assert first == sampled(folder, 6, 0) and len(first) == 6
+    assert first == sorted(first, key=every.index)  # in source order
+    assert first != every[:6] and first != sampled(folder, 6, 1)
+    assert sampled(folder, 100, 0) == every
+    (tmp_path / "records").mkdir()
+    write_tfrecords(tmp_path / "records", count=12, shards=3)
+    records = sources.open_source(f"tfrecord:{tmp_path / 'records'}/train-*")
+    assert records.num_examples is None and len(sampled(records, 5, 0)) == 5
+    for count in (0, -1, 2.5, True):
+        with pytest.raises(ValueError, match="a sample needs a positive number of images"):
+            sources.sample(folder, count)

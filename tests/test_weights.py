@@ -613,3 +613,46 @@ def test_a_directory_is_named_as_one(tmp_path, narrow_d):
     (tmp_path / "weights.h5").mkdir()
     with pytest.raises(ValueError, match=r"weights.h5' is a directory, not a file"):
         keras_vgg.load_weights(narrow_d, tmp_path / "weights.h5")
+
+
+# --- Fine-tuning: layers that may be new -------------------------------------------------
+
+
+def test_a_classifier_for_other_classes_stays_new_and_the_rest_loads(tmp_path):
+    source = keras_vgg.vgg("A", width_multiplier=NARROW, input_shape=(32, 32, 3), classes=1000)
+    source.save_weights(tmp_path / "a.weights.h5")
+    model = keras_vgg.vgg("A", width_multiplier=NARROW, input_shape=(32, 32, 3), classes=10)
+    fresh_predictions = model.get_layer("predictions").get_weights()
+    assert weight_files.load_weights(model, tmp_path / "a.weights.h5",
+                                     new_layers=("predictions",)) == ["predictions"]
+    for layer in model.layers[1:]:
+        expected = (fresh_predictions if layer.name == "predictions"
+                    else source.get_layer(layer.name).get_weights())
+        for mine, theirs in zip(layer.get_weights(), expected, strict=True):
+            np.testing.assert_array_equal(mine, theirs)
+    same = keras_vgg.vgg("A", width_multiplier=NARROW, input_shape=(32, 32, 3), classes=1000)
+    assert weight_files.load_weights(same, tmp_path / "a.weights.h5",
+                                     new_layers=("predictions",)) == []
+    with pytest.raises(ValueError, match="layer 'predictions' expects weights of shapes"):
+        weight_files.load_weights(model, tmp_path / "a.weights.h5")
+
+
+def test_only_the_named_layers_may_be_new(tmp_path):
+    wider = keras_vgg.vgg("A", width_multiplier=2 * NARROW, input_shape=(32, 32, 3), classes=3)
+    wider.save_weights(tmp_path / "wide.weights.h5")
+    model = keras_vgg.vgg("A", width_multiplier=NARROW, input_shape=(32, 32, 3), classes=3)
+    before = snapshot(model)
+    with pytest.raises(ValueError, match="layer 'block1_conv1' expects weights of shapes"):
+        weight_files.load_weights(model, tmp_path / "wide.weights.h5",
+                                  new_layers=("predictions",))
+    assert_unchanged(model, before)
+
+
+def test_a_torchvision_checkpoint_onto_other_classes(tmp_path):
+    state = torchvision_state_dict(configs.get("A"), width_multiplier=NARROW, classes=1000)
+    path = write_checkpoint(state, tmp_path / "vgg11.safetensors")
+    model = keras_vgg.vgg("A", width_multiplier=NARROW, classes=4)
+    assert weight_files.load_weights(model, path, new_layers=("predictions",)) == [
+        "predictions"]
+    np.testing.assert_array_equal(model.get_layer("fc2").get_weights()[0],
+                                  state["classifier.3.weight"].T)

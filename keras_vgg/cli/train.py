@@ -7,7 +7,8 @@ way (Sect. 3.1), or fine-tunes one onto your classes: `keras_vgg.training.train`
     keras-vgg-train --init_from=imagenet --data=folder:mine/train \
         --val_data=folder:mine/val --model_dir=runs/mine
 
-Runs under MirroredStrategy on all visible GPUs (the default strategy on a CPU); with a
+It ends with the run's training curves in `<model_dir>/training_curves.png` (with
+matplotlib). Runs under MirroredStrategy on all visible GPUs (the default strategy on a CPU); with a
 TF_CONFIG naming several workers, under MultiWorkerMirroredStrategy (start the same command
 on every host). Interrupted (Ctrl-C, SIGTERM), it says which epoch is saved and exits 130
 or 143; the same command resumes from there. A run that ends no better than chance exits
@@ -24,7 +25,7 @@ import typing
 
 from absl import app, flags
 
-from keras_vgg import callbacks, files, runs, training
+from keras_vgg import callbacks, curves, files, runs, training
 
 FLAGS = flags.FLAGS
 PROGRAM = "keras-vgg-train"
@@ -104,6 +105,11 @@ def main(argv, flag_values: flags.FlagValues = FLAGS) -> None:
                          else EXIT_TERMINATED) from None
     finally:
         signal.signal(signal.SIGTERM, previous)
+    png = os.path.join(result.run.directory, "training_curves.png")
+    try:
+        print(f"Training curves: {curves.plot(result.run, png)}")
+    except ImportError:
+        print(f"(no {png}: the plot needs matplotlib, pip install 'keras-vgg[plot]')")
     if not result.learnt:
         print(f"{PROGRAM}: {result.not_learnt()}", file=sys.stderr, flush=True)
         raise SystemExit(EXIT_NOT_LEARNT)
