@@ -35,12 +35,14 @@ lint: $(VENV)/.test-installed
 
 # The whole suite on the TensorFlow backend (the quick tests, then the full-size and slow
 # ones), then the model tests on JAX (full-size graph comparisons are backend-independent
-# and run in the TensorFlow pass).
+# and run in the TensorFlow pass), then the package as pip installs it: its wheel in a new
+# environment, and an installed command run.
 test: lint
 	$(BIN)/python -m pytest
 	$(BIN)/python -m pytest -m "full_size or slow"
 	KERAS_BACKEND=jax $(BIN)/python -m pytest tests/test_backends.py tests/test_kerashub.py \
 	    -m "not full_size"
+	bash .ci/installed_package.sh $(BIN)/python
 
 # Measured comparisons; each writes its figures into BENCHMARKS.md.
 # dense_eval measures top-1 agreement with the demo's trained net: run `make demo` first.
@@ -49,6 +51,7 @@ bench: $(VENV)/.test-installed
 	$(BIN)/python -m benchmarks.inference
 	$(BIN)/python -m benchmarks.training
 	$(BIN)/python -m benchmarks.initialisation
+	$(BIN)/python -m benchmarks.small_data --fine_tune_epochs=40
 	$(BIN)/python -m benchmarks.distributed
 	$(BIN)/python -m benchmarks.dense_eval
 	$(BIN)/python -m benchmarks.serving

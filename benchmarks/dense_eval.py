@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 
 import numpy as np
@@ -22,6 +23,9 @@ import keras_vgg
 from benchmarks import report
 from benchmarks.photos import imagenet_like_jpegs
 from keras_vgg import evaluation, runs
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)), "recipes"))
+import demo as demo_recipe  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_bool("quick", False, "Smoke run: a narrow net, BENCHMARKS.md untouched.")
@@ -54,7 +58,7 @@ def speed(source: str, width: float) -> tuple[float, float]:
 def agreement(demo: str) -> tuple[runs.Run, int, float, float, float] | None:
     """The demo's run, its held-out image count, and (top-1 agreement, dense top-1 error,
     multi-crop top-1 error) of its net; None before `make demo` has run."""
-    run_dir = os.path.join(demo, "run")
+    run_dir = demo_recipe.run_config(demo, epochs=1).model_dir
     run = runs.load(run_dir) if runs.is_run(run_dir) else None
     if run is None or not os.path.exists(run.weights_path):
         return None
@@ -79,8 +83,8 @@ def main(argv):
             f"| multi-crop, Q=256,384,512, 150 crops | {crop_rate:.3f} | 1.0x |"]
     agreed = agreement(FLAGS.demo)
     if agreed is None:
-        rows.append(f"\nTop-1 agreement: not measured ({FLAGS.demo}/run holds no finished "
-                    "run: run `make demo` first).")
+        rows.append(f"\nTop-1 agreement: not measured ({FLAGS.demo} holds no finished run: "
+                    "run `make demo` first).")
     else:
         run, images, agree, dense_error, crop_error = agreed
         scales = ",".join(str(q) for q in run.test_scales)

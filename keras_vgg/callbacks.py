@@ -489,7 +489,7 @@ def callbacks(
     max_drops: int = runs.PAPER_LR_DROPS,
     monitor: str = "val_accuracy",
     validation_images: int | None = None,
-    log_every: int = 100,
+    log_every: int = 20,
     advice: Callable[[str], str] = lambda cause: "Lower the learning rate.",
     strategy: tf.distribute.Strategy | None = None,
     training_data: str = "the training data",

@@ -9,13 +9,14 @@
 Horizontal-flip averaging (`flip=True`) applies to both. ConvNet fusion (Sect. 4.4,
 Table 6) averages the posteriors of several nets under one protocol (`fuse`).
 
-A run is evaluated at the paper's Q set for its S (`keras_vgg.runs`), after checking that the
-data labels the run's classes in the run's order. Fusion evaluates each net at its own Q set
-and with its own preprocessing, then averages the posteriors (`nets_posteriors`, `fuse`); the
-tests check that it is the mean of the per-net posteriors, that a net fused with itself is
-unchanged, and that two nets fused do no worse than the worse of them. The paper's reference:
-D and E fused, multi-crop and dense combined, 23.7% top-1 / 6.8% top-5 validation error
-(6.8% test), against 7.0% test for E alone.
+A net (`keras_vgg.nets`) is evaluated at its Q set (a run's: the paper's for its S), after
+checking that the data labels its classes in its order (`evaluate_net`); `max_images`
+evaluates a seeded random sample (`keras_vgg.sources.sample`). Fusion evaluates each net at
+its own Q set and with its own preprocessing, then averages the posteriors
+(`nets_posteriors`, `fuse`); the tests check that it is the mean of the per-net posteriors,
+that a net fused with itself is unchanged, and that two nets fused do no worse than the
+worse of them. The paper's reference: D and E fused, multi-crop and dense combined, 23.7%
+top-1 / 6.8% top-5 validation error (6.8% test), against 7.0% test for E alone.
 """
 
 from __future__ import annotations

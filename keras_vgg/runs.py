@@ -10,14 +10,25 @@ export, the demo and the benchmarks rebuild and use the trained net from the dir
     model = run.build_model()               # the trained net, weights loaded
     run.test_scale, run.test_scales         # the paper's Q and Q set for this run
 
-The defaults are the paper's (Sect. 3.1), with two readings that the paper leaves open:
+The defaults are the paper's (Sect. 3.1), with the readings that the paper leaves open:
 - the learning rate 1e-2 is for its batch of 256; by default it scales with the global
   batch (`learning_rate = 1e-2 * batch_size / 256`, the linear rule), and a fine-tuning run
   (`init_from`) starts from 1e-3 as the paper's S=384 net did;
+- the batch is 256, or, for a training set too small for `MIN_STEPS_PER_EPOCH` steps of
+  256, the power of two that gives that many (`default_batch_size`; `batch_size=None`
+  until `training.train` reads the data);
+- a plateau of the schedule is `plateau_patience` epochs and `plateau_min_steps` steps
+  (`keras_vgg.callbacks.PaperSchedule`; BENCHMARKS.md, Small data);
 - the initialisation is Glorot & Bengio's (`init="glorot"`): it trains every config from
   scratch, as the paper's closing note says; "gaussian" is N(0, 0.01^2), from which the
   signal fades layer by layer and no config's loss moves off ln(1000) in its first steps
   (BENCHMARKS.md, Initialisation).
+
+A run started from other weights (`init_from`: a run directory, "imagenet", a torchvision
+or timm checkpoint, a Keras file or a KerasHub preset) takes what they say for the fields
+left unset: a run its network, width, crop, scale and preprocessing, a preset its network
+and width, any source its preprocessing (`starting_point`); `check_starting_point`
+refuses what contradicts them. Config names are stored as the paper's (`vgg16` -> `D`).
 
 Settings that cannot train (a missing data path, a zero crop size or width, a dropout outside
 [0, 1), a negative rate, weight decay or patience) raise a ValueError naming the field before
@@ -210,7 +221,7 @@ class RunConfig:
         "drops, at least (an ImageNet epoch at batch 256 is 5,000 steps; this keeps small "
         "data sets' epochs of a few dozen steps from dropping the rate within the noise).")
     log_every: int = _field(
-        100, "Write TensorBoard scalars (loss, learning rate, images/s) every this many "
+        20, "Write TensorBoard scalars (loss, learning rate, images/s) every this many "
         "training steps.")
     preprocessing: str | None = _field(
         None, "Input preprocessing; default the --init_from weights' (caffe for Keras', torch "

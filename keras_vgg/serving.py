@@ -32,9 +32,11 @@ that overlaps it by IoU > 0.5 (the first cluster of the greedy merge that evalua
 The SavedModel holds only TensorFlow functions and variables: `tf.saved_model.load` reads it
 without this package (or Keras) installed.
 
-Q and class names: from a training run, Q is its single-scale test scale (S, or 384 for S in
-[256, 512]) and the names its training classes'; from weights, Q is 384 and the names
-ImageNet's. Bad requests fail with INVALID_ARGUMENT and a message naming the problem: an
+Q and class names are the net's (`keras_vgg.nets`): a training run's single-scale test scale
+(S, or 384 for S in [256, 512]) and its classes; weights' Q as their source records it, and
+ImageNet's names by default. `top_k` is 5, or every class of a net with fewer. Each export
+rewrites `<export_base>/models.config`, TF-Serving's config serving every model there.
+Bad requests fail with INVALID_ARGUMENT and a message naming the problem: an
 empty batch, non-finite float pixels, an aspect ratio over `image_ops.MAX_ASPECT_RATIO`, or
 more pixels than `max_pixels` (default 64 megapixels), which `image_bytes` reads from each
 file's header before decoding it. Server-side batching of images of different sizes would

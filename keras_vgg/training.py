@@ -15,12 +15,18 @@ The run directory receives `run.json` (the run's description, see `keras_vgg.run
 TensorBoard logs, and `backup/` while it runs: a run that is stopped resumes from its last
 completed epoch when started again with the same config (with a seed, exactly).
 
+Fine-tuning (`init_from`) loads every layer whose shape fits (`initialise_from`): the
+classifier stays new when the class count differs, and the log names what was loaded and
+what is new; `freeze_convs` trains the head only.
+
 Training needs Keras' TensorFlow backend (tf.data, tf.distribute) and refuses another. It
-refuses training data smaller than one batch (each step would be smaller than the batch the
-learning rate is scaled for), and a `model_dir` holding a finished run or a run with other
-settings (only `epochs` may grow). The log states the learning rate in use and where it comes
-from. With a seed, every epoch's data is a function of the seed and the epoch, so a resumed
-run ends with bit-identical weights (tested with SIGKILL and `deterministic`).
+refuses training data of one class, data smaller than a given batch (each step would be
+smaller than the batch the learning rate is scaled for), and a `model_dir` holding a
+finished run or a run with other settings (only `epochs` may grow). The result says whether
+the net learnt: above chance on the validation images (`TrainingResult.learnt`). The log
+states the learning rate in use and where it comes from. With a seed, every epoch's data is
+a function of the seed and the epoch, so a resumed run ends with bit-identical weights
+(tested with SIGKILL and `deterministic`).
 """
 
 from __future__ import annotations
@@ -108,11 +114,15 @@ class TrainingResult:
     val_top5: float | None  # None for localisation
 
     @property
-    def learnt(self) -> bool:
+    def learnt(self) -> bool | None:
         """Whether the net ends beyond chance: top-1 validation accuracy above guessing
-        (`callbacks.above_chance`), or for localisation any box right."""
+        (`callbacks.above_chance`), or for localisation any box right. None when the
+        validation images are too few to tell: not even all of them right would be beyond
+        guessing."""
         if self.run.config.task == "localisation":
             return self.val_accuracy > 0
+        if not callbacks.above_chance(1.0, self.run.num_classes, self.val_images):
+            return None
         return callbacks.above_chance(self.val_accuracy, self.run.num_classes,
                                       self.val_images)
 

@@ -144,7 +144,7 @@ def main(argv):
     config = run_config(FLAGS.workdir, FLAGS.epochs)
     shutil.rmtree(config.model_dir, ignore_errors=True)  # a fresh run each time
     result = training.train(config)
-    if not result.learnt:
+    if result.learnt is False:
         raise SystemExit(f"demo: {result.not_learnt()}")
 
     run = runs.load(config.model_dir)  # from here on, the run directory says everything

@@ -2,7 +2,7 @@
 whose figures' boxes the generator knows (`recipes/demo_data.py` writes one XML file per
 image, in ImageNet's format).
 
-1. The demo's classification run, `<workdir>/run` (trained here as `make demo` trains it
+1. The demo's classification run, `<workdir>/shapes` (trained here as `make demo` trains it
    if it is not there).
 2. A localisation net with per-class box regression, fine-tuned from it with
    `keras_vgg.training.train` (`task="localisation"`, `init_from` the run), at the demo's

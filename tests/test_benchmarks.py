@@ -18,6 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
     ("distributed", "| MirroredStrategy, 4 CPU device(s) |"),
     ("dense_eval", "| multi-crop, Q=256,384,512, 150 crops |"),
     ("serving", "| SavedModel |"),
+    ("small_data", "| freeze_convs |"),
 ])
 @pytest.mark.slow
 def test_benchmark_runs_quick(name, expected, tmp_path):

@@ -333,3 +333,16 @@ def test_imagenet_weights_that_cannot_be_fetched_are_named_in_one_line(
         assert (f"weights='imagenet': {fname} is not in the Keras cache and cannot be "
                 f"downloaded") in error
         assert error.endswith(f"into {tmp_path / 'keras' / 'models'}")
+
+
+def test_the_serving_snippets_of_export_readme_are_what_the_export_prints():
+    text = (ROOT / "export" / "README.md").read_text()
+    cwd = "/home/me/project"
+    serve, ask = export.serving_commands(f"{cwd}/exported/mine/1")
+    lines = [line.replace('"$PWD', cwd).replace(':/models"', ":/models")
+             for line in text.splitlines()]
+    assert serve in lines and ask in lines
+    compose = (ROOT / "export" / "docker-compose.yml").read_text()
+    assert "--model_config_file=/models/models.config" in compose
+    assert f"tensorflow/serving:${{TF_SERVING_TAG:-{export.TF_SERVING_IMAGE.split(':')[1]}}}" \
+           in compose

@@ -110,7 +110,11 @@ def main(argv, flag_values: flags.FlagValues = FLAGS) -> None:
         print(f"Training curves: {curves.plot(result.run, png)}")
     except ImportError:
         print(f"(no {png}: the plot needs matplotlib, pip install 'keras-vgg[plot]')")
-    if not result.learnt:
+    if result.learnt is None:
+        print(f"{PROGRAM}: {result.val_images} validation images are too few to tell whether "
+              f"the net learnt more than guessing among {result.run.num_classes} classes; "
+              "give --val_data more of them", file=sys.stderr, flush=True)
+    elif not result.learnt:
         print(f"{PROGRAM}: {result.not_learnt()}", file=sys.stderr, flush=True)
         raise SystemExit(EXIT_NOT_LEARNT)
 

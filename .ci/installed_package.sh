@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# The package as `pip install keras-vgg` gives it: builds the wheel, installs it with its
+# dependencies into a new virtual environment, and runs an installed console command on
+# an image, away from the checkout.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+python="${1:-.venv/bin/python}"
+work="build/installed"
+rm -rf "$work"
+"$python" -m pip wheel --quiet --no-deps --wheel-dir "$work/wheel" .
+"$python" -m venv "$work/venv"
+"$work/venv/bin/pip" install --quiet "$(ls "$work"/wheel/keras_vgg-*.whl)[cpu]"
+cd "$work"
+test -f venv/lib/python*/site-packages/keras_vgg-*.dist-info/licenses/LICENSE
+venv/bin/python - <<'PY'
+import keras_vgg  # first: it quiets TensorFlow's start-up lines
+import numpy as np
+import tensorflow as tf
+
+keras_vgg.vgg("A", width_multiplier=1 / 16, classes=3).save_weights("a.weights.h5")
+tf.io.write_file("image.png", tf.io.encode_png(np.full((60, 80, 3), 200, np.uint8)))
+PY
+printf 'cat\ndog\nowl\n' > classes.txt
+venv/bin/keras-vgg-predict --config=A --weights=a.weights.h5 --width_multiplier=0.0625 \
+    --class_names=classes.txt --top_k=1 --json image.png > answer.json
+venv/bin/python -c "
+import json
+(answer,) = json.load(open('answer.json'))
+assert answer['image'] == 'image.png' and answer['predictions'][0]['name'] in ('cat', 'dog', 'owl'), answer
+print('installed keras-vgg-predict answered:', answer['predictions'][0])"
