@@ -70,6 +70,7 @@ def test_the_flags_are_the_run_configs_fields():
     assert train.config_from_flags(defaults) == runs.RunConfig(model_dir="/r")
 
 
+@pytest.mark.slow
 def test_a_run_that_ends_at_chance_exits_2_with_what_to_try(demo_images, tmp_path, capsys):
     assert run_command(train, f"--data=folder:{demo_images}/train", "--config=A",
                        f"--val_data=folder:{demo_images}/val", f"--model_dir={tmp_path}/run",
@@ -86,6 +87,7 @@ def test_a_run_that_ends_at_chance_exits_2_with_what_to_try(demo_images, tmp_pat
 # --- keras-vgg-eval ----------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_eval_reads_a_run_directory_and_shows_progress(tiny_run, demo_images, capsys):
     assert run_command(evaluate, f"--model_dir={tiny_run.directory}",
                        f"--data=folder:{demo_images}/val",
@@ -123,6 +125,7 @@ def test_eval_with_weights_takes_the_datas_classes_and_refuses_a_q_below_the_cro
     assert "must be at least the crop 32" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_eval_reads_an_exported_saved_model(tiny_run, demo_images, tmp_path, capsys):
     path = serving.export_net(nets.Net.of_run(tiny_run), str(tmp_path), warmup=False)
     assert run_command(evaluate, f"--saved_model={path}",
@@ -132,6 +135,7 @@ def test_eval_reads_an_exported_saved_model(tiny_run, demo_images, tmp_path, cap
         run_command(evaluate, f"--saved_model={path}", "--weights=imagenet")
 
 
+@pytest.mark.slow
 def test_eval_fuses_several_runs_in_a_table_6(tiny_run, demo_images, capsys):
     assert run_command(evaluate, f"--model_dir={tiny_run.directory},{tiny_run.directory}",
                        f"--data=folder:{demo_images}/val", "--protocols=dense") == 0
@@ -207,6 +211,7 @@ def test_export_with_weights_writes_a_version_and_refuses_bad_flags(tmp_path, ca
 # --- keras-vgg-transfer ------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_transfer_learns_new_classes_from_descriptors_and_caches_them(tiny_run, tmp_path,
                                                                     capsys):
     import demo_data
@@ -284,6 +289,7 @@ def test_transfer_on_multi_label_data_reports_mean_average_precision(tiny_run, t
     assert "must both be multi-label or neither" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("setup, message", [
     ("one_image", "classes ['circle'] have one training image"),
     ("bad_layer", "no layer 'fc9' in 'vgg11'"),

@@ -410,6 +410,7 @@ def test_data_with_one_class_is_refused(tmp_path):
         training.train(config, verbose=0)
 
 
+@pytest.mark.slow
 def test_the_default_batch_is_set_from_the_training_data(demo_images, tmp_path, capsys):
     config = tiny_run_config(tmp_path / "run", demo_images, batch_size=None, epochs=1,
                              steps_per_epoch=2)

@@ -11,3 +11,25 @@ Each module has `define_flags(flag_values)` and `main(argv, flag_values)`, which
 in-process, and `run()`, the console command. Bad settings end in one line on stderr that
 names the problem (exit 1), never a traceback.
 """
+
+from __future__ import annotations
+
+import contextlib
+
+from absl import app
+
+
+def refuse_arguments(argv: list[str]) -> None:
+    """Every setting of these commands is a flag: anything else is a usage error."""
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments {argv[1:]}: every setting is a --flag")
+
+
+@contextlib.contextmanager
+def one_line_errors(program: str, *errors: type[Exception]):
+    """Ends the command with `<program>: error: <message>` (exit 1) for a ValueError, or
+    one of `errors`: settings or files that cannot be used, said in one line."""
+    try:
+        yield
+    except (ValueError, *errors) as error:
+        raise SystemExit(f"{program}: error: {error}") from error

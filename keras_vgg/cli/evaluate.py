@@ -28,7 +28,7 @@ from __future__ import annotations
 from absl import app, flags
 
 from keras_vgg import evaluation, localisation_eval, runs, sources
-from keras_vgg.cli import net_flags
+from keras_vgg.cli import net_flags, one_line_errors, refuse_arguments
 
 FLAGS = flags.FLAGS
 PROGRAM = "keras-vgg-eval"
@@ -107,12 +107,9 @@ def report(flag_values: flags.FlagValues) -> str:
 
 
 def main(argv, flag_values: flags.FlagValues = FLAGS) -> None:
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments {argv[1:]}: every setting is a --flag")
-    try:
+    refuse_arguments(argv)
+    with one_line_errors(PROGRAM):
         table = report(flag_values)
-    except ValueError as error:
-        raise SystemExit(f"{PROGRAM}: error: {error}") from error
     print(table)
 
 

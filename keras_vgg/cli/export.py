@@ -19,7 +19,7 @@ import os
 from absl import app, flags
 
 from keras_vgg import image_ops, runs, serving
-from keras_vgg.cli import net_flags
+from keras_vgg.cli import net_flags, one_line_errors, refuse_arguments
 
 FLAGS = flags.FLAGS
 PROGRAM = "keras-vgg-export"
@@ -90,12 +90,9 @@ def export(flag_values: flags.FlagValues) -> str:
 
 
 def main(argv, flag_values: flags.FlagValues = FLAGS) -> None:
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments {argv[1:]}: every setting is a --flag")
-    try:
+    refuse_arguments(argv)
+    with one_line_errors(PROGRAM, OSError):
         path = export(flag_values)
-    except (ValueError, FileExistsError, OSError) as error:
-        raise SystemExit(f"{PROGRAM}: error: {error}") from error
     serve, ask = serving_commands(path)
     base = os.path.dirname(os.path.dirname(path))
     print(f"Wrote {path}\nServe it with TF-Serving (Docker; every model in {base}: add "

@@ -18,7 +18,7 @@ import sys
 from absl import app, flags
 
 from keras_vgg import prediction
-from keras_vgg.cli import net_flags
+from keras_vgg.cli import net_flags, one_line_errors
 
 FLAGS = flags.FLAGS
 PROGRAM = "keras-vgg-predict"
@@ -44,12 +44,10 @@ def line(answer: prediction.Prediction) -> str:
 def main(argv, flag_values: flags.FlagValues = FLAGS) -> None:
     if len(argv) < 2:
         raise app.UsageError("name the images: files, globs ('photos/*.jpg') or folders")
-    try:
+    with one_line_errors(PROGRAM):
         paths = prediction.image_files(argv[1:])
         (net,) = net_flags.nets_from_flags(flag_values)
         predictor = prediction.Predictor(net, top_k=flag_values.top_k, flip=flag_values.flip)
-    except ValueError as error:
-        raise SystemExit(f"{PROGRAM}: error: {error}") from error
     answers = []
     for answer in predictor.predict(paths):
         answers.append(answer)

@@ -26,6 +26,7 @@ import typing
 from absl import app, flags
 
 from keras_vgg import callbacks, curves, files, runs, training
+from keras_vgg.cli import one_line_errors, refuse_arguments
 
 FLAGS = flags.FLAGS
 PROGRAM = "keras-vgg-train"
@@ -85,17 +86,13 @@ def interrupted_message(model_dir: str) -> str:
 
 
 def main(argv, flag_values: flags.FlagValues = FLAGS) -> None:
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments {argv[1:]}: every setting is a --flag")
-    try:
+    refuse_arguments(argv)
+    with one_line_errors(PROGRAM):
         config = config_from_flags(flag_values)
-    except ValueError as error:
-        raise SystemExit(f"{PROGRAM}: error: {error}") from error
     previous = signal.signal(signal.SIGTERM, _raise_terminated)
     try:
-        result = training.train(config)
-    except training.RunError as error:
-        raise SystemExit(f"{PROGRAM}: error: {error}") from error
+        with one_line_errors(PROGRAM):  # training.RunError: what cannot train
+            result = training.train(config)
     except (callbacks.LossDiverged, callbacks.NoData, files.WriteFailed,
             training.OutOfMemory) as error:
         raise SystemExit(f"{PROGRAM}: {error}") from error

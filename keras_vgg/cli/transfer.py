@@ -31,7 +31,7 @@ import numpy as np
 from absl import app, flags
 
 from keras_vgg import linear, nets, runs, sources, transfer
-from keras_vgg.cli import net_flags
+from keras_vgg.cli import net_flags, one_line_errors, refuse_arguments
 
 FLAGS = flags.FLAGS
 PROGRAM = "keras-vgg-transfer"
@@ -108,10 +108,9 @@ def ap_method(chosen: str, val_data: str) -> str:
 
 
 def main(argv, flag_values: flags.FlagValues = FLAGS) -> None:
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments {argv[1:]}: every setting is a --flag")
+    refuse_arguments(argv)
     fv = flag_values
-    try:
+    with one_line_errors(PROGRAM):
         (net,) = net_flags.nets_from_flags(fv)
         scales = test_scales(net, fv)
         train_source = sources.open_source(fv.data, split=fv.split)
@@ -134,8 +133,6 @@ def main(argv, flag_values: flags.FlagValues = FLAGS) -> None:
                                            folds=fv.folds)
         method = ap_method(fv.ap_method, fv.val_data)
         result = linear.score(classifier, val_x, val_y, class_ids, ap_method=method)
-    except ValueError as error:
-        raise SystemExit(f"{PROGRAM}: error: {error}") from error
     os.makedirs(fv.output_dir, exist_ok=True)
     per_class = os.path.join(fv.output_dir, "per_class.csv")
     with open(per_class, "w", newline="", encoding="utf8") as file:
