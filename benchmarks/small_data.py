@@ -28,7 +28,7 @@ import tempfile
 from absl import app, flags
 
 from benchmarks import report
-from keras_vgg import runs, training
+from keras_vgg import callbacks, runs, training
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)), "recipes"))
 import demo  # noqa: E402
@@ -46,23 +46,31 @@ SCHEDULES = {
 }
 
 
-def trained(config: runs.RunConfig, *, gate: bool = True) -> tuple[training.TrainingResult,
-                                                                    list[dict]]:
-    """Trains `config`; without `gate`, the schedule counts plateaus at chance too."""
-    from keras_vgg import callbacks
-
+def trained(config: runs.RunConfig, *, gate: bool = True
+            ) -> tuple[training.TrainingResult | None, list[dict]]:
+    """Trains `config` (None for a run that diverged); without `gate`, the schedule counts
+    plateaus at chance too."""
     above_chance = callbacks.above_chance
     if not gate:
         callbacks.above_chance = lambda accuracy, classes, images: True
     try:
         result = training.train(config, verbose=0)
+    except callbacks.LossDiverged:
+        result = None
     finally:
         callbacks.above_chance = above_chance
-    with open(os.path.join(config.model_dir, "history.csv"), encoding="utf8") as file:
+    path = os.path.join(config.model_dir, "history.csv")
+    if not os.path.exists(path):  # diverged in the first epoch
+        return result, []
+    with open(path, encoding="utf8") as file:
         return result, list(csv.DictReader(file))
 
 
-def row(name: str, result: training.TrainingResult, history: list[dict]) -> str:
+def row(name: str, config: runs.RunConfig, result: training.TrainingResult | None,
+        history: list[dict]) -> str:
+    if result is None:
+        return (f"| {name} | {config.learning_rate or '-'} | diverged in epoch "
+                f"{len(history) + 1} | | | |")
     rates = [float(entry["learning_rate"]) for entry in history]
     drops = [str(int(entry["epoch"]) + 2) for entry, before, after in
              zip(history, rates, rates[1:], strict=False) if after < before]
@@ -90,7 +98,7 @@ def main(argv):
                                      **options)
         result, history = trained(config, gate=changes.get("_gate", True))
         first = first or result
-        lines.append(row(name, result, history))
+        lines.append(row(name, config, result, history))
         print(lines[-1], flush=True)
     demo_data.write(os.path.join(work, "new_images"), train_per_class=new_per_class,
                     val_per_class=20 if not FLAGS.quick else 1, classes=demo_data.NEW_CLASSES)
@@ -101,7 +109,7 @@ def main(argv):
                                      model_dir=os.path.join(work, f"tuned_{freeze}"),
                                      freeze_convs=freeze)
         result, history = trained(config)
-        tuning.append(row(name, result, history))
+        tuning.append(row(name, config, result, history))
         print(tuning[-1], flush=True)
     body = (
         f"The demo's run and images (`recipes/demo.py`: config A at 1/8 width, 48 px crops of S "

@@ -32,6 +32,7 @@ import contextlib
 import dataclasses
 import os
 import re
+import tempfile
 import zipfile
 from collections.abc import Collection, Iterator, Mapping
 
@@ -123,6 +124,13 @@ def fetch_imagenet_weights(
     """
     published = IMAGENET_WEIGHTS[(config.name, include_top)]
     cache_dir = cache_dir or keras_cache_dir()
+    # Keras keeps downloads in /tmp/.keras when the cache folder cannot be written (or does
+    # not exist yet): make it, so the file goes, and the error points, where users look.
+    with contextlib.suppress(OSError):
+        os.makedirs(cache_dir, exist_ok=True)
+    if not os.access(cache_dir, os.W_OK):
+        cache_dir = os.path.join("/tmp" if os.path.isdir("/tmp") else tempfile.gettempdir(),
+                                 ".keras")
     try:
         return keras.utils.get_file(
             published.fname,

@@ -10,6 +10,7 @@ endpoint is the stand-in of `serving_emulator`, as TF-Serving is not installable
 
 import dataclasses
 import hashlib
+import json
 import os
 import re
 import shlex
@@ -117,13 +118,14 @@ def test_the_quick_start_runs_as_written(quick_start_folder, capsys):
     # The predictions: ImageNet's names for the pretrained net, the two classes after.
     imagenet, mine = printed["keras-vgg-predict"]
     assert len(imagenet.strip().splitlines()) == 3 and "photos/cat.jpg: " in imagenet
+    assert len(re.findall(r"\w+ [0-9.]+%", imagenet.splitlines()[0])) == 5  # ImageNet's top 5
     assert all(name in ("circle", "square") for line in mine.strip().splitlines()
                for name in re.findall(r"(\w+) [0-9.]+%", line))
     assert "| dense | 224,256,288 |" in printed["keras-vgg-eval"][0]
     exec(compile(python, "README.md", "exec"), {})
     shown = capsys.readouterr().out
     assert "[[('n0" in shown  # decode_predictions: (synset, name, score)
-    assert re.search(r"^photos/cat.jpg \[\('(circle|square)', '(circle|square)', 0\.\d+",
+    assert re.search(r"^photos/cat.jpg \(\('(circle|square)', '(circle|square)', 0\.\d+",
                      shown, re.MULTILINE), shown
 
 
@@ -148,7 +150,9 @@ def tensorboard_shows_the_scalars(words):
                     tags = reply.read().decode()
             except OSError:
                 continue
-        assert "epoch_loss" in tags and "epoch_val_accuracy" in tags, tags
+        runs = json.loads(tags)
+        assert {"epoch_loss", "epoch_learning_rate", "epoch_images_per_second"} <= set(
+            runs["train"]) and "epoch_accuracy" in runs["validation"], tags
     finally:
         server.terminate()
         server.wait(timeout=30)

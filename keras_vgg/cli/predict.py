@@ -12,6 +12,7 @@ stderr with the reason, the others still answered; the exit status is then 1.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 
@@ -44,7 +45,9 @@ def line(answer: prediction.Prediction) -> str:
 def main(argv, flag_values: flags.FlagValues = FLAGS) -> None:
     if len(argv) < 2:
         raise app.UsageError("name the images: files, globs ('photos/*.jpg') or folders")
-    with one_line_errors(PROGRAM):
+    # stdout holds the answers only (a JSON document with --json): a first download of the
+    # weights reports its progress on stderr.
+    with one_line_errors(PROGRAM), contextlib.redirect_stdout(sys.stderr):
         paths = prediction.image_files(argv[1:])
         (net,) = net_flags.nets_from_flags(flag_values)
         predictor = prediction.Predictor(net, top_k=flag_values.top_k, flip=flag_values.flip)
