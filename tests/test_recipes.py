@@ -17,6 +17,7 @@ from conftest import ROOT, tmpfs
 from image_files import imagenet_folder
 
 from keras_vgg import runs
+from keras_vgg.cli.train import EXIT_NOT_LEARNT as NOT_LEARNT
 
 
 def run(script, *args, timeout=600):
@@ -91,35 +92,36 @@ def test_demo_localisation_reports_both_protocols_and_draws_boxes(tmp_path):
     line = result.stdout.splitlines()[-1]
     errors = re.fullmatch(
         r"Localisation \(Appendix A.2\), per-class regression, localisation error \(centre "
-        r"crop, ground-truth class, Q=84\) on 40 images: top-1 ([0-9.]+)%; localisation "
-        r"error \(full image, dense, merged, Q=84\) on 40 images: top-1 ([0-9.]+)%, top-5 "
+        r"crop, ground-truth class, Q=63\) on 40 images: top-1 ([0-9.]+)%; localisation "
+        r"error \(full image, dense, merged, Q=63\) on 40 images: top-1 ([0-9.]+)%, top-5 "
         r"([0-9.]+)%\. Boxes drawn: (.*)", line)
     assert errors, line
     assert float(errors[2]) >= float(errors[3])  # five guesses do no worse than one
     assert Path(errors[4]).stat().st_size > 10_000
-    assert runs.load(tmp_path / "localisation").config.init_from == str(tmp_path / "run")
+    assert runs.load(tmp_path / "localisation").config.init_from == str(tmp_path / "shapes")
     boxed = f"?boxes={tmp_path}/images/boxes/val"
     report = run("imagenet_eval.py", f"--model_dir={tmp_path}/localisation,"
                  f"{tmp_path}/localisation", f"--data=folder:{tmp_path}/images/val{boxed}")
     assert report.returncode == 0, report.stderr[-3000:]
     lines = report.stdout.strip().splitlines()[-3:]
-    assert all(f"localisation error (centre crop, ground-truth class, Q=84) on 40 images: "
+    assert all(f"localisation error (centre crop, ground-truth class, Q=63) on 40 images: "
                f"top-1 {errors[1]}%" in line for line in lines[:2])
     # One net's boxes merged with a copy of themselves: the same guesses as the demo's.
-    assert lines[2].endswith(f"(boxes rated by {tmp_path}/run): localisation error (full "
-                             f"image, dense, merged, Q=84) on 40 images: top-1 {errors[2]}%, "
+    assert lines[2].endswith(f"(boxes rated by {tmp_path}/shapes): localisation error (full "
+                             f"image, dense, merged, Q=63) on 40 images: top-1 {errors[2]}%, "
                              f"top-5 {errors[3]}%")
+    # The network, width, crop and scale come from the classification run.
     cli = run("imagenet_train.py", "--task=localisation", "--box_regression=scr",
-              f"--init_from={tmp_path}/run", "--config=A", "--width_multiplier=0.125",
-              "--scale=72,96", "--crop_size=64", "--epochs=1", "--batch_size=16",
+              f"--init_from={tmp_path}/shapes", "--epochs=1", "--batch_size=16",
               f"--data=folder:{tmp_path}/images/train?boxes={tmp_path}/images/boxes/train",
               f"--val_data=folder:{tmp_path}/images/val{boxed}", f"--model_dir={tmp_path}/scr")
-    assert cli.returncode == 0, cli.stderr[-3000:]
+    # One epoch of 12 images a class puts no box right yet: the run says so (status 2).
+    assert cli.returncode == NOT_LEARNT, cli.stderr[-3000:]
+    assert "no validation box overlaps its target by IoU > 0.5" in cli.stderr
     assert "the paper's localisation rate 0.001 at batch 256, x 16/256" in cli.stdout
     assert runs.load(tmp_path / "scr").build_model().output_shape == (None, 4)
-    no_boxes = run("imagenet_train.py", "--task=localisation", f"--init_from={tmp_path}/run",
-                   "--config=A", "--width_multiplier=0.125", "--scale=72,96",
-                   "--crop_size=64", f"--data=folder:{tmp_path}/images/train",
+    no_boxes = run("imagenet_train.py", "--task=localisation",
+                   f"--init_from={tmp_path}/shapes", f"--data=folder:{tmp_path}/images/train",
                    f"--val_data=folder:{tmp_path}/images/val", f"--model_dir={tmp_path}/x")
     assert no_boxes.returncode != 0 and "localisation needs boxes" in no_boxes.stderr
 
@@ -190,7 +192,8 @@ def test_two_workers_train_in_step_and_only_the_chief_writes_model_dir(demo_imag
     model_dir = tmp_path / "run"
     results = run_workers(model_dir, demo_images)
     for returncode, output in results:
-        assert returncode == 0, output[-3000:]
+        # Two epochs of 2 images a class teach the net nothing, which it says (status 2).
+        assert returncode == NOT_LEARNT and "the run did not learn" in output, output[-3000:]
     chief_output, other_output = (output for _, output in results)
     other = model_dir / "workers" / "worker_1"
     for output, directory in ((chief_output, model_dir), (other_output, other)):
@@ -249,17 +252,24 @@ def test_a_killed_run_resumes_to_the_same_final_weights(tmp_path):
     demo_data.write(str(tmp_path / "images"), train_per_class=30, val_per_class=2)
 
     def command(model_dir):
-        return [sys.executable, str(ROOT / "recipes" / "imagenet_train.py"), "--config=A",
-                f"--data=folder:{tmp_path}/images/train",
-                f"--val_data=folder:{tmp_path}/images/val", f"--model_dir={model_dir}",
-                "--epochs=4", "--batch_size=16", "--width_multiplier=0.0625", "--scale=40",
-                "--crop_size=32", "--seed=3", "--deterministic",
-                # too small a rate to learn: accuracy plateaus and the rate drops
-                "--learning_rate=1e-6", "--plateau_patience=1"]
+        # Too small a rate to learn: accuracy plateaus, and the rate drops each epoch, the
+        # schedule's wait for a net to beat chance lifted (tests/test_callbacks.py tests it).
+        arguments = ["--config=A", f"--data=folder:{tmp_path}/images/train",
+                     f"--val_data=folder:{tmp_path}/images/val", f"--model_dir={model_dir}",
+                     "--epochs=4", "--batch_size=16", "--width_multiplier=0.0625",
+                     "--scale=40", "--crop_size=32", "--seed=3", "--deterministic",
+                     "--learning_rate=1e-6", "--plateau_patience=1", "--plateau_min_steps=0"]
+        script = ("import runpy, sys; from keras_vgg import callbacks; "
+                  "callbacks.above_chance = lambda *_: True; "
+                  f"sys.argv = ['imagenet_train.py', *{arguments!r}]; "
+                  f"runpy.run_path({str(ROOT / 'recipes' / 'imagenet_train.py')!r}, "
+                  "run_name='__main__')")
+        return [sys.executable, "-c", script]
 
     environment = {**os.environ, "CI": "1"}
-    subprocess.run(command(tmp_path / "whole"), env=environment, check=True,
-                   capture_output=True, timeout=600)
+    whole = subprocess.run(command(tmp_path / "whole"), env=environment, check=False,
+                           capture_output=True, text=True, timeout=600)
+    assert whole.returncode == 0, whole.stderr[-3000:]
     with open(tmp_path / "whole" / "history.csv") as file:
         rates = [float(row["learning_rate"]) for row in csv.DictReader(file)]
     after_drop = [epoch for epoch, rate in enumerate(rates, 1) if rate < rates[0]]
@@ -324,7 +334,8 @@ def test_a_full_disk_stops_the_run_with_its_files_intact_and_it_resumes(tmp_path
         os.remove(disk / "ballast")
         resumed = subprocess.run(command, env=environment, capture_output=True, text=True,
                                  timeout=300, check=False)
-        assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+        # Three epochs of 4 images a class teach nothing, which it says (status 2).
+        assert resumed.returncode == NOT_LEARNT, resumed.stdout + resumed.stderr
         assert "Resuming from the end of epoch 1" in resumed.stdout
         assert "after 3 epochs" in resumed.stdout
 
