@@ -2,7 +2,7 @@ import time
 
 import numpy as np
 import pytest
-from conftest import NARROW, tiny_run_config
+from conftest import NARROW
 from image_files import encode, imagenet_folder, photo, write
 from PIL import Image
 
@@ -209,26 +209,6 @@ def test_a_net_fused_with_itself_is_unchanged(tiny_run, demo_images):
     single, fused = evaluation.fuse([net, net], f"folder:{demo_images}/val",
                                     protocol="multi_crop")[1:]
     assert (single.top1_error, single.top5_error) == (fused.top1_error, fused.top5_error)
-
-
-@pytest.mark.slow
-def test_two_trained_nets_fused_are_no_worse_than_the_worse(demo_images, tmp_path):
-    import demo_data
-    from keras_vgg import runs, training
-
-    demo_data.write(str(tmp_path / "images"), train_per_class=8, val_per_class=4)
-    trained = []
-    for config, seed in (("A", 0), ("B", 1)):
-        run_config = tiny_run_config(tmp_path / config, tmp_path / "images", config=config,
-                                     seed=seed, epochs=8, batch_size=16,
-                                     learning_rate=0.005)
-        training.train(run_config, verbose=0)
-        trained.append(nets.Net.of_run(runs.load(run_config.model_dir)))
-    rows = evaluation.fuse(trained, f"folder:{tmp_path}/images/val")
-    *singles, fused = rows
-    assert fused.images == 40
-    assert fused.top1_error <= max(row.top1_error for row in singles), rows
-    assert min(row.top1_error for row in singles) < 0.9, rows  # they learnt something
 
 
 def test_fusion_refuses_one_net_and_other_class_counts(tiny_run, demo_images):
