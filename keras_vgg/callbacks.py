@@ -29,7 +29,6 @@ weights are written or accuracy printed.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import os
 import time
@@ -38,7 +37,7 @@ from collections.abc import Callable
 
 import keras
 
-from keras_vgg import distribute, files, runs
+from keras_vgg import distribute, files, runs, weights
 from keras_vgg.requires_tensorflow import tf
 
 # A training loss this many times its reference has diverged: two orders of magnitude.
@@ -47,6 +46,14 @@ DIVERGENCE_FACTOR = 100.0
 # nearly memorised batch's small loss rising a little is not called divergence.
 REFERENCE_FLOOR = 0.1
 RUN_STATE_FILE = "run_state.json"
+# Where a run's checkpoint lives under its model_dir while it trains, and Keras'
+# BackupAndRestore's file of the checkpoint's epoch there.
+BACKUP_DIR = "backup"
+TRAINING_METADATA_FILE = "training_metadata.json"
+
+
+def backup_directory(model_dir: str) -> str:
+    return os.path.join(model_dir, BACKUP_DIR)
 
 
 @dataclasses.dataclass
@@ -76,17 +83,45 @@ class RunState:
         files.write_json(path, dataclasses.asdict(self))
 
     def restore(self, path: str) -> None:
-        """Takes the fields saved in `path` (a field it lacks takes a fresh state's)."""
-        with open(path, encoding="utf8") as file:
-            saved = json.load(file)
+        """Takes the fields saved in `path` (a field it lacks takes a fresh state's).
+
+        Raises:
+          ValueError: `path` is damaged: not JSON, or a field of another type; the state is
+            then unchanged.
+        """
+        saved = files.read_json(path, what="run state")
+        if not isinstance(saved, dict):
+            raise ValueError(f"run state {path} is not a JSON object")
         fresh = dataclasses.asdict(RunState())
+        restored = {name: saved.get(name, value) for name, value in fresh.items()}
+        for name, value in restored.items():
+            if not _valid_state_field(name, value):
+                raise ValueError(f"run state {path}: {name}={str(value)[:60]!r} is not a "
+                                 "value of that field")
         for field in dataclasses.fields(self):
-            setattr(self, field.name, saved.get(field.name, fresh[field.name]))
+            setattr(self, field.name, restored[field.name])
 
     def restore_defaults(self, **fields) -> None:
         """Takes a fresh state's fields, except `fields`."""
         for name, value in dataclasses.asdict(RunState(**fields)).items():
             setattr(self, name, value)
+
+
+def _count(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _valid_state_field(name: str, value) -> bool:
+    if name in ("epoch", "epochs_without_gain", "steps_without_gain", "learning_rate_drops"):
+        return _count(value)
+    if name in ("best_val_score", "reference_loss"):
+        return value is None or (isinstance(value, (int, float)) and not isinstance(value, bool)
+                                 and math.isfinite(value))
+    if name == "random_states":
+        return isinstance(value, dict) and all(
+            isinstance(state, list) and all(isinstance(number, int) for number in state)
+            for state in value.values())
+    raise KeyError(name)
 
 
 def learning_rate(model: keras.Model) -> float:
@@ -353,6 +388,21 @@ class Backup(keras.callbacks.BackupAndRestore):
         files.write_json(self._training_metadata_path,
                          {"epoch": self._current_epoch, "batch": self._last_batch_seen})
 
+    def _load_model(self):
+        """Restores the checkpoint through the checked loader (`weights.load_checkpoint`);
+        a damaged one stops the run with one line saying what to delete."""
+        try:
+            if os.path.exists(self._weights_path):
+                if self.model.optimizer is not None and not self.model.optimizer.built:
+                    self.model.optimizer.build(self.model.trainable_variables)
+                weights.load_checkpoint(self.model, self._weights_path)
+            epoch = backed_up_epoch(self.backup_dir)
+        except ValueError as error:
+            raise ValueError(f"the run cannot resume: {error}. Delete {self.backup_dir} to "
+                             "train it again from its first epoch") from error
+        if epoch:
+            self.model._initial_epoch = epoch
+
 
 class Throughput(keras.callbacks.Callback):
     """Adds the epoch's `training_steps` and `images_per_second` (steps x global batch over
@@ -395,12 +445,16 @@ class EpochCounter(keras.callbacks.Callback):
 
 
 def backed_up_epoch(backup_dir: str) -> int:
-    """The epoch BackupAndRestore resumes from in `backup_dir` (0 without a backup)."""
-    metadata = os.path.join(backup_dir, "training_metadata.json")
+    """The epoch BackupAndRestore resumes from in `backup_dir` (0 without a backup);
+    ValueError naming the file when it is damaged."""
+    metadata = os.path.join(backup_dir, TRAINING_METADATA_FILE)
     if not os.path.exists(metadata):
         return 0
-    with open(metadata, encoding="utf8") as file:
-        return int(json.load(file)["epoch"])
+    document = files.read_json(metadata, what="checkpoint metadata")
+    epoch = document.get("epoch") if isinstance(document, dict) else None
+    if not _count(epoch):
+        raise ValueError(f"checkpoint metadata {metadata} holds no epoch")
+    return epoch
 
 
 class RunStateBackup(keras.callbacks.Callback):
@@ -429,10 +483,15 @@ class RunStateBackup(keras.callbacks.Callback):
         if not resumed_epoch:
             return
         for path in (self.path, self.previous_path):
-            if os.path.exists(path):
+            if not os.path.exists(path):
+                continue
+            try:
                 self.state.restore(path)
-                if self.state.epoch == resumed_epoch:
-                    break
+            except ValueError as error:
+                print(f"Not restored: {error}.", flush=True)
+                continue
+            if self.state.epoch == resumed_epoch:
+                break
         else:
             print(f"{self.backup_dir} holds no run state of epoch {resumed_epoch}, the "
                   "checkpoint's: the schedule's counters and the dropout masks start afresh.",
@@ -505,7 +564,7 @@ def callbacks(
     (`DivergenceGuard`); `training_data` and `validation_data` name the sources in
     `DataGuard`'s message (no `validation_data`: no validation expected)."""
     os.makedirs(model_dir, exist_ok=True)
-    backup_dir = os.path.join(model_dir, "backup")
+    backup_dir = backup_directory(model_dir)
     schedule = PaperSchedule(state, patience=patience, min_steps=min_steps, max_drops=max_drops,
                              monitor=monitor, num_classes=num_classes,
                              validation_images=validation_images)

@@ -8,15 +8,21 @@ recover from, and stopping before the write keeps every earlier file intact.
 
 A full disk stops the run with a one-line message; when space is freed, the same command
 resumes from the files left intact.
+
+A run directory is held by one process at a time (`locked`), and the JSON files a run keeps
+are read with one reader (`read_json`) that names the file whatever is wrong with it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import json
 import os
 import shutil
+import socket
+import time
 from collections.abc import Iterator
 
 import keras
@@ -26,6 +32,9 @@ import numpy as np
 # beside them.
 SPACE_MARGIN_BYTES = 1 << 20
 SPACE_MARGIN_FRACTION = 0.05
+LOCK_FILE = ".lock"
+# JSON files a run keeps are a few kilobytes; a larger one is not one of them.
+MAX_JSON_BYTES = 16 << 20
 
 
 class WriteFailed(OSError):
@@ -114,3 +123,58 @@ def write_text(path: str, text: str) -> None:
 def write_json(path: str, document) -> None:
     """`document` as JSON into `path`, atomically."""
     write_text(path, json.dumps(document, indent=1))
+
+
+def read_json(path: str, *, what: str = "file"):
+    """The JSON document in `path`; ValueError naming `what` and the file when it cannot be
+    read, is not UTF-8, is not JSON, is larger than `MAX_JSON_BYTES`, nests too deeply or
+    holds an integer too long to convert."""
+    try:
+        if os.path.getsize(path) > MAX_JSON_BYTES:
+            raise ValueError(f"larger than {MAX_JSON_BYTES >> 20} MiB")
+        with open(path, encoding="utf8") as file:
+            return json.load(file)
+    except OSError as error:
+        raise ValueError(f"{what} {path} cannot be read ({error.strerror})") from error
+    except UnicodeDecodeError as error:
+        raise ValueError(f"{what} {path} is not UTF-8 text ({error.reason} at byte "
+                         f"{error.start})") from error
+    except RecursionError as error:
+        raise ValueError(f"{what} {path} nests too deeply to be read") from error
+    except ValueError as error:  # json.JSONDecodeError, or an integer beyond Python's limit
+        raise ValueError(f"{what} {path} is not valid JSON: {error}") from error
+
+
+@contextlib.contextmanager
+def locked(directory: str, *, what: str) -> Iterator[None]:
+    """Holds `directory` for this process while the block runs: an advisory lock on its
+    `.lock` file, which says who holds it.
+
+    The operating system releases the lock when the process ends, however it ends, so the
+    file a killed run leaves behind does not block the run that resumes it. Directories
+    behind URLs (gs://...) are not locked.
+
+    Raises:
+      ValueError: another process holds `directory`; the message names it.
+    """
+    if "://" in directory:
+        yield
+        return
+    path = os.path.join(directory, LOCK_FILE)
+    with open(path, "a+", encoding="utf8") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as error:
+            handle.seek(0)
+            holder = handle.read(200).strip() or "another process"
+            raise ValueError(f"{what} {directory} is in use by another run ({holder}); wait "
+                             f"for it to end, or give another {what}") from error
+        try:
+            handle.seek(0)
+            handle.truncate()
+            handle.write(f"process {os.getpid()} on {socket.gethostname()}, since "
+                         f"{time.strftime('%Y-%m-%d %H:%M:%S')}")
+            handle.flush()
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

@@ -34,6 +34,15 @@ UNREADABLE = "unreadable or undecodable file"
 _PROBLEM, _SLOT = "problem", "slot"
 
 
+def escaped(names: tf.Tensor) -> tf.Tensor:
+    """`names` with backslashes and control characters escaped (a newline as \\n), so that a
+    file name cannot forge a line of the log."""
+    names = tf.strings.regex_replace(names, r"\\", r"\\\\")
+    for character, escape in (("\n", r"\\n"), ("\r", r"\\r"), ("\t", r"\\t")):
+        names = tf.strings.regex_replace(names, character, escape)
+    return tf.strings.regex_replace(names, r"[[:cntrl:]]", "?")
+
+
 def map_skipping_undecodable(
     records: tf.data.Dataset,
     transform: Callable[[dict], tf.Tensor | dict],
@@ -51,14 +60,18 @@ def map_skipping_undecodable(
     `unbatch` it. Transforms whose outputs differ in shape between records need
     `group_size=1`.
 
-    A record is skipped, and named on stderr, when its image is beyond the bounds (with
-    the reason; it is not decoded), or when reading or transforming it fails (a missing,
+    A record is skipped, and named on stderr, when its file is larger than any image
+    within the bounds (it is not read), its image is beyond the bounds (with the reason; it
+    is not decoded), or when reading or transforming it fails (a missing,
     vanished, unreadable, corrupt, truncated or non-image file). Ids need not be unique.
     """
 
     def attempt(record, slot):
         contents = sources.encoded_image(record)
-        problem = image_ops.image_problem(contents, max_pixels)
+        too_large = sources.file_problem(record)
+        problem = tf.cond(tf.equal(too_large, ""),
+                          lambda: image_ops.image_problem(contents, max_pixels),
+                          lambda: too_large)
         usable = tf.where(tf.equal(problem, ""), contents, image_ops.ONE_PIXEL_PNG)
         outputs = transform({**record, "image": usable})
         fields = outputs if isinstance(outputs, dict) else {"image": outputs}
@@ -84,7 +97,7 @@ def map_skipping_undecodable(
             tf.equal(tf.range(tf.size(group_ids))[:, None], slots[None, :]), axis=1)
         beyond_bounds = tf.not_equal(problems, "")
         failed_ids = tf.boolean_mask(group_ids, tf.logical_not(came_through))
-        names = tf.concat([failed_ids, tf.boolean_mask(batch["id"], beyond_bounds)], 0)
+        names = escaped(tf.concat([failed_ids, tf.boolean_mask(batch["id"], beyond_bounds)], 0))
         reasons = tf.concat([tf.fill(tf.shape(failed_ids), UNREADABLE),
                              tf.boolean_mask(problems, beyond_bounds)], 0)
         skipped = skipped_before + tf.range(1, tf.size(names, tf.int64) + 1)

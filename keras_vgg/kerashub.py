@@ -32,7 +32,7 @@ import h5py
 import keras
 import numpy as np
 
-from keras_vgg import configs, weights
+from keras_vgg import configs, files, weights
 from keras_vgg.layers import LocalResponseNormalization
 
 CONFIG_FILE = "config.json"
@@ -55,14 +55,22 @@ def preset_config(path: str | os.PathLike) -> tuple[configs.VGGConfig, float]:
       ValueError: not a VGGBackbone preset, or a network Table 1 does not have.
     """
     path = os.fspath(path)
-    with open(os.path.join(path, CONFIG_FILE), encoding="utf8") as file:
-        document = json.load(file)
+    document = files.read_json(os.path.join(path, CONFIG_FILE), what="KerasHub preset config")
+    if not isinstance(document, dict) or not isinstance(document.get("config", {}), dict):
+        raise ValueError(f"{path}: {CONFIG_FILE} is not a KerasHub preset config (an object "
+                         'with "class_name" and "config")')
     if document.get("class_name") != BACKBONE_CLASS:
         raise ValueError(f"{path}: a KerasHub preset of {document.get('class_name')!r}, not "
                          f"of {BACKBONE_CLASS}")
     backbone = document.get("config", {})
-    repeats = tuple(backbone.get("stackwise_num_repeats", ()))
-    filters = tuple(backbone.get("stackwise_num_filters", ()))
+    repeats, filters = (backbone.get(key, ()) for key in ("stackwise_num_repeats",
+                                                          "stackwise_num_filters"))
+    if not all(isinstance(values, list | tuple) and all(
+            isinstance(value, int) and not isinstance(value, bool) and value > 0
+            for value in values) for values in (repeats, filters)):
+        raise ValueError(f"{path}: stackwise_num_repeats and stackwise_num_filters in "
+                         f"{CONFIG_FILE} must be lists of positive integers")
+    repeats, filters = tuple(repeats), tuple(filters)
     matches = [config for config in configs.TABLE_1.values()
                if not config.lrn and tuple(map(len, config.kernel_sizes)) == repeats
                and all(size == 3 for sizes in config.kernel_sizes for size in sizes)]

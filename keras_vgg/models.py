@@ -43,6 +43,8 @@ BN_EPSILON = 1e-5
 BN_MOMENTUM = 0.9
 
 POOLING_MODES = (None, "avg", "max")
+# The widest net built: 16 times the paper's widths already has 256 times its weights.
+MAX_WIDTH_MULTIPLIER = 16.0
 
 
 def kernel_initializer_from(identifier: Any) -> keras.initializers.Initializer:
@@ -105,9 +107,10 @@ def _check_arguments(
             )
     if not 0.0 <= dropout < 1.0:
         raise ValueError(f"`dropout` must be in [0, 1). Received dropout={dropout!r}")
-    if not width_multiplier > 0:
+    if not 0 < width_multiplier <= MAX_WIDTH_MULTIPLIER:
         raise ValueError(
-            f"`width_multiplier` must be positive. Received width_multiplier={width_multiplier!r}"
+            f"`width_multiplier` must be positive and at most {MAX_WIDTH_MULTIPLIER}. Received "
+            f"width_multiplier={width_multiplier!r}"
         )
 
 

@@ -23,7 +23,6 @@ what a source records, and warns where the source's is only a convention.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import warnings
 from collections.abc import Collection
@@ -31,7 +30,7 @@ from collections.abc import Collection
 import keras
 import numpy as np
 
-from keras_vgg import configs, imagenet, kerashub, weights
+from keras_vgg import configs, files, imagenet, kerashub, weights
 
 IMAGENET = "imagenet"
 FORMATS = ("imagenet", "keras", "torch", "kerashub")
@@ -119,13 +118,18 @@ def _converter_mode(path: str) -> str | None:
     converter = os.path.join(path, _CONVERTER_FILE)
     if not os.path.isfile(converter):
         return None
-    with open(converter, encoding="utf8") as file:
-        settings = json.load(file).get("config", {})
-    scale, offset = settings.get("scale"), settings.get("offset")
+    document = files.read_json(converter, what="KerasHub image converter")
+    settings = document.get("config") if isinstance(document, dict) else None
+    scale, offset = (settings.get(key) for key in ("scale", "offset")) if isinstance(
+        settings, dict) else (None, None)
     if scale is None or offset is None:
         return None
-    scale = np.broadcast_to(np.asarray(scale, float), (3,))
-    offset = np.broadcast_to(np.asarray(offset, float), (3,))
+    try:
+        scale = np.broadcast_to(np.asarray(scale, float), (3,))
+        offset = np.broadcast_to(np.asarray(offset, float), (3,))
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{converter}: scale and offset must be a number or 3 numbers "
+                         f"({error})") from error
     for mode, (mode_scale, mode_offset) in _CONVERTER_MODES.items():
         if np.allclose(scale, mode_scale, rtol=1e-3) and np.allclose(offset, mode_offset,
                                                                       rtol=1e-3):

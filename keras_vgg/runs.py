@@ -39,15 +39,17 @@ the same from anywhere.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import numbers
 import os
+import types
+import typing
 from collections.abc import Sequence
 
 import keras
 
-from keras_vgg import configs, files, imagenet, localisation, models, pretrained, sources, weights
+from keras_vgg import configs, files, imagenet, localisation, models, pretrained, sources
+from keras_vgg import weights as weight_files
 from keras_vgg.image_ops import CROP_SIZE, parse_scale
 
 # Sect. 3.1.
@@ -147,8 +149,8 @@ def check_starting_point(config: RunConfig) -> None:
                                          config.preprocessing)
     if config.init_from == pretrained.IMAGENET:
         network = configs.get(config.config)
-        weights.check_imagenet_available(network, width_multiplier=config.width_multiplier)
-        weights.fetch_imagenet_weights(network, include_top=True)  # there, or named missing
+        weight_files.check_imagenet_available(network, width_multiplier=config.width_multiplier)
+        weight_files.fetch_imagenet_weights(network, include_top=True)  # there, or named missing
 
 
 def _field(default, help_text: str, **metadata):
@@ -241,6 +243,7 @@ class RunConfig:
         if not self.data:
             raise ValueError("data is required: the training images (tfds:, folder: or "
                              "tfrecord:)")
+        _check_field_types(self)
         # Paths are kept absolute, so that run.json means the same from any directory.
         for name in ("model_dir", "warm_start", "init_from"):
             value = getattr(self, name)
@@ -293,6 +296,8 @@ class RunConfig:
             raise ValueError("warm_start and init_from exclude each other")
         if self.freeze_convs and not self.init_from:
             raise ValueError("freeze_convs keeps the conv layers of --init_from: give one")
+        if self.seed is not None and not 0 <= self.seed < 2**32:
+            raise ValueError(f"seed must be in [0, 2**32), got {self.seed}")
         if self.deterministic and self.seed is None:
             raise ValueError("deterministic needs a seed")
         if not self.val_data and not self.data.startswith("tfds:"):
@@ -379,6 +384,47 @@ class RunConfig:
         return cls(**values)
 
 
+def _accepts(hint, value) -> bool:
+    """Whether `value` is of the field type `hint` (scale: what `parse_scale` reads)."""
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(_accepts(option, value) for option in typing.get_args(hint))
+    if value is None or hint is type(None):
+        return value is None and hint is type(None)
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+    if hint is float:
+        return (isinstance(value, numbers.Real) and not isinstance(value, bool)
+                and math.isfinite(value))
+    if origin is tuple:  # "256", "256,512", 256, (256, 512)
+        return isinstance(value, (str, numbers.Integral, tuple, list)) and not isinstance(
+            value, bool)
+    if hint is str:  # paths may be given as pathlib paths
+        return isinstance(value, str | os.PathLike)
+    return isinstance(value, hint)
+
+
+_DESCRIPTIONS = {bool: "true or false", int: "an integer", float: "a finite number",
+                 str: "a string", type(None): "null"}
+
+
+def _check_field_types(config: RunConfig) -> None:
+    """Raises a ValueError naming the first field whose value is not of its type."""
+    hints = typing.get_type_hints(RunConfig)
+    for field in dataclasses.fields(config):
+        hint, value = hints[field.name], getattr(config, field.name)
+        if not _accepts(hint, value):
+            options = typing.get_args(hint) if typing.get_origin(hint) in (
+                typing.Union, types.UnionType) else (hint,)
+            expected = " or ".join(_DESCRIPTIONS.get(option, "a scale such as '256,512'")
+                                   for option in options)
+            shown = repr(value)
+            shown = shown if len(shown) <= 60 else shown[:57] + "..."
+            raise ValueError(f"{field.name} must be {expected}, got {shown}")
+
+
 @dataclasses.dataclass(frozen=True)
 class Run:
     """A training run as saved in its directory: its config and the classes it learnt.
@@ -436,7 +482,7 @@ class Run:
                 options.get("kernel_initializer", "glorot_uniform")),
             kernel_regularizer=options.get("kernel_regularizer"))
         if weights:
-            model.load_weights(weights)
+            weight_files.load_weights(model, weights)
         return model
 
     def build_classifier(self, weights: str | None = None, **options) -> keras.Model:
@@ -478,23 +524,33 @@ def is_run(path: str | os.PathLike) -> bool:
 
 
 def load(path: str | os.PathLike) -> Run:
-    """The run saved in a directory (or its run.json); ValueError if there is none."""
+    """The run saved in a directory (or its run.json); ValueError naming the file and the
+    field when there is none or it does not describe a run."""
     path = os.fspath(path)
     file = path if os.path.basename(path) == RUN_FILE else os.path.join(path, RUN_FILE)
     if not os.path.isfile(file):
         raise ValueError(f"{path} is not a training run: it has no {RUN_FILE} "
                          "(recipes/imagenet_train.py writes one into --model_dir)")
-    with open(file, encoding="utf8") as handle:
-        try:
-            document = json.load(handle)
-        except json.JSONDecodeError as error:
-            raise ValueError(f"{file} is not valid JSON: {error}") from error
+    document = files.read_json(file, what="run description")
+    try:
+        return _run_of(document, os.path.dirname(os.path.abspath(file)))
+    except ValueError as error:
+        raise ValueError(f"{file}: {error}") from error
+
+
+def _run_of(document, directory: str) -> Run:
     if not isinstance(document, dict) or document.get("format") != _FORMAT:
-        raise ValueError(f"{file} is not a keras_vgg run description (format {_FORMAT})")
-    config = RunConfig.from_json(document["run_config"])
-    classes = document["classes"]
-    return Run(config, tuple(c["id"] for c in classes), tuple(c["name"] for c in classes),
-               os.path.dirname(os.path.abspath(file)))
+        raise ValueError(f"the file is not a keras_vgg run description (format {_FORMAT})")
+    settings, classes = document.get("run_config"), document.get("classes")
+    if not isinstance(settings, dict):
+        raise ValueError("'run_config' is missing or not an object")
+    if not isinstance(classes, list) or not classes or not all(
+            isinstance(entry, dict) and isinstance(entry.get("id"), str)
+            and isinstance(entry.get("name"), str) for entry in classes):
+        raise ValueError('\'classes\' must be a list of {"id": "...", "name": "..."}, one '
+                         "per class")
+    return Run(RunConfig.from_json(settings), tuple(c["id"] for c in classes),
+               tuple(c["name"] for c in classes), directory)
 
 
 def weights_file(path: str, *, what: str) -> str:

@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import json
 import logging
 import os
@@ -103,6 +104,25 @@ class ServingOptions:
     pixel_dtype: str = "uint8"
     max_pixels: int = image_ops.MAX_PIXELS
 
+    def __post_init__(self):
+        def positive(value) -> bool:
+            return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+        for name in ("test_scale", "max_pixels", "top_k"):
+            value = getattr(self, name)
+            if not (positive(value) or (name == "top_k" and value is None)):
+                raise ValueError(f"{name} must be a positive integer, got {str(value)[:60]!r}")
+        for name in ("flip", "score_map"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be true or false, got "
+                                 f"{str(getattr(self, name))[:60]!r}")
+        if self.preprocessing not in imagenet.PREPROCESSING_MODES:
+            raise ValueError(f"unknown preprocessing {str(self.preprocessing)[:60]!r}; expected "
+                             f"one of {imagenet.PREPROCESSING_MODES}")
+        if self.pixel_dtype not in ("uint8", "float32"):
+            raise ValueError(f"pixel_dtype must be 'uint8' or 'float32', got "
+                             f"{str(self.pixel_dtype)[:60]!r}")
+
 
 def _with_top_k(options: ServingOptions, classes: int) -> ServingOptions:
     """`options` with `top_k` set: as given, else `DEFAULT_TOP_K` or `classes` if fewer."""
@@ -116,13 +136,6 @@ def _check(model: keras.Model, options: ServingOptions) -> None:
     if options.test_scale < crop:
         raise ValueError(f"test_scale Q={options.test_scale} is smaller than the model's "
                          f"training crop {crop}: the dense net needs at least the crop")
-    if options.preprocessing not in imagenet.PREPROCESSING_MODES:
-        raise ValueError(f"unknown preprocessing {options.preprocessing!r}; expected one of "
-                         f"{imagenet.PREPROCESSING_MODES}")
-    if options.pixel_dtype not in ("uint8", "float32"):
-        raise ValueError(f"pixel_dtype must be 'uint8' or 'float32', got {options.pixel_dtype!r}")
-    if not options.max_pixels >= 1:
-        raise ValueError(f"max_pixels must be a positive integer, got {options.max_pixels}")
     classes = model.output_shape[-1]
     if not 1 <= options.top_k <= classes:
         raise ValueError(f"top_k must be in [1, {classes}], got {options.top_k}")
@@ -291,8 +304,24 @@ def read_options(path: str) -> ServingOptions:
     options_path = os.path.join(path, OPTIONS_FILE)
     if not tf.io.gfile.exists(options_path):
         raise ValueError(f"{path} is not a keras_vgg export: it has no {OPTIONS_FILE}")
-    with tf.io.gfile.GFile(options_path) as file:
-        return ServingOptions(**json.load(file))
+    document = _read_json(options_path)
+    fields = {field.name for field in dataclasses.fields(ServingOptions)}
+    if not isinstance(document, dict) or not set(document) <= fields:
+        raise ValueError(f"{options_path} is damaged: expected an object of {sorted(fields)}")
+    try:
+        return ServingOptions(**document)
+    except ValueError as error:
+        raise ValueError(f"{options_path} is damaged: {error}") from error
+
+
+def _read_json(path: str):
+    """The JSON document in `path` (local or a TensorFlow file system's URL); ValueError
+    naming the file when it cannot be read or parsed."""
+    try:
+        with tf.io.gfile.GFile(path, "rb") as file:
+            return json.loads(file.read(files.MAX_JSON_BYTES + 1)[:files.MAX_JSON_BYTES])
+    except (tf.errors.OpError, UnicodeDecodeError, ValueError, RecursionError) as error:
+        raise ValueError(f"{path} cannot be read as JSON: {error}") from error
 
 
 def next_version(model_dir: str) -> int:
@@ -410,6 +439,12 @@ def export_saved_model(
                 for record in warmup_requests(model_name, options):
                     writer.write(record)
         os.replace(staging, final)
+    except (tf.errors.ResourceExhaustedError, tf.errors.UnavailableError, OSError) as error:
+        reason = getattr(error, "message", None) or getattr(error, "strerror", None) or error
+        raise files.WriteFailed(
+            getattr(error, "errno", None) or errno.EIO,
+            f"the export to {final} could not be written ({str(reason).splitlines()[0]}); "
+            "nothing of it was kept: free space and export again") from error
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     write_model_config(export_base)
@@ -492,6 +527,10 @@ def read_classes(path: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
     if not tf.io.gfile.exists(classes_path):
         raise ValueError(f"{path} has no {CLASSES_FILE}: export the net again with this "
                          "version of keras_vgg")
-    with tf.io.gfile.GFile(classes_path) as file:
-        classes = json.load(file)
+    classes = _read_json(classes_path)
+    if not isinstance(classes, list) or not all(
+            isinstance(entry, dict) and isinstance(entry.get("id"), str)
+            and isinstance(entry.get("name"), str) for entry in classes):
+        raise ValueError(f'{classes_path} is damaged: expected a list of {{"id": "...", '
+                         '"name": "..."}')
     return tuple(c["id"] for c in classes), tuple(c["name"] for c in classes)

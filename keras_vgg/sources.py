@@ -32,6 +32,7 @@ not public.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import glob
 import os
@@ -41,13 +42,17 @@ import urllib.parse
 
 import numpy as np
 
-from keras_vgg import annotations, imagenet
+from keras_vgg import annotations, image_ops, imagenet
 from keras_vgg.requires_tensorflow import tf
 
 SOURCE_KINDS = ("tfds", "folder", "tfrecord")
 # TFRecords written by the common ImageNet scripts (Inception's build_imagenet_data.py,
 # the TPU imagenet_to_gcs.py) number classes 1..1000, keeping 0 for "background".
 TFRECORD_LABEL_OFFSET = 1
+# The largest file an image within the bounds can be (`image_ops.MAX_PIXELS` as a 16-bit
+# RGBA PNG stored uncompressed, and a megabyte of metadata): a larger one is skipped
+# without being read.
+MAX_FILE_BYTES = 8 * image_ops.MAX_PIXELS + (1 << 20)
 _VAL_INDEX = re.compile(r"ILSVRC2012_val_(\d{8})\.", re.IGNORECASE)
 
 
@@ -57,7 +62,8 @@ class Records:
 
     Attributes:
       dataset: elements `{"image" or "path": tf.string, "label": tf.int32, "id": tf.string}`
-        (read the image with `encoded_image`).
+        (read the image with `encoded_image`), folders' with each file's listed size,
+        `"bytes"` (int64).
       num_examples: examples in this shard, when the source knows it.
       class_ids: the classes of the labelling, in label order: ImageNet synsets
         ("n01440764"), class folder names, or the labels as strings.
@@ -91,8 +97,34 @@ def open_single_label(spec: str, *, split: str = "train", purpose: str) -> Recor
 
 
 def encoded_image(record: dict) -> tf.Tensor:
-    """A record's encoded image (tf.string): its bytes, read from its file for folders."""
-    return record["image"] if "image" in record else tf.io.read_file(record["path"])
+    """A record's encoded image (tf.string): its bytes, read from its file for folders;
+    empty, unread, for a file larger than `MAX_FILE_BYTES` (`file_problem` says why)."""
+    if "image" in record:
+        return record["image"]
+    return tf.cond(record["bytes"] > MAX_FILE_BYTES, lambda: tf.constant(b""),
+                   lambda: tf.io.read_file(record["path"]))
+
+
+def file_problem(record: dict) -> tf.Tensor:
+    """Why a folder record's file is not read, as a scalar tf.string ("" when it is read)."""
+    if "bytes" not in record:
+        return tf.constant("")
+    return tf.where(
+        record["bytes"] > MAX_FILE_BYTES,
+        tf.strings.join(["a file of ", tf.strings.as_string(record["bytes"]),
+                         f" bytes, larger than any image within the bounds ({MAX_FILE_BYTES})"]),
+        "")
+
+
+def _file_sizes(paths: list[str]) -> np.ndarray:
+    """Each file's size in bytes when listed, int64 (-1 when it cannot be read then)."""
+    def size(path: str) -> int:
+        try:
+            return os.stat(path).st_size
+        except OSError:
+            return -1
+
+    return np.array([size(path) for path in paths], np.int64)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -129,6 +161,21 @@ class SourceSpec:
                 f"this kind accepts {sorted(allowed)}"
             )
         return self.options
+
+    def integer_option(self, name: str, default: int, *, minimum: int) -> int:
+        """The integer option `name` (`default` when absent); ValueError naming it unless
+        it is an integer of at least `minimum`."""
+        value = self.options.get(name)
+        if value is None:
+            return default
+        try:
+            number = int(value)
+        except ValueError:
+            number = None
+        if number is None or number < minimum:
+            raise ValueError(f"data source {self.kind}:{self.location}: option {name}="
+                             f"{value[:40]!r} must be an integer of at least {minimum}")
+        return number
 
 
 def open_source(
@@ -216,7 +263,12 @@ def _open_tfds(spec, *, split, input_context, shuffle_files, seed, epoch) -> Rec
     import tensorflow_datasets as tfds
 
     options = spec.checked_options("data_dir", "manual_dir", "split")
-    builder = tfds.builder(spec.location, data_dir=options.get("data_dir"))
+    try:
+        builder = tfds.builder(spec.location, data_dir=options.get("data_dir"))
+    except tfds.core.registered.DatasetNotFoundError as error:  # its message lists them all
+        raise ValueError(f"tfds:{spec.location}: TFDS has no data set of that name (the list "
+                         "is at https://www.tensorflow.org/datasets/catalog; ImageNet is "
+                         "'tfds:imagenet2012')") from error
     split = options.get("split", split)
     if split == "test" and not getattr(builder.builder_config, "has_test_annotations", True):
         raise ValueError(f"TFDS dataset {spec.location!r}: the test split has no labels "
@@ -478,8 +530,10 @@ def _open_folder(spec, *, split, input_context, shuffle_files, seed, epoch) -> R
     pairs = _shard(list(zip(paths, labels, strict=True)), input_context)
     paths = [path for path, _ in pairs]
     labels = [label for _, label in pairs]
-    dataset = shuffled((paths, labels), shuffle=shuffle_files, seed=seed, epoch=epoch)
-    dataset = dataset.map(lambda path, label: {"path": path, "label": label, "id": path})
+    dataset = shuffled((paths, labels, _file_sizes(paths)), shuffle=shuffle_files, seed=seed,
+                       epoch=epoch)
+    dataset = dataset.map(lambda path, label, size: {"path": path, "label": label, "id": path,
+                                                     "bytes": size})
     return Records(dataset, len(paths), tuple(classes), multi_label)
 
 
@@ -505,16 +559,55 @@ def _with_boxes(root, location, paths, labels, classes, *, input_context, shuffl
     most = max(len(corners) for _, _, corners in kept)
     padded = [corners + [(0.0, 0.0, 0.0, 0.0)] * (most - len(corners))
               for _, _, corners in kept]
-    columns = ([path for path, _, _ in kept], [label for _, label, _ in kept], padded,
-               [len(corners) for _, _, corners in kept])
+    kept_paths = [path for path, _, _ in kept]
+    columns = (kept_paths, [label for _, label, _ in kept], padded,
+               [len(corners) for _, _, corners in kept], _file_sizes(kept_paths))
     dataset = shuffled(columns, shuffle=shuffle_files, seed=seed, epoch=epoch).map(
-        lambda path, label, boxes, count: {
-            "path": path, "label": label, "id": path,
+        lambda path, label, boxes, count, size: {
+            "path": path, "label": label, "id": path, "bytes": size,
             "boxes": tf.cast(boxes, tf.float32), "box_count": count})
     return Records(dataset, len(kept), tuple(classes), boxes=True)
 
 
 # --- TFRecords ---------------------------------------------------------------------------
+
+# A TFRecord record's framing: its length (8 bytes) and the length's CRC (4) before the
+# data, the data's CRC (4) after.
+_RECORD_FRAMING_BYTES = 16
+
+
+def damaged_record(pattern: str) -> tuple[str, int, str] | None:
+    """The first damaged record among the TFRecord files `pattern` matches: `(file, byte
+    offset of the record, TensorFlow's reason)` (a CRC mismatch, a truncated record), or
+    None when every record reads. Reads every file through."""
+    for path in sorted(glob.glob(pattern)):
+        offset = 0
+        try:
+            for record in tf.data.TFRecordDataset(path).as_numpy_iterator():
+                offset += len(record) + _RECORD_FRAMING_BYTES
+        except tf.errors.DataLossError as error:
+            return path, offset, error.message.split("\n")[0]
+    return None
+
+
+@contextlib.contextmanager
+def naming_damaged_records(*specs: str | None):
+    """Turns TensorFlow's DataLossError from reading `specs`' TFRecord files, which names
+    neither file nor record, into a ValueError naming both (found by reading the files
+    again)."""
+    try:
+        yield
+    except tf.errors.DataLossError as error:
+        for spec in specs:
+            if not spec or not spec.startswith("tfrecord:"):
+                continue
+            found = damaged_record(SourceSpec.parse(spec).location)
+            if found:
+                path, offset, reason = found
+                raise ValueError(
+                    f"TFRecord file {path} is damaged at the record starting at byte "
+                    f"{offset} ({reason}); remove or rewrite that file") from error
+        raise
 
 
 def _label_ids(num_classes: int) -> tuple[str, ...]:
@@ -526,17 +619,18 @@ def _label_ids(num_classes: int) -> tuple[str, ...]:
 
 
 def _open_tfrecord(spec, *, split, input_context, shuffle_files, seed, epoch) -> Records:
-    options = spec.checked_options("label_offset", "classes")
     files = sorted(glob.glob(spec.location))
     if not files:
         raise ValueError(f"no TFRecord files match {spec.location!r}")
-    offset = int(options.get("label_offset", TFRECORD_LABEL_OFFSET))
-    num_classes = int(options.get("classes", imagenet.NUM_CLASSES))
+    spec.checked_options("label_offset", "classes")
+    offset = spec.integer_option("label_offset", TFRECORD_LABEL_OFFSET, minimum=-(2**31))
+    num_classes = spec.integer_option("classes", imagenet.NUM_CLASSES, minimum=1)
     by_file = input_context is not None and len(files) >= input_context.num_input_pipelines
     if by_file:
         files = _shard(files, input_context)
     features = {
-        "image/encoded": tf.io.FixedLenFeature([], tf.string),
+        # A record without an image reads as empty bytes, which the guard skips and names.
+        "image/encoded": tf.io.FixedLenFeature([], tf.string, default_value=""),
         "image/class/label": tf.io.FixedLenFeature([], tf.int64),
         "image/filename": tf.io.FixedLenFeature([], tf.string, default_value=""),
     }

@@ -31,6 +31,7 @@ a function of the seed and the epoch, so a resumed run ends with bit-identical w
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import os
@@ -184,22 +185,30 @@ def divergence_advice(config: runs.RunConfig, cause: str) -> str:
 def _check_resumable(run: runs.Run, directory: str) -> None:
     """A directory that already holds a run must hold this one, unfinished: resuming it
     with other settings would mix two runs (the checkpoint keeps the old learning rate, for
-    one). Only `epochs` may change, to train longer."""
-    if not runs.is_run(directory):
-        return
-    saved = runs.load(directory)
-    if os.path.exists(saved.weights_path):
-        raise ValueError(f"{directory} holds a finished run ({saved.weights_path}): use a new "
-                         "model_dir")
-    differ = {name: (value, getattr(run.config, name))
-              for name, value in saved.config.to_json().items()
-              if name not in ("model_dir", "epochs") and value != getattr(run.config, name)}
-    if saved.class_ids != run.class_ids:
-        differ["classes"] = (f"{saved.num_classes} classes", f"{run.num_classes} classes")
-    if differ:
-        details = ", ".join(f"{name} {old!r} -> {new!r}" for name, (old, new) in differ.items())
-        raise ValueError(f"{directory} holds a run with other settings ({details}): use a new "
-                         "model_dir, or the same settings to resume it")
+    one). Only `epochs` may change, to train longer. The settings are kept twice, in
+    `run.json` and beside the checkpoint, and each copy there is checked; a checkpoint
+    without either is refused."""
+    if os.path.exists(os.path.join(directory, runs.WEIGHTS_FILE)):
+        raise ValueError(f"{directory} holds a finished run "
+                         f"({os.path.join(directory, runs.WEIGHTS_FILE)}): use a new model_dir")
+    backup = callbacks.backup_directory(directory)
+    described = [place for place in (directory, backup) if runs.is_run(place)]
+    if not described and callbacks.backed_up_epoch(backup):
+        raise ValueError(f"{directory} holds a checkpoint ({backup}) without the settings it "
+                         f"was trained with (its {runs.RUN_FILE} is missing): delete {backup} to "
+                         "train again from the first epoch, or give another model_dir")
+    for place in described:
+        saved = runs.load(place)
+        differ = {name: (value, getattr(run.config, name))
+                  for name, value in saved.config.to_json().items()
+                  if name not in ("model_dir", "epochs") and value != getattr(run.config, name)}
+        if saved.class_ids != run.class_ids:
+            differ["classes"] = (f"{saved.num_classes} classes", f"{run.num_classes} classes")
+        if differ:
+            details = ", ".join(f"{name} {old!r} -> {new!r}"
+                                for name, (old, new) in differ.items())
+            raise ValueError(f"{directory} holds a run with other settings ({details}): use a "
+                             "new model_dir, or the same settings to resume it")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -353,21 +362,24 @@ def train(config: runs.RunConfig, *, verbose: str | int = "auto") -> TrainingRes
     if config.mixed_precision:
         keras.config.set_dtype_policy(f"mixed_{config.mixed_precision}")
     try:
-        try:
-            strategy = distribute.strategy_from_environment()
-            run_dir = distribute.worker_dir(config.model_dir, strategy)
-            runs.check_starting_point(config)
-            found = _checked_data(config)
-            if config.batch_size is None:
-                config = dataclasses.replace(
-                    config, batch_size=runs.default_batch_size(found.train_images))
-            run = dataclasses.replace(runs.Run.of(config, found.class_ids), directory=run_dir)
-            _check_resumable(run, run_dir)
-            files.check_writable(run_dir, what="model_dir")
-            model = _model(run, strategy)
-        except ValueError as error:
-            raise RunError(str(error)) from error
-        return _fit(run, model, strategy, verbose=verbose, val_images=found.val_images)
+        with contextlib.ExitStack() as held:
+            try:
+                strategy = distribute.strategy_from_environment()
+                run_dir = distribute.worker_dir(config.model_dir, strategy)
+                runs.check_starting_point(config)
+                found = _checked_data(config)
+                if config.batch_size is None:
+                    config = dataclasses.replace(
+                        config, batch_size=runs.default_batch_size(found.train_images))
+                run = dataclasses.replace(runs.Run.of(config, found.class_ids),
+                                          directory=run_dir)
+                files.check_writable(run_dir, what="model_dir")
+                held.enter_context(files.locked(run_dir, what="model_dir"))
+                _check_resumable(run, run_dir)
+                model = _model(run, strategy)
+            except ValueError as error:
+                raise RunError(str(error)) from error
+            return _fit(run, model, strategy, verbose=verbose, val_images=found.val_images)
     finally:
         keras.config.set_dtype_policy(policy)
 
@@ -376,6 +388,7 @@ def _fit(run: runs.Run, model: keras.Model, strategy: tf.distribute.Strategy, *,
          verbose, val_images: int | None) -> TrainingResult:
     config, run_dir = run.config, run.directory
     run.save(run_dir)
+    run.save(callbacks.backup_directory(run_dir))  # the checkpoint's settings, kept with it
     print(f"Training config {config.config} ({model.count_params():,} parameters, "
           f"{run.num_classes} classes) under {distribute.strategy_name(strategy)} with "
           f"{strategy.num_replicas_in_sync} replica(s), batch {config.batch_size}, learning "
@@ -422,9 +435,10 @@ def _fit(run: runs.Run, model: keras.Model, strategy: tf.distribute.Strategy, *,
         # files are skipped), which Keras reports as running out of data.
         warnings.filterwarnings("ignore", message="Your input ran out of data")
         try:
-            model.fit(train_data, epochs=config.epochs, validation_data=val_data,
-                      validation_steps=config.validation_steps, callbacks=run_callbacks,
-                      shuffle=False, verbose=verbose)
+            with sources.naming_damaged_records(config.data, val_spec):
+                model.fit(train_data, epochs=config.epochs, validation_data=val_data,
+                          validation_steps=config.validation_steps, callbacks=run_callbacks,
+                          shuffle=False, verbose=verbose)
         except tf.errors.ResourceExhaustedError as error:
             raise OutOfMemory(
                 f"out of memory training config {config.config} at batch {config.batch_size} "

@@ -16,8 +16,11 @@ Weight files come from anywhere, so nothing in one is trusted:
   NaN or garbage rather than failing).
 - The official Keras files are downloaded into Keras' cache and checked against their
   published MD5; a mismatch names the file and its URL.
-- A checkpoint of non-float tensors (int8, boolean) is refused, tensor by tensor, by name.
+- A checkpoint of non-float tensors (int8, boolean, float8, sparse, quantised) is refused,
+  tensor by tensor, by name; bfloat16 loads from either format, as float32.
 - Torch pickles are read with `weights_only=True`: a full pickle can run code.
+- `.safetensors` files and torch's zip checkpoints are mapped into memory, not read: a
+  tensor is read only when a layer takes it.
 Loading a file thus costs about the model's own memory, whatever sizes the file declares.
 
 torchvision and timm checkpoints are converted on load: conv kernels are transposed from
@@ -30,6 +33,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import os
 import re
 import tempfile
@@ -186,6 +190,40 @@ def load_weights(model: keras.Model, path: str | os.PathLike, *,
     )
 
 
+def load_checkpoint(model: keras.Model, path: str | os.PathLike) -> None:
+    """Restores a checkpoint `model.save_weights` wrote of this very model, optimizer state
+    included (Keras' `model.load_weights`), after the checks every weight file gets: the file
+    is self-contained, and each array is numeric and finite, read one at a time.
+
+    Raises:
+      ValueError: the file is damaged, reaches outside itself, or does not fit `model`; the
+        message names the file, and the array.
+    """
+    path = _existing_file(path, what="checkpoint")
+    try:
+        with h5py.File(path, "r") as file:
+            check_self_contained(file, path)
+            arrays = []
+            file.visititems(lambda name, item: arrays.append(name)
+                            if isinstance(item, h5py.Dataset) else None)
+            for name in arrays:
+                _check_checkpoint_array(file[name], name, path)
+    except OSError as error:
+        raise ValueError(f"cannot read checkpoint {path!r}: truncated, corrupted or not a "
+                         f"Keras weights file ({error})") from error
+    try:
+        model.load_weights(path)
+    except (ValueError, KeyError, OSError) as error:
+        raise ValueError(f"checkpoint {path} does not fit the model: {error}") from error
+
+
+def _check_checkpoint_array(dataset: h5py.Dataset, name: str, path: str) -> None:
+    if dataset.dtype.kind in "iu":  # the optimizer's step counters
+        return
+    check_floating(dataset.dtype, what=f"array {name!r}", source=path)
+    check_finite(dataset[()], what=f"array {name!r}", source=path)
+
+
 def _existing_file(path: str | os.PathLike, *, what: str) -> str:
     path = os.fspath(path)
     if os.path.isdir(path):
@@ -245,13 +283,18 @@ def _read_checked(layer: keras.layers.Layer, arrays: list, source: str) -> list[
         what = f"layer {layer.name!r}, weight {variable.name!r}"
         check_floating(array.dtype, what=what, source=source)
         value = np.asarray(array)
-        if not np.isfinite(value).all():
-            raise ValueError(
-                f"{source}: {what} holds {np.size(value) - np.isfinite(value).sum()} NaN or "
-                "infinite values: the file is damaged"
-            )
+        check_finite(value, what=what, source=source)
         values.append(value)
     return values
+
+
+def check_finite(value: np.ndarray, *, what: str, source: str) -> None:
+    """Raises a ValueError naming `source` and the array unless every value is finite: HDF5
+    has no checksum, and a damaged file reads as NaN or garbage rather than failing."""
+    finite = np.isfinite(value)
+    if not finite.all():
+        raise ValueError(f"{source}: {what} holds {finite.size - finite.sum()} NaN or "
+                         "infinite values: the file is damaged")
 
 
 def check_floating(dtype, *, what: str, source: str) -> None:
@@ -310,10 +353,12 @@ def open_keras_file(path: str) -> Iterator[WeightsByLayer]:
                 file = stack.enter_context(h5py.File(path, "r"))
             check_self_contained(file, path)
             yield _read_keras_h5(file, path)
-    except (OSError, KeyError, zipfile.BadZipFile) as error:
+    except (OSError, KeyError, zipfile.BadZipFile, RuntimeError, NotImplementedError) as error:
+        # zipfile raises RuntimeError for an encrypted entry, NotImplementedError for a
+        # compression method it lacks: Keras writes neither.
         raise ValueError(
             f"cannot read weights file {path!r}: truncated, corrupted or not a Keras file "
-            f"({error})"
+            f"({type(error).__name__}: {error})"
         ) from error
 
 
@@ -372,22 +417,16 @@ def _read_legacy_group(group: h5py.Group) -> WeightsByLayer:
 
 
 def read_torch_file(path: str) -> dict[str, np.ndarray]:
-    """A flat `{key: array}` state dict from a `.safetensors` file or a torch pickle.
+    """A flat `{key: array}` state dict from a `.safetensors` file or a torch pickle, read
+    lazily: each array is mapped from the file, and only the ones used are read.
 
     Torch pickles are read with `weights_only=True`, which refuses arbitrary objects.
     Checkpoints that wrap the state dict under "state_dict" or "model" are unwrapped.
+    bfloat16 tensors become float32, which holds their values exactly (numpy has no
+    bfloat16); sparse, quantised and float8 tensors are refused by name.
     """
     if path.lower().endswith(SAFETENSORS_SUFFIX):
-        from safetensors import SafetensorError
-        from safetensors.numpy import load_file
-
-        try:
-            return load_file(path)
-        except (SafetensorError, OSError) as error:
-            raise ValueError(
-                f"cannot read weights file {path!r}: truncated or not a safetensors file "
-                f"({error})"
-            ) from error
+        return read_safetensors(path)
     try:
         import torch
     except ImportError as error:
@@ -396,7 +435,13 @@ def read_torch_file(path: str) -> dict[str, np.ndarray]:
             "it to .safetensors, which loads without torch"
         ) from error
     try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        try:
+            checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        except RuntimeError as error:
+            if "mmap" not in str(error):
+                raise
+            # Files in torch's legacy (pre-1.6) format cannot be mapped: read whole.
+            checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises RuntimeError, UnpicklingError, EOFError...
         raise ValueError(
             f"cannot read weights file {path!r} as a torch state dict with "
@@ -408,12 +453,87 @@ def read_torch_file(path: str) -> dict[str, np.ndarray]:
             checkpoint = checkpoint[wrapper]
     if not isinstance(checkpoint, dict):
         raise ValueError(f"{path}: expected a state dict, found {type(checkpoint).__name__}")
-    return {
-        # numpy has no bfloat16; float32 holds its values exactly.
-        key: (value.float() if value.dtype == torch.bfloat16 else value).detach().cpu().numpy()
-        for key, value in checkpoint.items()
-        if isinstance(value, torch.Tensor)
-    }
+    return {key: _torch_array(value, key, path) for key, value in checkpoint.items()
+            if isinstance(value, torch.Tensor)}
+
+
+def _torch_array(tensor, key: str, path: str) -> np.ndarray:
+    """A dense CPU tensor as numpy, sharing its (mapped) memory; bfloat16 as float32."""
+    import torch
+
+    if tensor.layout != torch.strided or tensor.is_quantized:
+        kind = "quantised" if tensor.is_quantized else f"{tensor.layout}".replace("torch.", "")
+        raise ValueError(f"{path}: tensor {key!r} is {kind}; keras_vgg reads dense floating "
+                         "point tensors")
+    if tensor.dtype == torch.bfloat16:
+        tensor = tensor.float()
+    try:
+        return tensor.detach().numpy()
+    except (TypeError, RuntimeError) as error:  # float8 and other dtypes numpy lacks
+        raise ValueError(f"{path}: tensor {key!r} is stored as {tensor.dtype}, which "
+                         "keras_vgg does not read (float32, float16, bfloat16, float64)"
+                         ) from error
+
+
+# safetensors' dtypes that load, as numpy reads their little-endian bytes; BF16 is the top
+# half of a float32.
+_SAFETENSORS_DTYPES = {"F64": "<f8", "F32": "<f4", "F16": "<f2", "BF16": "<u2",
+                       "I64": "<i8", "I32": "<i4", "I16": "<i2", "I8": "i1", "U8": "u1",
+                       "BOOL": "?"}
+_MAX_SAFETENSORS_HEADER = 100 << 20  # the bound safetensors itself sets
+
+
+def read_safetensors(path: str) -> dict[str, np.ndarray]:
+    """`{name: array}` of a `.safetensors` file, each array mapped from the file (nothing is
+    read until used); BF16 tensors are converted to float32 (read then).
+
+    Raises:
+      ValueError: the header is damaged, a tensor lies outside the data or disagrees with
+        its shape, or has a dtype numpy cannot hold (F8_*); the message names the tensor.
+    """
+    def damaged(why: str) -> ValueError:
+        return ValueError(f"cannot read weights file {path!r}: truncated or not a "
+                          f"safetensors file ({why})")
+
+    try:
+        size = os.path.getsize(path)
+        with open(path, "rb") as file:
+            prefix = file.read(8)
+            if len(prefix) < 8:
+                raise damaged("shorter than its header")
+            header_size = int.from_bytes(prefix, "little")
+            if header_size > min(_MAX_SAFETENSORS_HEADER, size - 8):
+                raise damaged(f"a header of {header_size} bytes")
+            header = json.loads(file.read(header_size))
+    except OSError as error:
+        raise damaged(error.strerror) from error
+    except (UnicodeDecodeError, ValueError, RecursionError) as error:
+        raise damaged(f"its header is not JSON: {error}") from error
+    if not isinstance(header, dict):
+        raise damaged("its header is not a JSON object")
+    data_start, arrays = 8 + header_size, {}
+    for name, entry in header.items():
+        if name == "__metadata__":
+            continue
+        try:
+            dtype, shape = entry["dtype"], tuple(int(side) for side in entry["shape"])
+            begin, end = (int(offset) for offset in entry["data_offsets"])
+        except (TypeError, KeyError, ValueError) as error:
+            raise damaged(f"tensor {name!r} has no dtype, shape and data_offsets") from error
+        if dtype not in _SAFETENSORS_DTYPES:
+            raise ValueError(f"{path}: tensor {name!r} is stored as {dtype}, which keras_vgg "
+                             "does not read (F32, F16, BF16, F64)")
+        stored = np.dtype(_SAFETENSORS_DTYPES[dtype])
+        if (min(shape, default=0) < 0 or not 0 <= begin <= end <= size - data_start
+                or end - begin != int(np.prod(shape)) * stored.itemsize):
+            raise damaged(f"tensor {name!r} of shape {shape} and {dtype} does not fit bytes "
+                          f"{begin} to {end} of the data")
+        array = (np.memmap(path, dtype=stored, mode="r", offset=data_start + begin,
+                           shape=shape) if end > begin else np.zeros(shape, stored))
+        if dtype == "BF16":
+            array = (np.asarray(array, np.uint32) << 16).view(np.float32)
+        arrays[name] = array
+    return arrays
 
 
 # The checkpoints' modules of fc1, fc2 and predictions.
@@ -465,6 +585,11 @@ def from_torch_state_dict(
     for module, layer_name in _TORCH_HEAD_MODULES.items():
         if module in modules:
             kernel, bias = _tensors(modules[module], ("weight", "bias"), module, layer_name, source)
+            if kernel.ndim not in (2, 4) or kernel.size == 0:
+                raise ValueError(
+                    f"{source}: tensor {module}.weight (for layer {layer_name!r}) has shape "
+                    f"{tuple(kernel.shape)}; a Linear or 1x1-conv weight has 2 or 4 "
+                    "non-empty dimensions")
             weights[layer_name] = [_head_kernel(kernel, model, layer_name), bias]
     unknown = sorted(
         module for module in modules

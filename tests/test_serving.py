@@ -97,15 +97,16 @@ def test_tf_serving_layout_and_versions(exported, tmp_path):
 
 
 @pytest.mark.parametrize("options, message", [
-    (serving.ServingOptions(test_scale=CROP - 1), "smaller than the model's training crop"),
-    (serving.ServingOptions(test_scale=Q, preprocessing="bgr"), "unknown preprocessing"),
-    (serving.ServingOptions(test_scale=Q, top_k=CLASSES + 1), "top_k must be in"),
-    (serving.ServingOptions(test_scale=Q, pixel_dtype="int32"), "pixel_dtype"),
+    ({"test_scale": CROP - 1}, "smaller than the model's training crop"),
+    ({"test_scale": Q, "preprocessing": "bgr"}, "unknown preprocessing"),
+    ({"test_scale": Q, "top_k": CLASSES + 1}, "top_k must be in"),
+    ({"test_scale": Q, "pixel_dtype": "int32"}, "pixel_dtype"),
+    ({"test_scale": Q, "flip": "yes"}, "flip must be true or false"),
 ])
 def test_bad_export_options_are_refused(options, message, tmp_path):
     with pytest.raises(ValueError, match=message):
         serving.export_saved_model(narrow_model(), str(tmp_path), model_name="m",
-                                   class_names=NAMES, options=options)
+                                   class_names=NAMES, options=serving.ServingOptions(**options))
     with pytest.raises(ValueError, match="3 class names for a net with 7 classes"):
         serving.export_saved_model(narrow_model(), str(tmp_path), model_name="m",
                                    class_names=["a", "b", "c"])

@@ -19,6 +19,12 @@ import contextlib
 from absl import app
 
 
+def shown(name: str) -> str:
+    """A file name as a line of output shows it: as is, or quoted with its control
+    characters escaped (a newline as \\n), so that a name cannot forge a line."""
+    return name if name.isprintable() else repr(name)
+
+
 def refuse_arguments(argv: list[str]) -> None:
     """Every setting of these commands is a flag: anything else is a usage error."""
     if len(argv) > 1:

@@ -19,7 +19,7 @@ import sys
 from absl import app, flags
 
 from keras_vgg import prediction
-from keras_vgg.cli import net_flags, one_line_errors
+from keras_vgg.cli import net_flags, one_line_errors, shown
 
 FLAGS = flags.FLAGS
 PROGRAM = "keras-vgg-predict"
@@ -38,7 +38,7 @@ def define_flags(flag_values: flags.FlagValues = FLAGS) -> None:
 
 def line(answer: prediction.Prediction) -> str:
     """`image: name p%, name p%, ...`."""
-    return f"{answer.image}: " + ", ".join(f"{name} {100 * probability:.1f}%"
+    return f"{shown(answer.image)}: " + ", ".join(f"{name} {100 * probability:.1f}%"
                                            for _, name, probability in answer.classes)
 
 
@@ -55,7 +55,7 @@ def main(argv, flag_values: flags.FlagValues = FLAGS) -> None:
     for answer in predictor.predict(paths):
         answers.append(answer)
         if answer.error:
-            print(f"{PROGRAM}: skipped {answer.image}: {answer.error}", file=sys.stderr,
+            print(f"{PROGRAM}: skipped {shown(answer.image)}: {answer.error}", file=sys.stderr,
                   flush=True)
         elif not flag_values.json:
             print(line(answer), flush=True)

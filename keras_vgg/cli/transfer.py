@@ -25,12 +25,13 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import math
 import os
 
 import numpy as np
 from absl import app, flags
 
-from keras_vgg import linear, nets, runs, sources, transfer
+from keras_vgg import files, linear, nets, runs, sources, transfer
 from keras_vgg.cli import net_flags, one_line_errors, refuse_arguments
 
 FLAGS = flags.FLAGS
@@ -60,6 +61,19 @@ def define_flags(flag_values: flags.FlagValues = FLAGS) -> None:
     flags.DEFINE_integer("folds", 5, "Cross-validation folds (at most the smallest class's "
                          "size).", lower_bound=2, flag_values=flag_values)
     flags.mark_flags_as_required(["data", "val_data"], flag_values=flag_values)
+    flags.register_validator("c_values", lambda values: all(map(_positive_number, values)),
+                             "every C must be a positive number", flag_values=flag_values)
+    flags.register_validator(
+        "test_scales", lambda values: values is None or all(
+            value.isdigit() and int(value) > 0 for value in values),
+        "every scale Q must be a positive integer (pixels)", flag_values=flag_values)
+
+
+def _positive_number(text: str) -> bool:
+    try:
+        return math.isfinite(float(text)) and float(text) > 0
+    except ValueError:
+        return False
 
 
 def test_scales(net: nets.Net, flag_values: flags.FlagValues) -> tuple[int, ...]:
@@ -111,6 +125,7 @@ def main(argv, flag_values: flags.FlagValues = FLAGS) -> None:
     refuse_arguments(argv)
     fv = flag_values
     with one_line_errors(PROGRAM):
+        files.check_writable(fv.output_dir, what="--output_dir")
         (net,) = net_flags.nets_from_flags(fv)
         scales = test_scales(net, fv)
         train_source = sources.open_source(fv.data, split=fv.split)
