@@ -390,16 +390,16 @@ class Backup(keras.callbacks.BackupAndRestore):
 
     def _load_model(self):
         """Restores the checkpoint through the checked loader (`weights.load_checkpoint`);
-        a damaged one stops the run with one line saying what to delete."""
-        try:
-            if os.path.exists(self._weights_path):
-                if self.model.optimizer is not None and not self.model.optimizer.built:
-                    self.model.optimizer.build(self.model.trainable_variables)
+        a damaged one (or damaged metadata) stops the run with one line saying what to
+        delete."""
+        if os.path.exists(self._weights_path):
+            if self.model.optimizer is not None and not self.model.optimizer.built:
+                self.model.optimizer.build(self.model.trainable_variables)
+            try:
                 weights.load_checkpoint(self.model, self._weights_path)
-            epoch = backed_up_epoch(self.backup_dir)
-        except ValueError as error:
-            raise ValueError(f"the run cannot resume: {error}. Delete {self.backup_dir} to "
-                             "train it again from its first epoch") from error
+            except ValueError as error:
+                raise _cannot_resume(self.backup_dir, error) from error
+        epoch = backed_up_epoch(self.backup_dir)
         if epoch:
             self.model._initial_epoch = epoch
 
@@ -450,11 +450,19 @@ def backed_up_epoch(backup_dir: str) -> int:
     metadata = os.path.join(backup_dir, TRAINING_METADATA_FILE)
     if not os.path.exists(metadata):
         return 0
-    document = files.read_json(metadata, what="checkpoint metadata")
+    try:
+        document = files.read_json(metadata, what="checkpoint metadata")
+    except ValueError as error:
+        raise _cannot_resume(backup_dir, error) from error
     epoch = document.get("epoch") if isinstance(document, dict) else None
     if not _count(epoch):
-        raise ValueError(f"checkpoint metadata {metadata} holds no epoch")
+        raise _cannot_resume(backup_dir, f"checkpoint metadata {metadata} holds no epoch")
     return epoch
+
+
+def _cannot_resume(backup_dir: str, cause) -> ValueError:
+    return ValueError(f"the run cannot resume: {cause}. Delete {backup_dir} to train it again "
+                      "from its first epoch")
 
 
 class RunStateBackup(keras.callbacks.Callback):

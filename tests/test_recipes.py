@@ -148,6 +148,13 @@ def test_config_a_at_full_width_trains_from_the_recipe_defaults(tmp_path):
     assert summary and float(summary[1]) < 3 * math.log(1000), result.stdout[-2000:]
 
 
+def worker_flags(model_dir, images) -> list[str]:
+    """The flags of `run_workers`' training command."""
+    return ["--config=A", f"--data=folder:{images}/train", f"--val_data=folder:{images}/val",
+            f"--model_dir={model_dir}", "--epochs=2", "--batch_size=4", "--scale=40",
+            "--width_multiplier=0.0625", "--crop_size=32", "--seed=1"]
+
+
 def run_workers(model_dir, images, *, workers=2, timeout=420):
     """Runs imagenet_train.py as `workers` processes of one TF_CONFIG cluster on localhost;
     returns each one's return code and output (stdout and stderr). A worker that fails
@@ -158,10 +165,8 @@ def run_workers(model_dir, images, *, workers=2, timeout=420):
     cluster = {"worker": [f"localhost:{probe.getsockname()[1]}" for probe in sockets]}
     for probe in sockets:
         probe.close()
-    command = [sys.executable, str(ROOT / "recipes" / "imagenet_train.py"), "--config=A",
-               f"--data=folder:{images}/train", f"--val_data=folder:{images}/val",
-               f"--model_dir={model_dir}", "--epochs=2", "--batch_size=4", "--scale=40",
-               "--width_multiplier=0.0625", "--crop_size=32", "--seed=1"]
+    command = [sys.executable, str(ROOT / "recipes" / "imagenet_train.py"),
+               *worker_flags(model_dir, images)]
     logs = [Path(model_dir).parent / f"{Path(model_dir).name}.worker{i}.log"
             for i in range(workers)]
     processes = []
@@ -226,6 +231,16 @@ def test_workers_resuming_from_different_epochs_stop_with_the_reason(demo_images
     backup = model_dir / "workers" / "worker_1" / "backup"
     backup.mkdir(parents=True)
     (backup / "training_metadata.json").write_text('{"epoch": 1, "batch": 0}')
+    # The settings a checkpoint is kept with (else it is refused before the workers meet).
+    from absl import flags
+
+    import demo_data
+    from keras_vgg.cli import train
+
+    values = flags.FlagValues()
+    train.define_flags(values)
+    values(["train", *worker_flags(model_dir, demo_images)])
+    runs.Run.of(train.config_from_flags(values), demo_data.CLASSES).save(str(backup))
     results = run_workers(model_dir, demo_images, timeout=300)
     for returncode, output in results:
         assert returncode != 0

@@ -106,12 +106,13 @@ def bad_weights(request, tmp_path):
     return make
 
 
-def test_a_localisation_runs_weights_go_through_the_checked_loader(tmp_path, bad_weights):
+@pytest.mark.parametrize("task", ["classification", "localisation"])
+def test_a_runs_final_weights_go_through_the_checked_loader(tmp_path, bad_weights, task):
     import demo_data
 
-    config = runs.RunConfig(model_dir=str(tmp_path / "loc"), config="A", data="folder:x",
+    config = runs.RunConfig(model_dir=str(tmp_path / "run"), config="A", data="folder:x",
                             val_data="folder:y", width_multiplier=NARROW, crop_size=32,
-                            scale=(40, 48), task="localisation")
+                            scale=(40, 48), task=task)
     run = runs.Run.of(config, demo_data.CLASSES)
     path, message = bad_weights(run.build_model(weights=False), tmp_path / "final.weights.h5")
     with pytest.raises(ValueError, match=message):
@@ -186,10 +187,11 @@ def test_damaged_resume_state_falls_back_or_says_what_to_delete(tmp_path, capsys
     backup.mkdir()
     metadata = backup / callbacks.TRAINING_METADATA_FILE
     metadata.write_text("{not json")
-    with pytest.raises(ValueError, match=rf"checkpoint metadata {metadata} is not valid JSON"):
+    with pytest.raises(ValueError, match=rf"the run cannot resume: checkpoint metadata "
+                                         rf"{metadata} is not valid JSON.* Delete {backup}"):
         callbacks.backed_up_epoch(str(backup))
     metadata.write_text('{"epoch": "two"}')
-    with pytest.raises(ValueError, match="holds no epoch"):
+    with pytest.raises(ValueError, match="holds no epoch. Delete"):
         callbacks.backed_up_epoch(str(backup))
 
     # A garbage run_state.json: the previous epoch's copy is tried, and the fall-back said.

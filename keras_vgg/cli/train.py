@@ -77,7 +77,10 @@ def _raise_terminated(signum, frame):
 
 def interrupted_message(model_dir: str) -> str:
     """What an interrupted run has kept, and how to resume it."""
-    saved = callbacks.backed_up_epoch(callbacks.backup_directory(model_dir))
+    try:
+        saved = callbacks.backed_up_epoch(callbacks.backup_directory(model_dir))
+    except ValueError as error:  # its checkpoint was damaged before the interrupt
+        return f"{PROGRAM}: interrupted; {error}"
     if not saved:
         return (f"{PROGRAM}: interrupted before the first epoch ended, so nothing is saved; "
                 "run the same command to start again.")
