@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import keras
 import numpy as np
 
 from keras_vgg.requires_tensorflow import tf
@@ -60,13 +61,30 @@ def to_window(corners: tf.Tensor, window: tf.Tensor) -> tuple[tf.Tensor, tf.Tens
     return relative, area(tf.clip_by_value(relative, 0.0, 1.0))
 
 
+def _array_ops(*arrays):
+    """numpy for numpy arrays, else `keras.ops`, which takes any backend's tensors (and
+    TensorFlow graph tensors): the box arithmetic below is written once for both."""
+    if all(isinstance(array, np.ndarray | np.generic) for array in arrays):
+        return np
+    return keras.ops
+
+
 def area(corners):
-    """`[...]` areas of corners `[..., 4]` (0 for empty boxes; numpy or TF)."""
-    width = corners[..., 2] - corners[..., 0]
-    height = corners[..., 3] - corners[..., 1]
-    if tf.is_tensor(corners):
-        return tf.maximum(width, 0.0) * tf.maximum(height, 0.0)
-    return np.maximum(width, 0.0) * np.maximum(height, 0.0)
+    """`[...]` areas of corners `[..., 4]` (0 for empty boxes)."""
+    ops = _array_ops(corners)
+    return (ops.maximum(corners[..., 2] - corners[..., 0], 0.0)
+            * ops.maximum(corners[..., 3] - corners[..., 1], 0.0))
+
+
+def overlap(a, b):
+    """Intersection over union of corners `a` and `b` `[..., 4]`, broadcast against each
+    other: `[...]`, 0 where the union is empty. numpy arrays give numpy, tensors tensors."""
+    ops = _array_ops(a, b)
+    lower = ops.maximum(a[..., :2], b[..., :2])
+    upper = ops.minimum(a[..., 2:], b[..., 2:])
+    intersection = ops.prod(ops.maximum(upper - lower, 0.0), axis=-1)
+    union = area(a) + area(b) - intersection
+    return ops.where(union > 0, intersection / ops.maximum(union, 1e-12), 0.0)
 
 
 def flip(corners):
@@ -118,13 +136,8 @@ def dense_corners(box_map: tf.Tensor, class_ids: tf.Tensor, factor: tf.Tensor, c
 
 
 def iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Intersection over union of corners `[n, 4]` and `[m, 4]`: `[n, m]`."""
-    a, b = np.asarray(a, np.float64)[:, None], np.asarray(b, np.float64)[None]
-    lower = np.maximum(a[..., :2], b[..., :2])
-    upper = np.minimum(a[..., 2:], b[..., 2:])
-    intersection = np.prod(np.clip(upper - lower, 0, None), axis=-1)
-    union = area(a) + area(b) - intersection
-    return np.divide(intersection, union, out=np.zeros_like(intersection), where=union > 0)
+    """Intersection over union of every pair of corners `[n, 4]` and `[m, 4]`: `[n, m]`."""
+    return overlap(np.asarray(a, np.float64)[:, None], np.asarray(b, np.float64)[None])
 
 
 def greedy_merge(corners: np.ndarray, scores: np.ndarray, *,

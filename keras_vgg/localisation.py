@@ -89,16 +89,7 @@ def centre_iou(a, b):
         return ops.concatenate([centre[:, :2] - centre[:, 2:] / 2,
                                 centre[:, :2] + centre[:, 2:] / 2], axis=-1)
 
-    a, b = corners(a), corners(b)
-    lower = ops.maximum(a[:, :2], b[:, :2])
-    upper = ops.minimum(a[:, 2:], b[:, 2:])
-    intersection = ops.prod(ops.maximum(upper - lower, 0.0), axis=-1)
-
-    def area(corners):
-        return ops.prod(ops.maximum(corners[:, 2:] - corners[:, :2], 0.0), axis=-1)
-
-    union = area(a) + area(b) - intersection
-    return ops.where(union > 0, intersection / ops.maximum(union, 1e-12), 0.0)
+    return box_ops.overlap(corners(a), corners(b))
 
 
 @keras.saving.register_keras_serializable("keras_vgg")

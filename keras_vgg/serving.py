@@ -162,12 +162,7 @@ def class_boxes(box_map: tf.Tensor, class_scores: tf.Tensor, class_ids: tf.Tenso
                                     class_ids, axis=2, batch_dims=1), [0, 2, 1])
     seed = tf.gather(corners, tf.argmax(scores, axis=-1, output_type=tf.int32), axis=2,
                      batch_dims=2)[:, :, None]  # [b, k, 1, 4]
-    lower = tf.maximum(corners[..., :2], seed[..., :2])
-    upper = tf.minimum(corners[..., 2:], seed[..., 2:])
-    intersection = tf.reduce_prod(tf.maximum(upper - lower, 0.0), axis=-1)
-    overlap = tf.math.divide_no_nan(
-        intersection, boxes.area(corners) + boxes.area(seed) - intersection)
-    members = tf.cast(overlap > boxes.IOU_THRESHOLD, tf.float32)[..., None]
+    members = tf.cast(boxes.overlap(corners, seed) > boxes.IOU_THRESHOLD, tf.float32)[..., None]
     return tf.math.divide_no_nan(tf.reduce_sum(corners * members, axis=2),
                                  tf.reduce_sum(members, axis=2))
 

@@ -1,6 +1,7 @@
 """Box arithmetic, overlap, the greedy merge and ILSVRC's localisation error, on cases
 whose answers are known."""
 
+import keras
 import numpy as np
 import pytest
 
@@ -34,6 +35,14 @@ def test_iou():
     a = np.array([[0.0, 0.0, 2.0, 1.0]])
     b = np.array([[0.0, 0.0, 1.0, 1.0], [2.0, 0.0, 3.0, 1.0], [0.0, 0.0, 2.0, 1.0]])
     np.testing.assert_allclose(boxes.iou(a, b), [[0.5, 0.0, 1.0]])
+    # One formula for every caller: numpy (evaluation), tensors (training's metric, serving).
+    empty = np.zeros((1, 4))
+    assert isinstance(boxes.overlap(a, b), np.ndarray)
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(boxes.overlap(keras.ops.convert_to_tensor(a, "float32"),
+                                                 keras.ops.convert_to_tensor(b, "float32"))),
+        [0.5, 0.0, 1.0])
+    assert boxes.overlap(empty, empty)[0] == 0.0
 
 
 def test_two_close_boxes_merge_and_distant_ones_do_not():
