@@ -148,6 +148,7 @@ _HEADER_FIELDS = (
     ("vp8_height", 28, 2, False), ("vp8_width", 26, 2, False),  # 14 bits
 )
 _HEADER_LENGTH = 32  # every field and magic number lies in the first 32 bytes
+IMAGE_FORMATS = "JPEG, PNG, GIF, BMP or WebP"
 # Format signatures, in the order of `declared_size`'s candidates: (offset, bytes) pairs.
 _SIGNATURES = (
     ((0, _JPEG_START),),
@@ -188,6 +189,24 @@ ONE_PIXEL_PNG = (
     b"\x00\x00IEND\xaeB`\x82")
 
 
+def _header(contents: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """The first `_HEADER_LENGTH` bytes `[32]` int64 (zero-padded), and which of
+    `_SIGNATURES` they match `[signatures]` bool."""
+    padded = tf.strings.substr(
+        tf.strings.join([tf.strings.substr(contents, 0, _HEADER_LENGTH),
+                         b"\0" * _HEADER_LENGTH]), 0, _HEADER_LENGTH)
+    header = tf.cast(tf.io.decode_raw(padded, tf.uint8), tf.int64)
+    matches = tf.reduce_all(
+        tf.logical_or(tf.equal(header, _SIGNATURE_VALUES), ~_SIGNATURE_BYTES), axis=1)
+    return header, matches
+
+
+def is_image_format(contents: tf.Tensor) -> tf.Tensor:
+    """Whether encoded bytes start as one of the formats the bounds read, `IMAGE_FORMATS`
+    (scalar bool)."""
+    return tf.reduce_any(_header(contents)[1])
+
+
 def declared_size(contents: tf.Tensor) -> tf.Tensor:
     """`[height, width]` int64 of an encoded image, read from its header without decoding:
     JPEG, PNG, GIF, BMP and WebP; `[-1, -1]` for other formats (JPEG XL) and non-images.
@@ -196,12 +215,7 @@ def declared_size(contents: tf.Tensor) -> tf.Tensor:
     Branch-free (every format's fields are read, one is selected): in a tf.data map each
     branch costs more than all of the arithmetic.
     """
-    padded = tf.strings.substr(
-        tf.strings.join([tf.strings.substr(contents, 0, _HEADER_LENGTH),
-                         b"\0" * _HEADER_LENGTH]), 0, _HEADER_LENGTH)
-    header = tf.cast(tf.io.decode_raw(padded, tf.uint8), tf.int64)
-    matches = tf.reduce_all(
-        tf.logical_or(tf.equal(header, _SIGNATURE_VALUES), ~_SIGNATURE_BYTES), axis=1)
+    header, matches = _header(contents)
     is_jpeg = matches[0]
     jpeg = tf.image.extract_jpeg_shape(tf.where(is_jpeg, contents, _ONE_PIXEL_JPEG_HEADER))
     fields = dict(zip(

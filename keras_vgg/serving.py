@@ -9,7 +9,7 @@ signatures, in TF-Serving's directory layout, with warmup requests.
 Signatures (the input names are TF Model Garden's):
   serving_default  `images`: `[batch, height, width, 3]` uint8 (or float32 in [0, 255])
                    pixels, any height and width, one size per request.
-  image_bytes      `image_bytes`: `[batch]` encoded JPEG/PNG/GIF/BMP strings, each image its
+  image_bytes      `image_bytes`: `[batch]` encoded JPEG/PNG/GIF/BMP/WebP strings, each image its
                    own size (over REST: `{"b64": ...}`).
 Both rescale each image so its shorter side is Q, apply the weights' preprocessing, run the
 fully-convolutional net and average its class scores over space (optionally also over the
@@ -75,8 +75,6 @@ OPTIONS_FILE = os.path.join("assets.extra", "keras_vgg_serving_options.json")
 CLASSES_FILE = os.path.join("assets.extra", "keras_vgg_classes.json")
 # How many best classes an answer names, unless the net has fewer.
 DEFAULT_TOP_K = 5
-# The first bytes of each format `tf.io.decode_image` reads.
-_IMAGE_MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"BM")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -260,14 +258,13 @@ def serving_functions(model: keras.Model, *, options: ServingOptions,
     def serve_bytes(image_bytes):
         def one(contents_and_index):
             contents, index = contents_and_index
-            is_image = tf.reduce_any([tf.strings.substr(contents, 0, len(magic)) == magic
-                                      for magic in _IMAGE_MAGIC])
+            is_image = image_ops.is_image_format(contents)
             # The file's first bytes, made valid UTF-8 for the error message.
             start = tf.strings.unicode_transcode(
                 tf.strings.substr(contents, 0, 8), "UTF-8", "UTF-8", errors="replace")
             message = tf.strings.format(
-                "image_bytes[{}] is not a JPEG, PNG, GIF or BMP file (it is empty or another "
-                "format); it starts with {}", (index, start))
+                f"image_bytes[{{}}] is not a {image_ops.IMAGE_FORMATS} file (it is empty or "
+                "another format); it starts with {}", (index, start))
             with tf.control_dependencies([tf.debugging.Assert(is_image, [message])]):
                 problem = image_ops.image_problem(contents, options.max_pixels)
             beyond = tf.strings.join(

@@ -55,7 +55,7 @@ def test_files_that_are_no_images_are_named_and_the_others_answered(tiny_run, ph
     notes, half, missing, photo = predictor.predict(
         [str(tmp_path / "notes.txt"), str(tmp_path / "half.jpg"), str(tmp_path / "gone.jpg"),
          str(photographs / "coffee.JPEG")])
-    assert notes.error.startswith("is not a JPEG, PNG, GIF or BMP file")
+    assert notes.error.startswith("is not a JPEG, PNG, GIF, BMP or WebP file")
     assert half.error and not half.classes
     assert missing.error == "cannot read it (No such file or directory)"
     assert photo.error is None and len(photo.classes) == 5

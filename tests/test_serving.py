@@ -205,12 +205,12 @@ def test_bad_pixel_requests_get_clear_errors(loaded, images, message):
 
 
 @pytest.mark.parametrize("files, message", [
-    ([b""], r"image_bytes\[0\] is not a JPEG, PNG, GIF or BMP file \(it is empty"),
+    ([b""], r"image_bytes\[0\] is not a JPEG, PNG, GIF, BMP or WebP file \(it is empty"),
     ([png(pixels(30, 30)[0]), b"plain text, not an image"],
-     r"image_bytes\[1\] is not a JPEG, PNG, GIF or BMP file .* starts with .?\"plain te"),
+     r"image_bytes\[1\] is not a JPEG, PNG, GIF, BMP or WebP file .* starts with .?\"plain te"),
     ([b"\xff\xd8\xff\xe0 truncated jpeg"], "jpeg|JPEG"),
     ([b"\x80\x81\xfe\xff\x00 not UTF-8"],
-     r"image_bytes\[0\] is not a JPEG, PNG, GIF or BMP file .* starts with"),
+     r"image_bytes\[0\] is not a JPEG, PNG, GIF, BMP or WebP file .* starts with"),
     ([png(pixels(5, 200)[0])], r"image_bytes\[0\] is 200x5 pixels, beyond the 8:1 aspect"),
     ([png(pixels(30, 30)[0]), lying_png(20000, 20000)],
      rf"image_bytes\[1\] is 20000x20000 pixels, above the bound of {image_ops.MAX_PIXELS}"),
@@ -305,7 +305,7 @@ def test_rest_round_trip_and_server_errors(exported, loaded):
         expected = reference(exported[0], pixels(70, 90, seed=3))
         np.testing.assert_allclose(answers[0]["probabilities"], expected[0], atol=1e-5)
         assert server.requests[-1]["signature_name"] == "image_bytes"
-        with pytest.raises(client.ServingError, match="(?s)HTTP 400 .*not a JPEG, PNG, GIF or BMP"):
+        with pytest.raises(client.ServingError, match="(?s)HTTP 400 .*not a JPEG, PNG, GIF, BMP or WebP"):
             client.predict_rest(server.address, "shapes", [b"not an image"])
         with pytest.raises(client.ServingError, match="(?s)HTTP 404 .*Servable not found"):
             client.predict_rest(server.address, "other", files)
