@@ -19,6 +19,8 @@ DEFAULT_INPUT_SIZE = 224
 MIN_INPUT_SIZE = 32
 # Sect. 3.2: multi-crop evaluation takes a 5x5 grid of crops (and their flips) per scale.
 MULTI_CROP_GRID = 5
+# Sect. 4.2: the multi-scale test scales Q of the nets trained with S in [256, 512].
+MULTI_SCALE_TEST_SCALES = (256, 384, 512)
 # keras.applications' names of the head's layers, which weight files, dense evaluation,
 # descriptors, localisation and serving address.
 FLATTEN_LAYER = "flatten"

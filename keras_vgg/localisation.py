@@ -26,7 +26,7 @@ from keras_vgg import configs
 MODES = ("scr", "pcr")
 BOX_LAYER = "boxes"
 # Appendix A.1: "the learning rate was initially set to 10^-3" (batch 256).
-PAPER_LEARNING_RATE = 1e-3
+BOX_LEARNING_RATE = 1e-3
 TARGET_SIZE = 6
 
 

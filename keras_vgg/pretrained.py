@@ -36,8 +36,6 @@ IMAGENET = "imagenet"
 FORMATS = ("imagenet", "keras", "torch", "kerashub")
 # torchvision's and timm's VGG evaluation: resize the shorter side to 256, crop 224.
 TORCH_TEST_SCALE = 256
-# Sect. 3.2: the jittered nets' multi-scale Q set, which the released D and E were tested at.
-PAPER_TEST_SCALES = (256, 384, 512)
 # KerasHub's ImageConverter computes `x * scale + offset` on [0, 255] RGB pixels.
 _CONVERTER_FILE = "image_converter.json"
 _TORCH_MEAN = np.array([0.485, 0.456, 0.406])
@@ -87,7 +85,7 @@ def identify(location: str | os.PathLike) -> Pretrained:
     """
     location = os.fspath(location)
     if location == IMAGENET:
-        return Pretrained(IMAGENET, "imagenet", "caffe", True, PAPER_TEST_SCALES)
+        return Pretrained(IMAGENET, "imagenet", "caffe", True, configs.MULTI_SCALE_TEST_SCALES)
     path = os.path.abspath(location)
     if kerashub.is_preset(path):
         config, width = kerashub.preset_config(path)
@@ -105,7 +103,7 @@ def identify(location: str | os.PathLike) -> Pretrained:
     if lower.endswith(weights.TORCH_SUFFIXES + (weights.SAFETENSORS_SUFFIX,)):
         return Pretrained(path, "torch", "torch", False, (TORCH_TEST_SCALE,))
     if lower.endswith(weights.KERAS_SUFFIXES):
-        return Pretrained(path, "keras", "caffe", False, PAPER_TEST_SCALES)
+        return Pretrained(path, "keras", "caffe", False, configs.MULTI_SCALE_TEST_SCALES)
     raise ValueError(f"weights file {location!r}: unknown format; expected a Keras file "
                      f"{weights.KERAS_SUFFIXES}, a torchvision/timm checkpoint "
                      f"{weights.TORCH_SUFFIXES + (weights.SAFETENSORS_SUFFIX,)} or a KerasHub "

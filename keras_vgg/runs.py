@@ -320,7 +320,7 @@ class RunConfig:
     def _paper_rate(self) -> tuple[float, str]:
         """The paper's starting rate for a run like this one (at batch 256), and its name."""
         if self.task == "localisation":
-            return localisation.PAPER_LEARNING_RATE, "localisation rate"
+            return localisation.BOX_LEARNING_RATE, "localisation rate"
         if self.init_from:
             return FINE_TUNE_LEARNING_RATE, "fine-tuning rate"
         return PAPER_LEARNING_RATE, "rate"

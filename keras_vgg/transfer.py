@@ -19,12 +19,12 @@ import keras
 import numpy as np
 
 from keras_vgg import configs, data, dense, image_ops, imagenet, sources
-from keras_vgg.pretrained import PAPER_TEST_SCALES
 from keras_vgg.progress import bar as progress_bar
 from keras_vgg.requires_tensorflow import tf
 
-# Appendix B: the descriptor's scales Q are Sect. 3.2's multi-scale set (PAPER_TEST_SCALES),
-# and its layer the penultimate (4096-D at full width).
+# Appendix B: the descriptor's scales Q are Sect. 3.2's multi-scale set, and its layer the
+# penultimate (4096-D at full width).
+PAPER_TEST_SCALES = configs.MULTI_SCALE_TEST_SCALES
 PAPER_LAYER = configs.FC_LAYERS[1]
 COMBINE_MODES = ("mean", "stack")
 

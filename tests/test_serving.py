@@ -305,7 +305,8 @@ def test_rest_round_trip_and_server_errors(exported, loaded):
         expected = reference(exported[0], pixels(70, 90, seed=3))
         np.testing.assert_allclose(answers[0]["probabilities"], expected[0], atol=1e-5)
         assert server.requests[-1]["signature_name"] == "image_bytes"
-        with pytest.raises(client.ServingError, match="(?s)HTTP 400 .*not a JPEG, PNG, GIF, BMP or WebP"):
+        with pytest.raises(client.ServingError,
+                           match="(?s)HTTP 400 .*not a JPEG, PNG, GIF, BMP or WebP"):
             client.predict_rest(server.address, "shapes", [b"not an image"])
         with pytest.raises(client.ServingError, match="(?s)HTTP 404 .*Servable not found"):
             client.predict_rest(server.address, "other", files)

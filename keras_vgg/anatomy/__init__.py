@@ -37,8 +37,7 @@ from keras_vgg.models import channels_first, vgg
 TEST_FLIPS = 2
 # Sect. 3.2: 50 crops per test scale (a 5x5 grid, each flipped); 3 scales make 150.
 CROPS_PER_SCALE = MULTI_CROP_GRID * MULTI_CROP_GRID * TEST_FLIPS
-# Sect. 4.2: the multi-scale test set Q in {256, 384, 512} of S in [256, 512].
-DEFAULT_TEST_SCALES = (256, 384, 512)
+DEFAULT_TEST_SCALES = configs.MULTI_SCALE_TEST_SCALES
 HEAD = "head"
 _STAGE = re.compile(r"^(block\d+)_")
 
