@@ -83,12 +83,16 @@ def test_the_default_builds_predicts_and_round_trips(layout, images):
     model = keras_vgg.vgg("D", width_multiplier=NARROW, classes=1000)
     assert model.input_shape == (None, *shaped(224, 224, 3, layout))
     restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(model))
-    assert len(restored.weights) == len(model.weights)
+    assert restored.get_config() == model.get_config()
+    assert [w.shape for w in restored.weights] == [w.shape for w in model.weights]
     if layout == "channels_first" and keras.backend.backend() == "tensorflow":
         return  # TensorFlow's CPU kernels: see `runs_channels_first`
     x = keras_vgg.preprocess_input(in_layout(images(1, 224), layout), data_format=layout)
-    top = keras_vgg.decode_predictions(model.predict(x, verbose=0), top=3)
+    probabilities = model.predict(x, verbose=0)
+    top = keras_vgg.decode_predictions(probabilities, top=3)
     assert len(top[0]) == 3
+    restored.set_weights(model.get_weights())
+    np.testing.assert_allclose(restored.predict(x, verbose=0), probabilities, atol=1e-6)
 
 
 # --- The same numbers in either layout ----------------------------------------------

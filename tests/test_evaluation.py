@@ -64,6 +64,12 @@ def test_protocols_at_the_crop_size_reduce_to_the_plain_model(square_images, fli
         assert result.top5_error == pytest.approx(evaluation.top_k_error(expected, labels, 5))
         # the rate's time is part of the call's: no faster than the call allows
         assert 0 < result.images / result.images_per_second <= wall_seconds
+    # The errors of three images agree by chance too: the posteriors themselves must.
+    for protocol in ("dense", "multi_crop"):
+        found, found_labels = evaluation.posteriors(model, source, protocol=protocol,
+                                                    test_scales=(224,), flip=flip)
+        assert sorted(found_labels) == [0, 1, 2]  # read in file order; label i is image i
+        np.testing.assert_allclose(found, expected[found_labels], atol=1e-5)
 
 
 def test_several_scales_average_their_posteriors(square_images, monkeypatch):
