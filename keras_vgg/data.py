@@ -171,13 +171,15 @@ def train_dataset(
     return _prefetched(dataset, deterministic=deterministic)
 
 
-EVAL_PROTOCOLS = ("center", "dense", "multi_crop", "original")
+# How `eval_dataset` presents each test image; the paper's protocols
+# (`keras_vgg.evaluation.PROTOCOLS`) are built from these.
+TEST_VIEWS = ("center", "dense", "multi_crop", "original")
 
 
 def eval_dataset(
     source: str,
     *,
-    protocol: str = "center",
+    view: str = "center",
     test_scale: int = TEST_SCALE,
     crop_size: int | Sequence[int] = CROP_SIZE,
     batch_size: int = 32,
@@ -195,7 +197,7 @@ def eval_dataset(
     `keras_vgg.guard`); with `max_images`, a random sample of that many
     (`sources.sample`, the same for the same `sample_seed`).
 
-    protocol:
+    view:
       "center": rescale to shorter side Q, centre crop; batches `[b, crop_h, crop_w, 3]`
         with labels `[b]`.
       "dense": rescale to Q, no crop; one image per element, `[1, H, W, 3]` (sizes
@@ -205,24 +207,24 @@ def eval_dataset(
       "original": the decoded image as it is, `[1, h, w, 3]` uint8, no preprocessing (for
         an exported SavedModel, which rescales and preprocesses inside); label `[]`.
     """
-    if protocol not in EVAL_PROTOCOLS:
-        raise ValueError(f"unknown protocol {protocol!r}; expected one of {EVAL_PROTOCOLS}")
+    if view not in TEST_VIEWS:
+        raise ValueError(f"unknown view {view!r}; expected one of {TEST_VIEWS}")
     crop = parse_test_crop_size(crop_size, test_scale)
-    batched = protocol == "center"
+    batched = view == "center"
     batch_size = _batch_size(batch_size, input_context) if batched else None
     opened = sources.open_source(source, split=split, input_context=input_context)
     records = (opened.dataset if max_images is None
                else sources.sample(opened, max_images, seed=sample_seed))
 
     def transform(record):
-        if protocol == "original":
+        if view == "original":
             return decode_image(record["image"])[None]
         image = rescale_shorter_side(decode_image(record["image"]), test_scale)
-        if protocol == "center":
+        if view == "center":
             image = central_crop(image, crop)
             image.set_shape([*crop, 3])
             return image
-        if protocol == "multi_crop":
+        if view == "multi_crop":
             return multi_crop(image, crop, flip=flip)
         return tf.stack([image, tf.image.flip_left_right(image)]) if flip else image[None]
 
@@ -232,5 +234,5 @@ def eval_dataset(
     )
     return _prefetched(_model_inputs(
         groups, batch_size=batch_size,
-        preprocessing=None if protocol == "original" else preprocessing, with_ids=with_ids,
+        preprocessing=None if view == "original" else preprocessing, with_ids=with_ids,
     ), deterministic=True)

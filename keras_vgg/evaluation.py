@@ -114,7 +114,7 @@ def _per_scale(model: keras.Model, source: str, *, protocol: str, test_scales: S
     if any(q < crop_size for q in test_scales):
         raise ValueError(f"test scales {list(test_scales)} must be at least the crop {crop_size}")
     sources.open_single_label(source, split=options["split"], purpose="evaluation")
-    return [data.eval_dataset(source, protocol=protocol, test_scale=q, crop_size=crop_size,
+    return [data.eval_dataset(source, view=protocol, test_scale=q, crop_size=crop_size,
                               with_ids=True, **options) for q in test_scales]
 
 
@@ -314,7 +314,7 @@ def evaluate_saved_model(
     options = serving.read_options(path)
     serve = tf.saved_model.load(path).signatures[serving.SIGNATURE_PIXELS]
     pixel_dtype = serve.structured_input_signature[1][serving.INPUT_PIXELS].dtype
-    dataset = data.eval_dataset(source, protocol="original", split=split, with_ids=True,
+    dataset = data.eval_dataset(source, view="original", split=split, with_ids=True,
                                 max_pixels=options.max_pixels, max_images=max_images)
     start = time.perf_counter()
     posteriors, labels = _posteriors_per_image(

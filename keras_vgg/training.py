@@ -415,7 +415,7 @@ def _fit(run: runs.Run, model: keras.Model, strategy: tf.distribute.Strategy, *,
     else:
         def val_pipeline(context):
             return data.eval_dataset(
-                val_spec, split=val_split, protocol="center", test_scale=run.test_scale,
+                val_spec, split=val_split, view="center", test_scale=run.test_scale,
                 crop_size=config.crop_size, batch_size=config.batch_size,
                 preprocessing=config.preprocessing, input_context=context)
     val_data = strategy.distribute_datasets_from_function(val_pipeline)

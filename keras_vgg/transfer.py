@@ -132,7 +132,7 @@ def labelled_descriptors(describe: Describer, source: str, *, split: str = "trai
     bar = progress_bar(sources.open_source(source, split=split).num_examples,
                        enabled=progress)
     vectors, labels, ids = [], [], []
-    for image, label, image_id in data.eval_dataset(source, protocol="original", split=split,
+    for image, label, image_id in data.eval_dataset(source, view="original", split=split,
                                                     with_ids=True):
         vectors.append(describe(image[0]))
         labels.append(label.numpy())

@@ -124,24 +124,24 @@ def test_bad_evaluation_arguments(kwargs, error, tmp_path):
         data.eval_dataset(f"folder:{tmp_path}", **kwargs)
 
 
-def test_eval_protocols(tmp_path):
+def test_eval_views(tmp_path):
     folder = tmp_path / "val"
     write(str(folder), {"a.jpg": encode(photo("coffee")), "b.jpg": encode(photo("astronaut"))})
     labels = tmp_path / "labels.txt"
     labels.write_text("a.jpg 1\nb.jpg 2\n")
     spec = f"folder:{folder}?labels={labels}"
-    centre = list(data.eval_dataset(spec, protocol="center", test_scale=256, batch_size=8))
+    centre = list(data.eval_dataset(spec, view="center", test_scale=256, batch_size=8))
     assert [tuple(x.shape) for x, _ in centre] == [(2, 224, 224, 3)]
     coffee = image_ops.rescale_shorter_side(tf.io.decode_jpeg(encode(photo("coffee"))), 256)
     np.testing.assert_allclose(  # 256x384: the crop is 16 rows and 80 columns in
         centre[0][0][0], imagenet.preprocess_input(coffee[16:240, 80:304]), atol=1e-4)
-    dense = [x.shape for x, _ in data.eval_dataset(spec, protocol="dense", test_scale=384)]
+    dense = [x.shape for x, _ in data.eval_dataset(spec, view="dense", test_scale=384)]
     assert dense == [(1, 384, 576, 3), (1, 384, 384, 3)]  # coffee is 400x600
-    flipped, label = next(iter(data.eval_dataset(spec, protocol="dense", test_scale=256,
+    flipped, label = next(iter(data.eval_dataset(spec, view="dense", test_scale=256,
                                                  flip=True)))
     assert label.shape == () and int(label) == 1
     np.testing.assert_allclose(flipped[1], flipped[0][:, ::-1])
-    crops = next(iter(data.eval_dataset(spec, protocol="multi_crop", test_scale=256,
+    crops = next(iter(data.eval_dataset(spec, view="multi_crop", test_scale=256,
                                         flip=True, preprocessing="tf")))[0]
     assert crops.shape == (50, 224, 224, 3)
     decoded = tf.io.decode_jpeg(encode(photo("coffee")))

@@ -90,18 +90,18 @@ def within_the_bounds() -> dict[str, bytes]:
             "one_to_eight.PNG": encode(np.full((128, 16, 3), 90, np.uint8), "PNG")}
 
 
-@pytest.mark.parametrize("protocol", ["center", "dense", "original", "train"])
-def test_images_beyond_the_bounds_are_skipped_with_the_reason(protocol, tmp_path, capfd):
+@pytest.mark.parametrize("view", ["center", "dense", "original", "train"])
+def test_images_beyond_the_bounds_are_skipped_with_the_reason(view, tmp_path, capfd):
     good = imagenet_folder(str(tmp_path), ["n01", "n02"], per_class=2)
     good += write(str(tmp_path / "n01"), within_the_bounds())
     bad = {name: reason for name, (_, reason) in beyond_the_bounds().items()}
     write(str(tmp_path / "n02"), {name: contents for name, (contents, _)
                                   in beyond_the_bounds().items()})
-    if protocol == "train":
+    if view == "train":
         dataset = data.train_dataset(f"folder:{tmp_path}", global_batch_size=3, seed=0,
                                      scale=32, crop_size=32, with_ids=True)
     else:
-        dataset = data.eval_dataset(f"folder:{tmp_path}", protocol=protocol, test_scale=32,
+        dataset = data.eval_dataset(f"folder:{tmp_path}", view=view, test_scale=32,
                                     crop_size=32, with_ids=True)
     seen = [i.decode() for _, _, ids in dataset for i in np.atleast_1d(ids.numpy())]
     assert sorted(seen) == sorted(good)

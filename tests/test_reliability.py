@@ -176,7 +176,7 @@ def test_a_tfrecord_record_without_an_image_is_skipped_and_named(tmp_path, photo
     path = tmp_path / "val.tfrecord"
     crafted.tfrecord(path, [crafted.example(image, 1), crafted.example(None, 2),
                             crafted.example(image, 3)])
-    batches = list(data.eval_dataset(f"tfrecord:{path}?classes=10", protocol="center",
+    batches = list(data.eval_dataset(f"tfrecord:{path}?classes=10", view="center",
                                      test_scale=40, crop_size=32, batch_size=4))
     assert [int(label) for label in batches[0][1]] == [0, 2]
     assert f"keras_vgg: skipped {path}:1: unreadable or undecodable file" in capfd.readouterr().err
@@ -429,7 +429,7 @@ def test_a_file_too_large_for_an_image_is_skipped_unread(tmp_path, photographs, 
     imagenet_folder(str(tmp_path / "val"), ["cat", "dog"], per_class=1)
     huge = crafted.huge_sparse_file(tmp_path / "val" / "cat" / "huge.JPEG",
                                     sources.MAX_FILE_BYTES + 1)
-    batches = list(data.eval_dataset(f"folder:{tmp_path}/val", protocol="center",
+    batches = list(data.eval_dataset(f"folder:{tmp_path}/val", view="center",
                                      test_scale=40, crop_size=32, batch_size=4))
     assert sum(len(labels) for _, labels in batches) == 2
     assert (f"keras_vgg: skipped {huge}: a file of {sources.MAX_FILE_BYTES + 1} bytes, larger "
@@ -440,7 +440,7 @@ def test_a_file_name_cannot_forge_a_log_line(tmp_path, capfd):
     imagenet_folder(str(tmp_path / "val"), ["cat", "dog"], per_class=1)
     forged = tmp_path / "val" / "cat" / "x.JPEG\nkeras_vgg: skipped fake.JPEG: all fine"
     forged.write_bytes(b"not an image")
-    list(data.eval_dataset(f"folder:{tmp_path}/val", protocol="center", test_scale=40,
+    list(data.eval_dataset(f"folder:{tmp_path}/val", view="center", test_scale=40,
                            crop_size=32, batch_size=4))
     lines = capfd.readouterr().err.splitlines()
     assert not any(line.startswith("keras_vgg: skipped fake.JPEG") for line in lines)
