@@ -55,7 +55,7 @@ def mode_of(model: keras.Model) -> tuple[str, int]:
     return ("scr", None) if units == 4 else ("pcr", units // 4)
 
 
-def class_boxes(predicted, labels, mode: str):
+def labelled_class_box(predicted, labels, mode: str):
     """The predicted box of each example's class: `[batch, 4]` from `[batch, 4]` (SCR) or
     `[batch, 4 * classes]` (PCR)."""
     if mode == "scr":
@@ -76,7 +76,7 @@ class BoxLoss(keras.losses.Loss):
 
     def call(self, y_true, y_pred):
         y_true = ops.cast(y_true, y_pred.dtype)
-        box = class_boxes(y_pred, y_true[:, 0], self.mode)
+        box = labelled_class_box(y_pred, y_true[:, 0], self.mode)
         return 0.5 * ops.sum(ops.square(box - y_true[:, 1:5]), axis=-1) * y_true[:, 5]
 
     def get_config(self):
@@ -104,7 +104,7 @@ class BoxAccuracy(keras.metrics.Mean):
 
     def update_state(self, y_true, y_pred, sample_weight=None):
         y_true = ops.cast(y_true, "float32")
-        box = ops.cast(class_boxes(y_pred, y_true[:, 0], self.mode), "float32")
+        box = ops.cast(labelled_class_box(y_pred, y_true[:, 0], self.mode), "float32")
         hit = ops.cast(centre_iou(box, y_true[:, 1:5]) > box_ops.IOU_THRESHOLD, "float32")
         return super().update_state(hit, sample_weight=y_true[:, 5])
 

@@ -41,7 +41,7 @@ def target(record: dict, window: tf.Tensor, mirrored: tf.Tensor | bool = False) 
     return tf.concat([[label], boxes.to_centre(best), [weight]], axis=0)
 
 
-def train_transform(record: dict, *, scale: tuple[int, int], crop_size: tuple[int, int],
+def box_train_transform(record: dict, *, scale: tuple[int, int], crop_size: tuple[int, int],
                     flip: bool = True) -> dict:
     """A record with boxes -> `{"image": crop, "label": target}`: classification's training
     crop (`image_ops.train_crop`), with the boxes through the same geometry."""
@@ -101,9 +101,9 @@ def _batches(groups: tf.data.Dataset, batch_size: int, *, preprocessing: str,
 
 def train_dataset(source: str, **options) -> tf.data.Dataset:
     """One epoch of augmented localisation batches, `(images, targets)`: `data.train_dataset`
-    (and its options) with the boxes through the same geometry (`train_transform`)."""
+    (and its options) with the boxes through the same geometry (`box_train_transform`)."""
     _require_boxes(source)
-    return data.train_dataset(source, record_transform=train_transform, **options)
+    return data.train_dataset(source, record_transform=box_train_transform, **options)
 
 
 def centre_dataset(

@@ -63,7 +63,8 @@ def centre_crop(model: keras.Model, source: str, *, test_scale: int,
     predictions, truths, details = [], [], []
     for images, targets, windows, ground_truth, counts, ids in dataset:
         labels = targets[:, 0].numpy().astype(int)
-        predicted = localisation.class_boxes(model(images, training=False), targets[:, 0], mode)
+        predicted = localisation.labelled_class_box(model(images, training=False),
+                                                    targets[:, 0], mode)
         for i, label in enumerate(labels):
             corners = boxes.from_window(boxes.to_corners(np.asarray(predicted[i])),
                                         windows[i].numpy())

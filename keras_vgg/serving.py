@@ -139,8 +139,8 @@ def _check(model: keras.Model, options: ServingOptions) -> None:
         raise ValueError(f"top_k must be in [1, {classes}], got {options.top_k}")
 
 
-def class_boxes(box_map: tf.Tensor, class_scores: tf.Tensor, class_ids: tf.Tensor,
-                factor: tf.Tensor, crop: int, mode: str) -> tf.Tensor:
+def dense_class_boxes(box_map: tf.Tensor, class_scores: tf.Tensor, class_ids: tf.Tensor,
+                      factor: tf.Tensor, crop: int, mode: str) -> tf.Tensor:
     """One box per requested class, from dense maps of one batch (see the module's "Boxes").
 
     Args:
@@ -230,7 +230,7 @@ def serving_functions(model: keras.Model, *, options: ServingOptions,
                   / tf.cast(tf.shape(images)[1:3], tf.float32))
         top_ids = tf.math.top_k(probabilities, k=options.top_k).indices
         box_map = box_net(x, training=False)[dense.SCORE_MAP]
-        return score_map, probabilities, class_boxes(
+        return score_map, probabilities, dense_class_boxes(
             box_map, tf.nn.softmax(score_map), top_ids, factor, crop, box_mode)
 
     def named(probabilities, boxes=None):

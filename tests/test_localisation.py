@@ -60,7 +60,7 @@ def test_boxes_follow_rescale_crop_and_flip_on_photographs(name, box):
     contents = painted(name, box)
     seen = {"mirrored": 0, "shown": 0, "hidden": 0}
     for seed in range(24):
-        out = localisation_data.train_transform(record(contents, box, (seed, 7)),
+        out = localisation_data.box_train_transform(record(contents, box, (seed, 7)),
                                                 scale=(256, 400), crop_size=(224, 224))
         target = out["label"].numpy()
         extent = painted_extent(out["image"].numpy())
@@ -79,7 +79,7 @@ def test_boxes_follow_rescale_crop_and_flip_on_photographs(name, box):
 
 def test_a_crop_that_misses_the_object_has_weight_zero():
     contents = painted("astronaut", (0, 0, 20, 20))
-    weights = [localisation_data.train_transform(record(contents, (0, 0, 20, 20), (seed, 1)),
+    weights = [localisation_data.box_train_transform(record(contents, (0, 0, 20, 20), (seed, 1)),
                                                  scale=(1024, 1024), crop_size=(224, 224)
                                                  )["label"].numpy()[5] for seed in range(12)]
     assert 0.0 in weights and set(weights) <= {0.0, 1.0}
@@ -197,9 +197,9 @@ def test_served_boxes_grow_from_the_best_position():
     close = np.array([[[[0.5, 0.5, 0.5, 0.5], [-0.45, 0.5, 0.5, 0.5]]]], np.float32)
     scores = np.array([[[[0.1, 0.9], [0.2, 0.8]]]], np.float32)
     ids = tf.constant([[1, 0]])
-    got = serving.class_boxes(apart, scores, ids, tf.constant([2.0, 2.0]), 32, "scr")
+    got = serving.dense_class_boxes(apart, scores, ids, tf.constant([2.0, 2.0]), 32, "scr")
     np.testing.assert_allclose(got.numpy(), [[[4, 4, 12, 12], [12, 4, 20, 12]]])
-    got = serving.class_boxes(close, scores, ids, tf.constant([2.0, 2.0]), 32, "scr")
+    got = serving.dense_class_boxes(close, scores, ids, tf.constant([2.0, 2.0]), 32, "scr")
     np.testing.assert_allclose(got.numpy()[0, 0], [4.4, 4, 12.4, 12], rtol=1e-5)
 
 
