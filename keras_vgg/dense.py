@@ -4,7 +4,7 @@ fc1 becomes a conv whose kernel is the training crop's last feature map (7x7 for
 with `valid` padding, fc2 and predictions become 1x1 convs; the net then takes an image of
 any size and returns a class score map, which is averaged over space before the softmax.
 
-At the training crop size the result equals the original model (tested to 1e-5). Images
+At the training crop size the result equals the original model (to float32 rounding). Images
 smaller than the training crop must be upscaled to it first; the evaluation pipeline rescales
 every image to Q >= crop. The converted net follows the model's image layout.
 """

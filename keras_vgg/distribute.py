@@ -10,7 +10,7 @@ each process writes, and what multi-worker training needs beyond Keras.
   `tests/test_distribute.py` fails when Keras changes what it patches.
 
 Each worker reads its own shard of the data, and workers that would resume from different
-epochs stop and say so. One and four replicas are tested to reach the same weights.
+epochs stop and say so. One and four replicas reach the same weights.
 """
 
 from __future__ import annotations

@@ -13,10 +13,10 @@ A net (`keras_vgg.nets`) is evaluated at its Q set (a run's: the paper's for its
 checking that the data labels its classes in its order (`evaluate_net`); `max_images`
 evaluates a seeded random sample (`keras_vgg.sources.sample`). Fusion evaluates each net at
 its own Q set and with its own preprocessing, then averages the posteriors
-(`nets_posteriors`, `fuse`); the tests check that it is the mean of the per-net posteriors,
-that a net fused with itself is unchanged, and that two nets fused do no worse than the
-worse of them. The paper's reference: D and E fused, multi-crop and dense combined, 23.7%
-top-1 / 6.8% top-5 validation error (6.8% test), against 7.0% test for E alone.
+(`nets_posteriors`, `fuse`): the fused posteriors are exactly the mean of the per-net ones,
+so a net fused with itself is unchanged. The paper's reference: D and E fused, multi-crop
+and dense combined, 23.7% top-1 / 6.8% top-5 validation error (6.8% test), against 7.0%
+test for E alone.
 """
 
 from __future__ import annotations

@@ -10,13 +10,13 @@ A test compares the layer lists with keras.applications' for VGG16 and VGG19, wi
 without the top, for each pooling mode and both image layouts. Batch norm uses torchvision's
 epsilon (1e-5) and momentum, so `vgg*_bn` checkpoints compute the same function. Biases start
 at zero; `kernel_initializer="gaussian"` is the paper's N(0, 0.01^2). Parameter counts equal
-the paper's (A 132,863,336 ... E 143,667,240; checked by the tests), and `get_config()`
+the paper's (A 132,863,336 ... E 143,667,240), and `get_config()`
 round-trips, so models save and load as `.keras` with `safe_mode=True`.
 
 The model code is Keras 3 only: it builds and runs without TensorFlow on JAX and PyTorch and
 computes the same numbers there. `channels_first` builds `[batch, 3, height, width]` models,
 as keras.applications does; TensorFlow's CPU kernels cannot run channels-first convolutions
-(keras.applications' own tests skip them there), so the tests compare both layouts on JAX.
+(keras.applications' own tests skip them there); on JAX both layouts give the same numbers.
 """
 
 from __future__ import annotations

@@ -25,8 +25,8 @@ smaller than the batch the learning rate is scaled for), and a `model_dir` holdi
 finished run or a run with other settings (only `epochs` may grow). The result says whether
 the net learnt: above chance on the validation images (`TrainingResult.learnt`). The log
 states the learning rate in use and where it comes from. With a seed, every epoch's data is
-a function of the seed and the epoch, so a resumed run ends with bit-identical weights
-(tested with SIGKILL and `deterministic`).
+a function of the seed and the epoch, so a run resumed after any kill (SIGKILL included)
+ends with bit-identical weights under `deterministic`.
 """
 
 from __future__ import annotations

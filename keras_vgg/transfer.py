@@ -6,8 +6,7 @@ For each image and each scale Q: rescale so the shorter side is Q, apply the net
 the feature map over space, and average with the mirrored image's. The scales' vectors are
 averaged (or stacked, as the paper does for Caltech), and the result is L2-normalised.
 
-The layer is fc2 by default, or fc1 or any conv/pool layer by name. The computation is tested
-against the same steps written out by hand, to 1e-5. The paper's reference (D and E
+The layer is fc2 by default, or fc1 or any conv/pool layer by name. The paper's reference (D and E
 descriptors stacked, linear SVM): 89.7 mAP on VOC-2007, 92.7% mean class recall on Caltech-101.
 """
 
