@@ -98,8 +98,8 @@ class RunState:
             if not _valid_state_field(name, value):
                 raise ValueError(f"run state {path}: {name}={str(value)[:60]!r} is not a "
                                  "value of that field")
-        for field in dataclasses.fields(self):
-            setattr(self, field.name, restored[field.name])
+        for name, value in restored.items():
+            setattr(self, name, value)
 
     def restore_defaults(self, **fields) -> None:
         """Takes a fresh state's fields, except `fields`."""
@@ -379,9 +379,12 @@ class Backup(keras.callbacks.BackupAndRestore):
     (`keras_vgg.files`): Keras writes them in place, so a crash or a full disk during the
     write leaves a checkpoint that cannot be loaded, and the run cannot resume.
 
-    Keras has no public hook for how the checkpoint is written: this overrides the private
-    `_save_model` and reads the private paths and counters it uses.
-    `tests/test_callbacks.py` fails when Keras changes them."""
+    Restoring goes through the package's checked loader (`weights.load_checkpoint`), and a
+    damaged checkpoint or metadata stops the run with one line saying what to delete.
+
+    Keras has no public hook for how the checkpoint is written or read: this overrides the
+    private `_save_model` and `_load_model`, and uses the private paths, counters and
+    `model._initial_epoch` they use. `tests/test_callbacks.py` fails when Keras changes them."""
 
     def _save_model(self):
         files.save_weights(self.model, self._weights_path)

@@ -269,8 +269,9 @@ def test_backup_writes_keras_checkpoint_whole_and_keras_resumes_from_it(tmp_path
 
 
 def test_backup_relies_on_what_keras_backup_and_restore_still_has():
-    """`callbacks.Backup` overrides Keras' private `_save_model`; this fails when Keras
-    changes the names it uses, or stops calling it at each epoch's end."""
+    """`callbacks.Backup` overrides Keras' private `_save_model` and `_load_model`; this
+    fails when Keras changes the names they use, or stops calling them at each epoch's end
+    and when training begins."""
     import inspect
 
     keras_save = inspect.getsource(keras.callbacks.BackupAndRestore._save_model)
@@ -279,8 +280,12 @@ def test_backup_relies_on_what_keras_backup_and_restore_still_has():
         assert name in keras_save, name
     assert "self._save_model()" in inspect.getsource(
         keras.callbacks.BackupAndRestore.on_epoch_end)
-    assert 'training_metadata["epoch"]' in inspect.getsource(
-        keras.callbacks.BackupAndRestore._load_model)
+    keras_load = inspect.getsource(keras.callbacks.BackupAndRestore._load_model)
+    for name in ('training_metadata["epoch"]', "self.model._initial_epoch = epoch",
+                 "self.model.optimizer.build(self.model.trainable_variables)"):
+        assert name in keras_load, name
+    assert "self._load_model()" in inspect.getsource(
+        keras.callbacks.BackupAndRestore.on_train_begin)
 
 
 def test_tensorboard_gets_loss_rate_and_throughput_every_n_steps(tmp_path):
