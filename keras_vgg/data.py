@@ -173,7 +173,7 @@ def train_dataset(
 
 # How `eval_dataset` presents each test image; the paper's protocols
 # (`keras_vgg.evaluation.PROTOCOLS`) are built from these.
-TEST_VIEWS = ("center", "dense", "multi_crop", "original")
+TEST_VIEWS = ("center", "multi_crop", "original")
 
 
 def eval_dataset(
@@ -200,12 +200,11 @@ def eval_dataset(
     view:
       "center": rescale to shorter side Q, centre crop; batches `[b, crop_h, crop_w, 3]`
         with labels `[b]`.
-      "dense": rescale to Q, no crop; one image per element, `[1, H, W, 3]` (sizes
-        differ), or `[2, H, W, 3]` with `flip` (the image and its mirror); label `[]`.
       "multi_crop": rescale to Q, 5x5 grid of crops (and their mirrors with `flip`); one
         image per element, `[25 or 50, crop_h, crop_w, 3]`; label `[]`.
       "original": the decoded image as it is, `[1, h, w, 3]` uint8, no preprocessing (for
-        an exported SavedModel, which rescales and preprocesses inside); label `[]`.
+        the dense path, `keras_vgg.inference`, and an exported SavedModel, which rescale
+        and preprocess inside); label `[]`.
     """
     if view not in TEST_VIEWS:
         raise ValueError(f"unknown view {view!r}; expected one of {TEST_VIEWS}")
@@ -220,13 +219,11 @@ def eval_dataset(
         if view == "original":
             return decode_image(record["image"])[None]
         image = rescale_shorter_side(decode_image(record["image"]), test_scale)
-        if view == "center":
-            image = central_crop(image, crop)
-            image.set_shape([*crop, 3])
-            return image
         if view == "multi_crop":
             return multi_crop(image, crop, flip=flip)
-        return tf.stack([image, tf.image.flip_left_right(image)]) if flip else image[None]
+        image = central_crop(image, crop)
+        image.set_shape([*crop, 3])
+        return image
 
     groups = guard.map_skipping_undecodable(
         records, transform, max_pixels=max_pixels,

@@ -28,7 +28,7 @@ from collections.abc import Sequence
 import keras
 import numpy as np
 
-from keras_vgg import data, dense, image_ops, nets, serving, sources
+from keras_vgg import data, image_ops, inference, nets, serving, sources
 from keras_vgg.progress import bar as progress_bar
 from keras_vgg.requires_tensorflow import tf
 
@@ -88,34 +88,33 @@ def _image_count(source: str, split: str, max_images: int | None) -> int | None:
     return min(total, max_images) if max_images else total
 
 
-def _runner(model: keras.Model, protocol: str):
-    """`images -> [n, classes] posteriors` for "dense" (the fully-convolutional net) or
-    "multi_crop" (the model itself); images `[n, h, w, channels]` float32."""
+def _protocol_inputs(model: keras.Model, source: str, *, protocol: str,
+                     test_scales: Sequence[int], flip: bool, preprocessing: str, split: str,
+                     max_images: int | None):
+    """`(images -> [n, classes] posteriors, [dataset per scale])` for one protocol.
+
+    "dense": `inference.DenseClassifier` on each decoded image (one dataset; the scales and
+    the flip are averaged inside). "multi_crop": the model itself on the crops of one
+    dataset per scale, preprocessed in the pipeline.
+    """
     if protocol == "dense":
-        net = dense.fully_convolutional(model)
-
-        def forward(images):
-            return net(images, training=False)[dense.PROBABILITIES]
-    elif protocol == "multi_crop":
-
-        def forward(images):
-            return model(images, training=False)
-    else:
+        classify = inference.DenseClassifier(model, test_scales=test_scales, flip=flip,
+                                             preprocessing=preprocessing)
+        return (lambda images: classify(images).numpy(),
+                [data.eval_dataset(source, view="original", split=split, with_ids=True,
+                                   max_images=max_images)])
+    if protocol != "multi_crop":
         raise ValueError(f"protocol must be 'dense' or 'multi_crop', got {protocol!r}")
-    # One graph for every batch and image size, traced here (not on the first timed image).
-    traced = tf.function(forward).get_concrete_function(
-        tf.TensorSpec([None, None, None, model.input_shape[-1]], tf.float32))
-    return lambda images: traced(images).numpy()
-
-
-def _per_scale(model: keras.Model, source: str, *, protocol: str, test_scales: Sequence[int],
-               **options) -> list[tf.data.Dataset]:
     crop_size = model.input_shape[1]
     if any(q < crop_size for q in test_scales):
         raise ValueError(f"test scales {list(test_scales)} must be at least the crop {crop_size}")
-    sources.open_single_label(source, split=options["split"], purpose="evaluation")
-    return [data.eval_dataset(source, view=protocol, test_scale=q, crop_size=crop_size,
-                              with_ids=True, **options) for q in test_scales]
+    # One graph for every batch, traced here (not on the first timed image).
+    traced = tf.function(lambda images: model(images, training=False)).get_concrete_function(
+        tf.TensorSpec([None, crop_size, crop_size, model.input_shape[-1]], tf.float32))
+    return (lambda images: traced(images).numpy(),
+            [data.eval_dataset(source, view="multi_crop", test_scale=q, crop_size=crop_size,
+                               flip=flip, preprocessing=preprocessing, split=split,
+                               with_ids=True, max_images=max_images) for q in test_scales])
 
 
 def posteriors(
@@ -132,10 +131,11 @@ def posteriors(
     """`[n, classes]` posteriors of one protocol ("dense" or "multi_crop"), averaged over
     scales, flips and crops, and the `[n]` labels; of a random sample of `max_images`
     images (`sources.sample`), or of all."""
-    per_scale = _per_scale(model, source, protocol=protocol, test_scales=test_scales,
-                           flip=flip, preprocessing=preprocessing, split=split,
-                           max_images=max_images)
-    return _posteriors_per_image(_runner(model, protocol), per_scale)
+    sources.open_single_label(source, split=split, purpose="evaluation")
+    model_fn, per_scale = _protocol_inputs(
+        model, source, protocol=protocol, test_scales=test_scales, flip=flip,
+        preprocessing=preprocessing, split=split, max_images=max_images)
+    return _posteriors_per_image(model_fn, per_scale)
 
 
 def evaluate(
@@ -189,9 +189,9 @@ def _measured(model: keras.Model, source: str, *, protocols: Sequence[str],
     measured = {}
     for protocol in [p for p in ("dense", "multi_crop") if p in protocols or
                      "combined" in protocols]:
-        per_scale = _per_scale(model, source, protocol=protocol, test_scales=test_scales,
-                               **options)
-        model_fn = _runner(model, protocol)  # the FC conversion is not evaluation time
+        # The FC conversion and the tracing are not evaluation time.
+        model_fn, per_scale = _protocol_inputs(model, source, protocol=protocol,
+                                               test_scales=test_scales, **options)
         if progress:
             print(f"{protocol} at Q={','.join(map(str, test_scales))}:", flush=True)
         start = time.perf_counter()

@@ -129,22 +129,13 @@ def centre_dataset(
                     with_windows=with_windows)
 
 
-def dense_dataset(source: str, *, test_scale: int, crop_size: int | Sequence[int],
-                  split: str = "validation", preprocessing: str = "caffe") -> tf.data.Dataset:
-    """Whole images rescaled to Q for dense localisation, in source order, one per element:
-    `(image [1, H, W, 3] preprocessed, label, factor [2] (y, x: rescaled over original),
-    boxes [max boxes, 4], box count, id)`."""
-    image_ops.parse_test_crop_size(crop_size, test_scale)  # checked only: no crop is taken
-
-    def rescale(record):
-        image = image_ops.decode_image(record["image"])
-        rescaled = image_ops.rescale_shorter_side(image, test_scale)
-        factor = tf.cast(tf.shape(rescaled)[:2], tf.float32) / tf.cast(tf.shape(image)[:2],
-                                                                       tf.float32)
-        return {"image": rescaled, "factor": factor}
-
-    groups = guard.map_skipping_undecodable(_boxed_records(source, split), rescale,
-                                           group_size=1)
+def whole_images(source: str, *, split: str = "validation") -> tf.data.Dataset:
+    """Whole decoded images with their boxes, for the dense protocol, in source order, one
+    per element: `(image [1, h, w, 3] uint8, label, boxes [max boxes, 4] (original pixels),
+    box count, id)`."""
+    groups = guard.map_skipping_undecodable(
+        _boxed_records(source, split),
+        lambda record: {"image": image_ops.decode_image(record["image"])}, group_size=1)
     return groups.unbatch().map(lambda record: (
-        imagenet.preprocess_input(record["image"], mode=preprocessing)[None], record["label"],
-        record["factor"], record["boxes"], record["box_count"], record["id"]))
+        record["image"][None], record["label"], record["boxes"], record["box_count"],
+        record["id"]))

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 import keras
 import numpy as np
 
-from keras_vgg import boxes, configs, dense, localisation, localisation_data
+from keras_vgg import boxes, configs, inference, localisation, localisation_data
 from keras_vgg.requires_tensorflow import tf
 
 # The nets' output stride: five 2x2 max-pools.
@@ -116,21 +116,29 @@ def full(localisers: Sequence[keras.Model], classifier: keras.Model, source: str
     """Protocol 2 on `source` (with boxes). Returns the result and, per image, `(id,
     label, guesses, ground-truth corners)`."""
     crop = classifier.input_shape[1]
-    box_nets = [dense.fully_convolutional(net, head=localisation.BOX_LAYER)
-                for net in localisers]
+    if any(net.input_shape[1] != crop for net in localisers):
+        raise ValueError("the localisation nets' crops differ from the classifier's "
+                         f"{crop}: {[net.input_shape[1] for net in localisers]}")
+    box_nets = [inference.DenseClassifier(net, test_scales=(test_scale,), flip=False,
+                                          preprocessing=preprocessing,
+                                          head=localisation.BOX_LAYER) for net in localisers]
     modes = [localisation.mode_of(net)[0] for net in localisers]
-    class_net = dense.fully_convolutional(classifier)
+    class_net = inference.DenseClassifier(classifier, test_scales=(test_scale,), flip=False,
+                                          preprocessing=preprocessing)
+
+    @tf.function(reduce_retracing=True)
+    def dense_maps(image):
+        classes = class_net.outputs(image, test_scale)
+        return ([net.outputs(image, test_scale)[inference.SCORE_MAP][0] for net in box_nets],
+                tf.nn.softmax(classes[inference.SCORE_MAP][0]),
+                classes[inference.PROBABILITIES][0], classes[inference.FACTOR])
+
     predictions, truths, details = [], [], []
-    for image, label, factor, ground_truth, count, image_id in localisation_data.dense_dataset(
-            source, test_scale=test_scale, crop_size=crop, split=split,
-            preprocessing=preprocessing):
-        box_maps = [np.asarray(net(image, training=False)[dense.SCORE_MAP][0])
-                    for net in box_nets]
-        classes = class_net(image, training=False)
-        scores = tf.nn.softmax(classes[dense.SCORE_MAP][0]).numpy()
-        probabilities = np.asarray(classes[dense.PROBABILITIES][0])
-        guesses = image_guesses(box_maps, modes, scores, probabilities, factor.numpy(), crop,
-                                k=k)
+    for image, label, ground_truth, count, image_id in localisation_data.whole_images(
+            source, split=split):
+        box_maps, scores, probabilities, factor = dense_maps(image)
+        guesses = image_guesses([np.asarray(m) for m in box_maps], modes, scores.numpy(),
+                                probabilities.numpy(), factor.numpy(), crop, k=k)
         truth = _truth(int(label), ground_truth.numpy(), count)
         predictions.append(guesses)
         truths.append(truth)

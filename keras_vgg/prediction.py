@@ -79,9 +79,9 @@ class Predictor:
         options = serving.ServingOptions(test_scale=net.test_scale,
                                          preprocessing=net.preprocessing,
                                          flip=True if flip is None else flip)
-        _, functions = serving.serving_functions(net.build(), options=options,
-                                                 class_names=net.class_names)
-        function, signature = functions[serving.SIGNATURE_BYTES]
+        module = serving.ServingModule(net.build(), options=options,
+                                       class_names=net.class_names)
+        function, signature = module.signatures()[serving.SIGNATURE_BYTES]
         self._serve = tf.function(function, input_signature=signature)
 
     def predict_one(self, path: str) -> Prediction:

@@ -4,7 +4,7 @@ The models (`keras_vgg.vgg`, `VGG16`..., `layers`, `weights`, `dense`, `imagenet
 `anatomy`) are Keras 3 code and run on any backend without TensorFlow. The input pipeline,
 training, evaluation and serving are built on `tf.data`, `tf.distribute` and SavedModel, so
 `image_ops`, `guard`, `data`, `sources`, `runs`, `callbacks`, `distribute`, `training`,
-`evaluation` and `serving` import TensorFlow through here.
+`inference`, `evaluation` and `serving` import TensorFlow through here.
 """
 
 try:

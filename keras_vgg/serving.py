@@ -59,7 +59,17 @@ import keras
 import numpy as np
 from absl import logging as absl_logging
 
-from keras_vgg import boxes, configs, dense, files, image_ops, imagenet, localisation, nets, runs
+from keras_vgg import (
+    boxes,
+    configs,
+    files,
+    image_ops,
+    imagenet,
+    inference,
+    localisation,
+    nets,
+    runs,
+)
 from keras_vgg.requires_tensorflow import tf
 
 SIGNATURE_PIXELS = "serving_default"
@@ -165,29 +175,60 @@ def dense_class_boxes(box_map: tf.Tensor, class_scores: tf.Tensor, class_ids: tf
                                  tf.reduce_sum(members, axis=2))
 
 
-def serving_functions(model: keras.Model, *, options: ServingOptions,
-                      class_names: Sequence[str] | None = None,
-                      localiser: keras.Model | None = None) -> tuple[keras.Model, dict]:
-    """The fully-convolutional form of `model` (a `keras_vgg` model with its head), and the
-    two signatures' Python functions over it: `{signature name: (function, [TensorSpec])}`.
-    With `localiser` (a localisation net of the same crop, `keras_vgg.localisation`), both
-    also return `boxes`."""
-    options = _with_top_k(options, model.output_shape[-1])
-    _check(model, options)
-    net = dense.fully_convolutional(model)
-    box_net = box_mode = None
-    if localiser is not None:
-        if localiser.input_shape[1] != model.input_shape[1]:
-            raise ValueError(f"the localisation net's crop {localiser.input_shape[1]} is not "
-                             f"the classifier's {model.input_shape[1]}")
-        box_net = dense.fully_convolutional(localiser, head=localisation.BOX_LAYER)
-        box_mode = localisation.mode_of(localiser)[0]
-    crop = model.input_shape[1]
-    names = tf.constant(nets.class_labels(model.output_shape[-1], class_names)[1])
-    q = options.test_scale
+class ServingModule:
+    """The exported computation, in the shape of Model Garden's `ExportModule`: each
+    signature a method over one `inference.DenseClassifier` (and, with a localisation net,
+    a second one for its box map).
 
-    def checked_rescale(images):
-        """`[batch, h, w, 3]` -> `[batch, h', w', 3]` float32 with min(h', w') == Q."""
+    Args:
+      model: a `keras_vgg` model with its head.
+      options: what the graph does besides the network (`ServingOptions`).
+      class_names: the names `top_k_names` gives, in label order (default: ImageNet's for
+        1000 classes, else the indices).
+      localiser: a localisation net of the same crop (`keras_vgg.localisation`): both
+        signatures then also return `boxes`.
+
+    Raises:
+      ValueError: Q below the crop, `top_k` beyond the classes, a localiser of another crop.
+    """
+
+    def __init__(self, model: keras.Model, *, options: ServingOptions,
+                 class_names: Sequence[str] | None = None,
+                 localiser: keras.Model | None = None):
+        self.options = options = _with_top_k(options, model.output_shape[-1])
+        _check(model, options)
+        self.classes = model.output_shape[-1]
+        self.crop = model.input_shape[1]
+        self.classifier = inference.DenseClassifier(
+            model, test_scales=(options.test_scale,), preprocessing=options.preprocessing,
+            flip=options.flip)
+        self.localiser = self.box_mode = None
+        if localiser is not None:
+            if localiser.input_shape[1] != self.crop:
+                raise ValueError(f"the localisation net's crop {localiser.input_shape[1]} is "
+                                 f"not the classifier's {self.crop}")
+            self.localiser = inference.DenseClassifier(
+                localiser, test_scales=(options.test_scale,),
+                preprocessing=options.preprocessing, flip=False, head=localisation.BOX_LAYER)
+            self.box_mode = localisation.mode_of(localiser)[0]
+        self.names = tf.constant(nets.class_labels(self.classes, class_names)[1])
+
+    def networks(self) -> list[keras.Model]:
+        """The fully-convolutional nets whose variables the export holds."""
+        return [dense_classifier.net for dense_classifier in (self.classifier, self.localiser)
+                if dense_classifier is not None]
+
+    def signatures(self) -> dict:
+        """`{signature name: (method, [TensorSpec])}`."""
+        return {
+            SIGNATURE_PIXELS: (self.serve_pixels, [tf.TensorSpec(
+                [None, None, None, 3], self.options.pixel_dtype, name=INPUT_PIXELS)]),
+            SIGNATURE_BYTES: (self.serve_bytes, [tf.TensorSpec([None], tf.string,
+                                                               name=INPUT_BYTES)]),
+        }
+
+    def _checked(self, images: tf.Tensor) -> tf.Tensor:
+        """`images` `[batch, h, w, 3]`, once the bounds are checked."""
         height, width = tf.shape(images)[1], tf.shape(images)[2]
         checks = [
             tf.debugging.assert_positive(
@@ -197,65 +238,54 @@ def serving_functions(model: keras.Model, *, options: ServingOptions,
                 message=f"image aspect ratio is above {image_ops.MAX_ASPECT_RATIO}:1"),
             tf.debugging.assert_less_equal(
                 tf.cast(height, tf.int64) * tf.cast(width, tf.int64),
-                tf.constant(options.max_pixels, tf.int64),
-                message=f"images must have at most {options.max_pixels} pixels"),
+                tf.constant(self.options.max_pixels, tf.int64),
+                message=f"images must have at most {self.options.max_pixels} pixels"),
         ]
         if images.dtype.is_floating:
             checks.append(tf.debugging.assert_all_finite(
                 images, "images hold NaN or infinite pixel values"))
         with tf.control_dependencies(checks):
-            return image_ops.rescale_shorter_side(images, q)
+            return tf.identity(images)
 
-    def non_empty(batch, name):
-        with tf.control_dependencies([tf.debugging.assert_positive(
-                tf.shape(batch)[0], message=f"the request holds no {name}: send at least one")]):
-            return tf.identity(batch)
-
-    def scores_and_probabilities(images):
-        """Dense evaluation of a batch of one size: (`[b, H, W, classes]`, `[b, classes]`,
-        `[b, k, 4]` boxes or None)."""
-        rescaled = checked_rescale(images)
-        x = imagenet.preprocess_input(rescaled, mode=options.preprocessing)
-        if not options.flip:
-            outputs = net(x, training=False)
-            score_map, probabilities = outputs[dense.SCORE_MAP], outputs[dense.PROBABILITIES]
-        else:
-            both = net(tf.concat([x, tf.reverse(x, [2])], axis=0), training=False)
-            originals, mirrors = tf.split(both[dense.PROBABILITIES], 2)
-            score_map, probabilities = tf.split(both[dense.SCORE_MAP], 2)[0], (
-                originals + mirrors) / 2
-        if box_net is None:
+    def _dense(self, images: tf.Tensor):
+        """Dense evaluation of a batch of one size: (`[b, H, W, classes]` score map, `[b,
+        classes]` probabilities, `[b, k, 4]` boxes or None)."""
+        outputs = self.classifier.outputs(self._checked(images), self.options.test_scale)
+        score_map, probabilities = outputs[inference.SCORE_MAP], outputs[
+            inference.PROBABILITIES]
+        if self.localiser is None:
             return score_map, probabilities, None
-        factor = (tf.cast(tf.shape(rescaled)[1:3], tf.float32)
-                  / tf.cast(tf.shape(images)[1:3], tf.float32))
-        top_ids = tf.math.top_k(probabilities, k=options.top_k).indices
-        box_map = box_net(x, training=False)[dense.SCORE_MAP]
+        top_ids = tf.math.top_k(probabilities, k=self.options.top_k).indices
+        box_map = self.localiser.outputs(images, self.options.test_scale)[inference.SCORE_MAP]
         return score_map, probabilities, dense_class_boxes(
-            box_map, tf.nn.softmax(score_map), top_ids, factor, crop, box_mode)
+            box_map, tf.nn.softmax(score_map), top_ids, outputs[inference.FACTOR], self.crop,
+            self.box_mode)
 
-    def named(probabilities, boxes=None):
-        top = tf.math.top_k(probabilities, k=options.top_k)
+    def _named(self, probabilities, boxes=None) -> dict:
+        top = tf.math.top_k(probabilities, k=self.options.top_k)
         outputs = {
             "probabilities": probabilities,
             "top_k_ids": top.indices,
-            "top_k_names": tf.gather(names, top.indices),
+            "top_k_names": tf.gather(self.names, top.indices),
             "top_k_probabilities": top.values,
         }
         if boxes is not None:
             outputs[BOXES] = boxes
         return outputs
 
-    def serve_pixels(images):
+    def serve_pixels(self, images: tf.Tensor) -> dict:
+        """`serving_default`: `[batch, h, w, 3]` pixels of one size -> the outputs."""
         # TF-Serving does not check shapes against the signature; a 4-channel image would
         # otherwise run (the preprocessing slices channels).
-        images = non_empty(tf.ensure_shape(images, [None, None, None, 3]), "images")
-        score_map, probabilities, boxes = scores_and_probabilities(images)
-        outputs = named(probabilities, boxes)
-        if options.score_map:
+        images = _non_empty(tf.ensure_shape(images, [None, None, None, 3]))
+        score_map, probabilities, boxes = self._dense(images)
+        outputs = self._named(probabilities, boxes)
+        if self.options.score_map:
             outputs["score_map"] = score_map
         return outputs
 
-    def serve_bytes(image_bytes):
+    def serve_bytes(self, image_bytes: tf.Tensor) -> dict:
+        """`image_bytes`: `[batch]` encoded images, each its own size -> the outputs."""
         def one(contents_and_index):
             contents, index = contents_and_index
             is_image = image_ops.is_image_format(contents)
@@ -266,29 +296,29 @@ def serving_functions(model: keras.Model, *, options: ServingOptions,
                 f"image_bytes[{{}}] is not a {image_ops.IMAGE_FORMATS} file (it is empty or "
                 "another format); it starts with {}", (index, start))
             with tf.control_dependencies([tf.debugging.Assert(is_image, [message])]):
-                problem = image_ops.image_problem(contents, options.max_pixels)
+                problem = image_ops.image_problem(contents, self.options.max_pixels)
             beyond = tf.strings.join(
                 ["image_bytes[", tf.strings.as_string(index), "] ", problem])
             with tf.control_dependencies([tf.debugging.Assert(tf.equal(problem, ""), [beyond])]):
                 image = image_ops.decode_image(contents)
-            _, probabilities, boxes = scores_and_probabilities(image[None])
+            _, probabilities, boxes = self._dense(image[None])
             if boxes is None:
                 return probabilities[0]
             return probabilities[0], boxes[0]
 
-        image_bytes = non_empty(tf.ensure_shape(image_bytes, [None]), "images")
-        signature = tf.TensorSpec([model.output_shape[-1]], tf.float32)
-        if box_net is not None:
-            signature = (signature, tf.TensorSpec([options.top_k, 4], tf.float32))
+        image_bytes = _non_empty(tf.ensure_shape(image_bytes, [None]))
+        signature = tf.TensorSpec([self.classes], tf.float32)
+        if self.localiser is not None:
+            signature = (signature, tf.TensorSpec([self.options.top_k, 4], tf.float32))
         results = tf.map_fn(one, (image_bytes, tf.range(tf.size(image_bytes))),
                             fn_output_signature=signature)
-        return named(*results) if box_net is not None else named(results)
+        return self._named(*results) if self.localiser is not None else self._named(results)
 
-    return net, {
-        SIGNATURE_PIXELS: (serve_pixels, [tf.TensorSpec(
-            [None, None, None, 3], options.pixel_dtype, name=INPUT_PIXELS)]),
-        SIGNATURE_BYTES: (serve_bytes, [tf.TensorSpec([None], tf.string, name=INPUT_BYTES)]),
-    }
+
+def _non_empty(batch: tf.Tensor) -> tf.Tensor:
+    with tf.control_dependencies([tf.debugging.assert_positive(
+            tf.shape(batch)[0], message="the request holds no images: send at least one")]):
+        return tf.identity(batch)
 
 
 def read_options(path: str) -> ServingOptions:
@@ -407,13 +437,11 @@ def export_saved_model(
     if class_ids is not None:
         ids = nets.class_labels(classes, class_ids)[0]
     options = _with_top_k(options, classes)
-    net, functions = serving_functions(model, options=options, class_names=names,
-                                       localiser=localiser)
+    module = ServingModule(model, options=options, class_names=names, localiser=localiser)
     archive = keras.export.ExportArchive()
-    archive.track(net)
-    if localiser is not None:
-        archive.track(localiser)
-    for name, (function, signature) in functions.items():
+    for network in module.networks():
+        archive.track(network)
+    for name, (function, signature) in module.signatures().items():
         archive.add_endpoint(name, function, input_signature=signature)
     staging = os.path.join(model_dir, f".staging-{version}-{os.getpid()}")
     shutil.rmtree(staging, ignore_errors=True)

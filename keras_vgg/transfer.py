@@ -2,7 +2,7 @@
 computed as the paper does, for a linear classifier on top.
 
 For each image and each scale Q: rescale so the shorter side is Q, apply the net densely
-(fully-connected layers as convolutions, `keras_vgg.dense`) up to the chosen layer, average
+up to the chosen layer (`keras_vgg.inference.DenseClassifier`, cut at the layer), average
 the feature map over space, and average with the mirrored image's. The scales' vectors are
 averaged (or stacked, as the paper does for Caltech), and the result is L2-normalised.
 
@@ -17,7 +17,7 @@ from collections.abc import Sequence
 import keras
 import numpy as np
 
-from keras_vgg import configs, data, dense, image_ops, imagenet, sources
+from keras_vgg import configs, data, inference, sources
 from keras_vgg.progress import bar as progress_bar
 from keras_vgg.requires_tensorflow import tf
 
@@ -26,30 +26,6 @@ from keras_vgg.requires_tensorflow import tf
 PAPER_TEST_SCALES = configs.MULTI_SCALE_TEST_SCALES
 PAPER_LAYER = configs.FC_LAYERS[1]
 COMBINE_MODES = ("mean", "stack")
-
-
-def feature_net(model: keras.Model, layer: str = PAPER_LAYER) -> keras.Model:
-    """The fully-convolutional form of `model` (built with its head) up to `layer` (fc1,
-    fc2 or any conv/pool layer by name): images of any size -> `[b, h, w, D]` features.
-
-    Raises:
-      ValueError: `layer` is not a layer of the net; the message lists the ones that are.
-    """
-    names = [layer.name for layer in model.layers[1:] if layer.name != configs.FLATTEN_LAYER
-             and not layer.name.endswith("_dropout")]
-    if layer not in names:
-        raise ValueError(f"no layer {layer!r} in {model.name!r}; descriptors can come from "
-                         f"{names}")
-    name = f"{model.name}_{layer}_features"
-    if layer in configs.HEAD_LAYERS:
-        net = dense.fully_convolutional(model)
-        return keras.Model(net.inputs[0], net.get_layer(dense.conv_name(layer)).output, name=name)
-    inputs = x = keras.Input((None, None, model.input_shape[-1]))
-    for trunk_layer in model.layers[1:]:  # the conv part, up to `layer`, at any image size
-        x = trunk_layer(x)
-        if trunk_layer.name == layer:
-            break
-    return keras.Model(inputs, x, name=name)
 
 
 def descriptors(
@@ -89,25 +65,15 @@ class Describer:
                  preprocessing: str = "caffe"):
         if combine not in COMBINE_MODES:
             raise ValueError(f"combine must be one of {COMBINE_MODES}, got {combine!r}")
-        if not test_scales:
-            raise ValueError("test_scales is empty: give at least one scale Q")
-        crop = model.input_shape[1]
-        if layer in configs.HEAD_LAYERS and min(test_scales) < crop:
-            raise ValueError(f"test scales {list(test_scales)} must be at least the crop "
-                             f"{crop} for the fully-connected layer {layer!r}")
-        features = feature_net(model, layer)
-        self.test_scales, self.flip, self.combine = tuple(test_scales), flip, combine
+        classifier = inference.DenseClassifier(model, test_scales=test_scales, flip=flip,
+                                               layer=layer, preprocessing=preprocessing)
+        self.test_scales, self.flip, self.combine = classifier.test_scales, flip, combine
         self.preprocessing = preprocessing
 
         @tf.function(input_signature=[tf.TensorSpec([None, None, 3], tf.uint8)])
         def describe(image):
-            per_scale = []
-            for q in self.test_scales:
-                x = imagenet.preprocess_input(image_ops.rescale_shorter_side(image, q)[None],
-                                              mode=preprocessing)
-                batch = tf.concat([x, tf.reverse(x, [2])], axis=0) if flip else x
-                vectors = tf.reduce_mean(features(batch, training=False), axis=[1, 2])
-                per_scale.append(tf.reduce_mean(vectors, axis=0))  # over the flips
+            per_scale = [classifier.outputs(image[None], q)[inference.MEAN][0]
+                         for q in classifier.test_scales]
             joined = (tf.concat(per_scale, axis=0) if combine == "stack"
                       else tf.reduce_mean(tf.stack(per_scale), axis=0))
             return tf.math.l2_normalize(joined)

@@ -72,15 +72,18 @@ def test_protocols_at_the_crop_size_reduce_to_the_plain_model(square_images, fli
         np.testing.assert_allclose(found, expected[found_labels], atol=1e-5)
 
 
-def test_several_scales_average_their_posteriors(square_images, monkeypatch):
+def test_several_scales_average_their_posteriors(square_images):
     source, _ = square_images
     model = keras_vgg.vgg("A", width_multiplier=NARROW, classes=10)
-    seen = spy_on_posteriors(monkeypatch)
-    for scales in ((224,), (288,), (224, 288)):
-        evaluation.evaluate(model, source, protocols=("dense",), test_scales=scales, flip=False)
-    at_224, at_288, both = seen
+    at_224, at_288, both = (
+        evaluation.posteriors(model, source, protocol=protocol, test_scales=scales,
+                              flip=False)[0]
+        for protocol, scales in (("dense", (224,)), ("dense", (288,)), ("dense", (224, 288))))
     np.testing.assert_allclose(both, (at_224 + at_288) / 2, rtol=1e-5)
     assert not np.allclose(at_224, at_288)
+    crops = [evaluation.posteriors(model, source, protocol="multi_crop", test_scales=scales,
+                                   flip=False)[0] for scales in ((224,), (288,), (224, 288))]
+    np.testing.assert_allclose(crops[2], (crops[0] + crops[1]) / 2, rtol=1e-5)
 
 
 def spy_on_posteriors(monkeypatch) -> list:

@@ -90,7 +90,7 @@ def within_the_bounds() -> dict[str, bytes]:
             "one_to_eight.PNG": encode(np.full((128, 16, 3), 90, np.uint8), "PNG")}
 
 
-@pytest.mark.parametrize("view", ["center", "dense", "original", "train"])
+@pytest.mark.parametrize("view", ["center", "multi_crop", "original", "train"])
 def test_images_beyond_the_bounds_are_skipped_with_the_reason(view, tmp_path, capfd):
     good = imagenet_folder(str(tmp_path), ["n01", "n02"], per_class=2)
     good += write(str(tmp_path / "n01"), within_the_bounds())

@@ -16,7 +16,7 @@ import tensorflow as tf
 from conftest import NARROW, run_python
 
 import keras_vgg
-from keras_vgg import dense, image_ops, imagenet, serving
+from keras_vgg import image_ops, inference, serving
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "export"))
 import client  # noqa: E402
@@ -51,14 +51,10 @@ def lying_png(height, width):
 
 
 def reference(model, images, *, q=Q, preprocessing="caffe", flip=False):
-    """The package's own dense evaluation: `[b, classes]` probabilities."""
-    net = dense.fully_convolutional(model)
-    x = imagenet.preprocess_input(image_ops.rescale_shorter_side(tf.constant(images), q),
-                                  mode=preprocessing)
-    probabilities = net(x)[dense.PROBABILITIES].numpy()
-    if flip:
-        probabilities = (probabilities + net(x[:, :, ::-1])[dense.PROBABILITIES].numpy()) / 2
-    return probabilities
+    """The package's one dense path (`inference.DenseClassifier`, tested against the plain
+    model in test_inference.py): `[b, classes]` probabilities."""
+    return inference.DenseClassifier(model, test_scales=(q,), preprocessing=preprocessing,
+                                     flip=flip)(tf.constant(images)).numpy()
 
 
 @pytest.fixture(scope="module")
@@ -223,7 +219,7 @@ def test_bad_encoded_requests_get_clear_errors(loaded, files, message):
 
 def test_the_pixel_bound_is_an_export_option_checked_before_decoding():
     options = serving.ServingOptions(test_scale=Q, max_pixels=64 * 64, pixel_dtype="float32")
-    _, functions = serving.serving_functions(narrow_model("A"), options=options)
+    functions = serving.ServingModule(narrow_model("A"), options=options).signatures()
     (from_bytes, (bytes_spec,)), (from_pixels, (pixel_spec,)) = (
         functions[serving.SIGNATURE_BYTES], functions[serving.SIGNATURE_PIXELS])
     from_bytes = tf.function(from_bytes, input_signature=[bytes_spec])
@@ -336,7 +332,7 @@ def test_preprocessing_flip_and_float_input_are_in_the_graph(preprocessing, flip
     model = narrow_model("A")
     options = serving.ServingOptions(test_scale=Q, preprocessing=preprocessing, flip=flip,
                                      pixel_dtype="float32")
-    _, functions = serving.serving_functions(model, options=options, class_names=NAMES)
+    functions = serving.ServingModule(model, options=options, class_names=NAMES).signatures()
     function, (spec,) = functions[serving.SIGNATURE_PIXELS]
     assert spec.dtype == tf.float32 and spec.shape.as_list() == [None, None, None, 3]
     batch = pixels(72, 96, count=2).astype("float32")

@@ -73,7 +73,7 @@ def test_a_source_gives_the_same_descriptors_as_its_images(model, tmp_path):
 
 
 @pytest.mark.parametrize("options, images, message", [
-    ({"layer": "fc3"}, None, r"no layer 'fc3' in 'vgg11'; descriptors can come from \['block1"),
+    ({"layer": "fc3"}, None, r"no layer 'fc3' in 'vgg11'; the net can be cut at \[\'block1"),
     ({"test_scales": (24,)}, None, r"test scales \[24\] must be at least the crop 32"),
     ({"combine": "max"}, None, r"combine must be one of \('mean', 'stack'\)"),
     ({}, [], "no images to describe"),
