@@ -40,7 +40,8 @@ lint: $(VENV)/.test-installed
 test: lint
 	$(BIN)/python -m pytest
 	$(BIN)/python -m pytest -m "full_size or slow"
-	KERAS_BACKEND=jax $(BIN)/python -m pytest tests/test_backends.py tests/test_kerashub.py \
+	KERAS_BACKEND=jax $(BIN)/python -m pytest tests/test_backends.py tests/test_contract.py \
+	    tests/test_kerashub.py \
 	    -m "not full_size"
 	bash .ci/installed_package.sh $(BIN)/python
 

@@ -6,23 +6,6 @@ import keras_vgg
 from keras_vgg import dense
 
 
-@pytest.mark.parametrize("name", ["A", "A-LRN", "C", "D-BN", "E", "B-5x5"])
-def test_at_the_training_size_it_is_the_original_model(name, images):
-    model = keras_vgg.vgg(name, width_multiplier=NARROW, classes=10)
-    if "BN" in name:
-        for layer in model.layers:  # non-trivial batch-norm statistics
-            if layer.name.startswith("block") and "_bn" in layer.name:
-                gamma, beta, mean, variance = layer.get_weights()
-                rng = np.random.default_rng(0)
-                layer.set_weights([gamma * 1.5, beta + 0.1, mean + rng.normal(0, 1, mean.shape),
-                                   variance + 1.0])
-    fully_convolutional = dense.fully_convolutional(model)
-    x = keras_vgg.preprocess_input(images(2, 224))
-    outputs = fully_convolutional.predict(x, verbose=0)
-    assert outputs["score_map"].shape == (2, 1, 1, 10)
-    assert np.abs(outputs["probabilities"] - model.predict(x, verbose=0)).max() < 1e-5
-
-
 @pytest.mark.parametrize("size, side", [(224, 1), (256, 2), (384, 6), (512, 10)])
 def test_score_map_side_is_q_over_32_minus_6(size, side, images):
     model = dense.fully_convolutional(keras_vgg.vgg("D", width_multiplier=NARROW))

@@ -84,25 +84,6 @@ def test_vgg11_and_vgg13_build_with_random_weights_by_default(monkeypatch):
         assert not np.allclose(first.get_weights()[0], second.get_weights()[0])
 
 
-@pytest.mark.parametrize("name", sorted(configs.CONFIGS))
-def test_every_config_builds_narrow_and_predicts(name, images):
-    config = configs.get(name)
-    model = keras_vgg.vgg(name, width_multiplier=NARROW, input_shape=(32, 32, 3))
-    convs = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
-    assert len(convs) == config.num_convs
-    assert [conv.kernel_size[0] for conv in convs] == [
-        kernel for stage in config.kernel_sizes for kernel in stage
-    ]
-    assert len([layer for layer in model.layers if isinstance(layer, keras.layers.Dense)]) == 3
-    assert len([layer for layer in model.layers
-                if isinstance(layer, keras.layers.BatchNormalization)]) == (
-        config.num_convs if config.batch_norm else 0
-    )
-    probabilities = model.predict(keras_vgg.preprocess_input(images(2, 32)), verbose=0)
-    assert probabilities.shape == (2, 1000)
-    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
-
-
 def test_width_multiplier_scales_convs_and_fc_units():
     model = keras_vgg.vgg("B", width_multiplier=0.25, input_shape=(32, 32, 3), classes=7)
     assert model.get_layer("block1_conv1").filters == 16
@@ -181,19 +162,7 @@ def test_input_tensor_is_used(images):
     assert model.output_shape == (None, 1, 1, 32)
 
 
-@pytest.mark.parametrize("name", ["A-LRN", "D-BN", "B-5x5"])
-def test_keras_file_round_trip_in_safe_mode(name, tmp_path, images):
-    model = keras_vgg.vgg(name, width_multiplier=NARROW, input_shape=(32, 32, 3))
-    path = tmp_path / "model.keras"
-    model.save(path)
-    restored = keras.saving.load_model(path, safe_mode=True)
-    x = images(2, 32)
-    np.testing.assert_allclose(restored.predict(x, verbose=0), model.predict(x, verbose=0),
-                               atol=1e-6)
-    assert [layer.name for layer in restored.layers] == [layer.name for layer in model.layers]
-
-
-def test_get_config_round_trips(images):
+def test_get_config_round_trips_with_batch_norm_and_the_papers_init(images):
     model = keras_vgg.vgg("A-LRN", width_multiplier=NARROW, batch_norm=True,
                           kernel_initializer="gaussian", input_shape=(32, 32, 3))
     clone = keras.Model.from_config(model.get_config())
