@@ -1,14 +1,12 @@
 import csv
 import dataclasses
-import math
 import textwrap
 from pathlib import Path
 
 import numpy as np
 import pytest
-import skimage.data
 from conftest import NARROW, run_python, tiny_run_config
-from image_files import encode, imagenet_folder, write
+from image_files import imagenet_folder, write
 
 import keras_vgg
 from keras_vgg import callbacks, runs, training, weights
@@ -130,42 +128,6 @@ def test_mixed_bfloat16_trains_with_float32_variables():
 def history(model_dir):
     with open(model_dir / "history.csv") as file:
         return list(csv.DictReader(file))
-
-
-def photo_classes(root, copies=4):
-    """The scikit-image photographs as classes, one photograph each, `copies` JPEG
-    qualities per class (so a batch of 32 fills one step per epoch)."""
-    from benchmarks.photos import PHOTOS
-
-    for name in PHOTOS:
-        image = getattr(skimage.data, name)()
-        image = np.stack([image] * 3, -1) if image.ndim == 2 else image[..., :3]
-        write(str(root / name), {f"{name}_{q}.JPEG": encode(image, quality=q)
-                                 for q in (70, 80, 90, 95)[:copies]})
-    return f"folder:{root}"
-
-
-@pytest.mark.slow
-def test_training_from_defaults_learns(tmp_path, capsys):
-    """No init and no learning rate given (Glorot, 0.01 x 32/256), the paper's schedule: a
-    half-width net learns the photographs (through crops, flips and colour shifts)."""
-    source = photo_classes(tmp_path / "photos")
-    config = runs.RunConfig(model_dir=str(tmp_path / "run"), config="A", data=source,
-                            val_data=source, epochs=30, batch_size=32, width_multiplier=0.5,
-                            crop_size=64, scale=(64, 72), seed=0)
-    result = training.train(config, verbose=0)
-    output = capsys.readouterr().out
-    assert "learning rate 0.00125 (the paper's rate 0.01 at batch 256, x 32/256)" in output
-    rows = history(tmp_path / "run")
-    losses = [float(row["loss"]) for row in rows]
-    assert all(math.isfinite(loss) for loss in losses)
-    assert min(losses) < 0.8 * losses[0], losses  # the loss falls
-    accuracies = [float(row["val_accuracy"]) for row in rows]
-    assert max(accuracies) > 3 / 8, accuracies  # chance is 1/8
-    assert result.val_images == 32
-    assert result.summary() in output
-    assert (f"on 32 images after {result.epochs} epochs: loss {result.val_loss:.4g}, top-1 "
-            "accuracy") in output
 
 
 def test_a_rate_too_high_stops_with_what_to_change(demo_images, tmp_path):
