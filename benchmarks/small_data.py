@@ -35,7 +35,7 @@ import demo  # noqa: E402
 import demo_data  # noqa: E402
 
 FLAGS = flags.FLAGS  # demo.py's --epochs and --fine_tune_epochs, and:
-flags.DEFINE_bool("quick", False, "Smoke run: 2 images a class, 2 epochs, BENCHMARKS.md "
+flags.DEFINE_bool("quick", False, "Smoke run: 2 images a class, 1 epoch, BENCHMARKS.md "
                   "untouched.")
 
 SCHEDULES = {
@@ -84,7 +84,7 @@ def main(argv):
     del argv
     work = tempfile.mkdtemp(prefix="small_data_")
     per_class, val_per_class, new_per_class = (2, 1, 2) if FLAGS.quick else (150, 40, 40)
-    epochs, tune_epochs = (2, 2) if FLAGS.quick else (FLAGS.epochs, FLAGS.fine_tune_epochs)
+    epochs, tune_epochs = (1, 1) if FLAGS.quick else (FLAGS.epochs, FLAGS.fine_tune_epochs)
     demo_data.write(os.path.join(work, "images"), train_per_class=per_class,
                     val_per_class=val_per_class)
     base = demo.run_config(work, epochs)

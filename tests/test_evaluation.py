@@ -22,19 +22,26 @@ def test_top_k_error():
 
 @pytest.fixture
 def square_images(tmp_path):
-    """Three 224 x 224 photographs with labels 0, 1, 2: at Q = 224 every protocol sees the
+    """Three 32 x 32 photographs with labels 0, 1, 2: at Q = 32 every protocol sees the
     whole image, so each is checkable against the plain model."""
     names = ["astronaut", "coffee", "chelsea"]
     files = {}
     for name in names:
         image = photo(name)
         side = min(image.shape[:2])
-        square = Image.fromarray(image[:side, :side]).resize((224, 224))
+        square = Image.fromarray(image[:side, :side]).resize((CROP, CROP))
         files[f"{name}.png"] = encode(np.asarray(square), "PNG")
     write(str(tmp_path / "val"), files)
     labels = tmp_path / "labels.txt"
     labels.write_text("".join(f"{name}.png {i}\n" for i, name in enumerate(names)))
     return f"folder:{tmp_path / 'val'}?labels={labels}", [files[f"{n}.png"] for n in names]
+
+
+CROP = 32
+
+
+def small_model():
+    return keras_vgg.vgg("A", width_multiplier=NARROW, input_shape=(CROP, CROP, 3), classes=10)
 
 
 def plain_posteriors(model, encoded, flip):
@@ -51,12 +58,12 @@ def plain_posteriors(model, encoded, flip):
 @pytest.mark.parametrize("flip", [False, True])
 def test_protocols_at_the_crop_size_reduce_to_the_plain_model(square_images, flip):
     source, encoded = square_images
-    model = keras_vgg.vgg("A", width_multiplier=NARROW, classes=10)
+    model = small_model()
     expected = plain_posteriors(model, encoded, flip)
     labels = np.array([0, 1, 2])
     start = time.perf_counter()
     results = evaluation.evaluate(model, source, protocols=("dense", "multi_crop", "combined"),
-                                  test_scales=(224,), flip=flip)
+                                  test_scales=(CROP,), flip=flip)
     wall_seconds = time.perf_counter() - start
     for result in results:
         assert result.images == 3
@@ -67,22 +74,22 @@ def test_protocols_at_the_crop_size_reduce_to_the_plain_model(square_images, fli
     # The errors of three images agree by chance too: the posteriors themselves must.
     for protocol in ("dense", "multi_crop"):
         found, found_labels = evaluation.posteriors(model, source, protocol=protocol,
-                                                    test_scales=(224,), flip=flip)
+                                                    test_scales=(CROP,), flip=flip)
         assert sorted(found_labels) == [0, 1, 2]  # read in file order; label i is image i
         np.testing.assert_allclose(found, expected[found_labels], atol=1e-5)
 
 
 def test_several_scales_average_their_posteriors(square_images):
     source, _ = square_images
-    model = keras_vgg.vgg("A", width_multiplier=NARROW, classes=10)
-    at_224, at_288, both = (
+    model = small_model()
+    at_32, at_48, both = (
         evaluation.posteriors(model, source, protocol=protocol, test_scales=scales,
                               flip=False)[0]
-        for protocol, scales in (("dense", (224,)), ("dense", (288,)), ("dense", (224, 288))))
-    np.testing.assert_allclose(both, (at_224 + at_288) / 2, rtol=1e-5)
-    assert not np.allclose(at_224, at_288)
+        for protocol, scales in (("dense", (32,)), ("dense", (48,)), ("dense", (32, 48))))
+    np.testing.assert_allclose(both, (at_32 + at_48) / 2, rtol=1e-5)
+    assert not np.allclose(at_32, at_48)
     crops = [evaluation.posteriors(model, source, protocol="multi_crop", test_scales=scales,
-                                   flip=False)[0] for scales in ((224,), (288,), (224, 288))]
+                                   flip=False)[0] for scales in ((32,), (48,), (32, 48))]
     np.testing.assert_allclose(crops[2], (crops[0] + crops[1]) / 2, rtol=1e-5)
 
 
@@ -106,17 +113,17 @@ def test_an_exported_saved_model_evaluates_like_dense_evaluation(square_images, 
     from keras_vgg import serving
 
     source, _ = square_images
-    model = keras_vgg.vgg("A", width_multiplier=NARROW, classes=10)
+    model = small_model()
     path = serving.export_saved_model(
         model, str(tmp_path / "exported"), model_name="a", warmup=False,
-        options=serving.ServingOptions(test_scale=256, flip=flip))
+        options=serving.ServingOptions(test_scale=48, flip=flip))
     seen = spy_on_posteriors(monkeypatch)
-    (expected,) = evaluation.evaluate(model, source, protocols=("dense",), test_scales=(256,),
+    (expected,) = evaluation.evaluate(model, source, protocols=("dense",), test_scales=(48,),
                                       flip=flip)
     result = evaluation.evaluate_saved_model(path, source)
     np.testing.assert_allclose(seen[1], seen[0], atol=1e-5)
     assert result.protocol == ("dense+flip (SavedModel)" if flip else "dense (SavedModel)")
-    assert (result.test_scales, result.images) == ((256,), 3)
+    assert (result.test_scales, result.images) == ((48,), 3)
     assert (result.top1_error, result.top5_error) == (expected.top1_error, expected.top5_error)
     with pytest.raises(ValueError, match="is not a keras_vgg export"):
         evaluation.evaluate_saved_model(str(tmp_path), source)

@@ -144,6 +144,7 @@ def test_cmyk_and_grayscale_jpegs_on_the_fast_path():
     assert np.abs(gray - as_rgb).mean() < 6
 
 
+@pytest.mark.slow
 def test_huge_image_memory_is_bounded(tmp_path):
     """A 10000x8000 JPEG: peak memory grows far less than its 240 MB of decoded pixels."""
     path = tmp_path / "huge.JPEG"

@@ -13,10 +13,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import ROOT, tmpfs
+from conftest import ROOT, run_command, tmpfs
 from image_files import imagenet_folder
 
 from keras_vgg import runs
+from keras_vgg.cli import evaluate, train
 from keras_vgg.cli.train import EXIT_NOT_LEARNT as NOT_LEARNT
 
 
@@ -96,7 +97,7 @@ def test_demo_trains_from_the_defaults_evaluates_exports_and_fine_tunes(demo):
 
 
 @pytest.mark.slow
-def test_demo_localisation_reports_both_protocols_and_draws_boxes(demo):
+def test_demo_localisation_reports_both_protocols_and_draws_boxes(demo, capsys):
     """`make demo-localisation` after `make demo`, as the README has it: box nets from the
     demo's classification run."""
     tmp_path, _, _ = demo
@@ -115,10 +116,13 @@ def test_demo_localisation_reports_both_protocols_and_draws_boxes(demo):
     assert Path(errors[4]).stat().st_size > 10_000
     assert runs.load(tmp_path / "localisation").config.init_from == str(tmp_path / "shapes")
     boxed = f"?boxes={tmp_path}/images/boxes/val"
-    report = run("imagenet_eval.py", f"--model_dir={tmp_path}/localisation,"
-                 f"{tmp_path}/localisation", f"--data=folder:{tmp_path}/images/val{boxed}")
-    assert report.returncode == 0, report.stderr[-3000:]
-    lines = report.stdout.strip().splitlines()[-3:]
+    # The commands on its runs, in this process as the installed commands run them.
+    capsys.readouterr()
+    status = run_command(evaluate, f"--model_dir={tmp_path}/localisation,"
+                         f"{tmp_path}/localisation", f"--data=folder:{tmp_path}/images/val{boxed}")
+    report = capsys.readouterr()
+    assert status == 0, report.err[-3000:]
+    lines = report.out.strip().splitlines()[-3:]
     assert all(f"localisation error (centre crop, ground-truth class, Q=63) on 40 images: "
                f"top-1 {errors[1]}%" in line for line in lines[:2])
     # One net's boxes merged with a copy of themselves: the same guesses as the demo's.
@@ -126,41 +130,45 @@ def test_demo_localisation_reports_both_protocols_and_draws_boxes(demo):
                              f"image, dense, merged, Q=63) on 40 images: top-1 {errors[2]}%, "
                              f"top-5 {errors[3]}%")
     # The network, width, crop and scale come from the classification run.
-    cli = run("imagenet_train.py", "--task=localisation", "--box_regression=scr",
-              f"--init_from={tmp_path}/shapes", "--epochs=1", "--batch_size=16",
-              f"--data=folder:{tmp_path}/images/train?boxes={tmp_path}/images/boxes/train",
-              f"--val_data=folder:{tmp_path}/images/val{boxed}", f"--model_dir={tmp_path}/scr")
+    status = run_command(
+        train, "--task=localisation", "--box_regression=scr",
+        f"--init_from={tmp_path}/shapes", "--epochs=1", "--batch_size=16",
+        f"--data=folder:{tmp_path}/images/train?boxes={tmp_path}/images/boxes/train",
+        f"--val_data=folder:{tmp_path}/images/val{boxed}", f"--model_dir={tmp_path}/scr")
+    cli = capsys.readouterr()
     # One epoch of 12 images a class puts no box right yet: the run says so (status 2).
-    assert cli.returncode == NOT_LEARNT, cli.stderr[-3000:]
-    assert "no validation box overlaps its target by IoU > 0.5" in cli.stderr
-    assert "the paper's localisation rate 0.001 at batch 256, x 16/256" in cli.stdout
+    assert status == NOT_LEARNT, cli.err[-3000:]
+    assert "no validation box overlaps its target by IoU > 0.5" in cli.err
+    assert "the paper's localisation rate 0.001 at batch 256, x 16/256" in cli.out
     assert runs.load(tmp_path / "scr").build_model().output_shape == (None, 4)
-    no_boxes = run("imagenet_train.py", "--task=localisation",
-                   f"--init_from={tmp_path}/shapes", f"--data=folder:{tmp_path}/images/train",
-                   f"--val_data=folder:{tmp_path}/images/val", f"--model_dir={tmp_path}/x")
-    assert no_boxes.returncode != 0 and "localisation needs boxes" in no_boxes.stderr
+    status = run_command(train, "--task=localisation", f"--init_from={tmp_path}/shapes",
+                         f"--data=folder:{tmp_path}/images/train",
+                         f"--val_data=folder:{tmp_path}/images/val",
+                         f"--model_dir={tmp_path}/x")
+    assert status != 0 and "localisation needs boxes" in capsys.readouterr().err
 
 
 @pytest.mark.full_size
-def test_config_a_at_full_width_trains_from_the_recipe_defaults(tmp_path):
+def test_config_a_at_full_width_trains_from_the_recipe_defaults(tmp_path, capsys):
     """The README's command with no --init and no --learning_rate, on real photographs:
     the paper's config A, 224 crops of S = 256, Glorot, 0.01 x 4/256."""
     synsets = ["n01440764", "n01443537"]
-    imagenet_folder(str(tmp_path / "train"), synsets, per_class=4)
+    imagenet_folder(str(tmp_path / "train"), synsets, per_class=2)
     imagenet_folder(str(tmp_path / "val"), synsets, per_class=1)
-    result = run("imagenet_train.py", "--config=A", f"--data=folder:{tmp_path}/train",
-                 f"--val_data=folder:{tmp_path}/val", f"--model_dir={tmp_path}/run",
-                 "--batch_size=4", "--epochs=2")
-    assert result.returncode == 0, result.stderr[-3000:]
+    status = run_command(train, "--config=A", f"--data=folder:{tmp_path}/train",
+                         f"--val_data=folder:{tmp_path}/val", f"--model_dir={tmp_path}/run",
+                         "--batch_size=4", "--epochs=2")
+    result = capsys.readouterr()
+    assert status == 0, result.err[-3000:]
     assert ("learning rate 0.00015625 (the paper's rate 0.01 at batch 256, x 4/256)"
-            in result.stdout)
+            in result.out)
     with open(tmp_path / "run" / "history.csv") as file:
         losses = [float(row["loss"]) for row in csv.DictReader(file)]
     assert len(losses) == 2 and all(math.isfinite(loss) for loss in losses)
     assert max(losses) < 2 * losses[0]  # not exploding
     summary = re.search(r"on 2 images after 2 epochs: loss ([0-9.]+), top-1 accuracy",
-                        result.stdout)
-    assert summary and float(summary[1]) < 3 * math.log(1000), result.stdout[-2000:]
+                        result.out)
+    assert summary and float(summary[1]) < 3 * math.log(1000), result.out[-2000:]
 
 
 def worker_flags(model_dir, images) -> list[str]:

@@ -29,6 +29,7 @@ def tiny_classifier(classes=10):
 
 # --- Runs that lose or corrupt data --------------------------------------------------------
 
+@pytest.mark.slow
 def test_a_model_dir_in_use_is_refused_and_a_killed_runs_lock_does_not_block(
         demo_images, tmp_path):
     config = tiny_run_config(tmp_path / "run", demo_images)
@@ -77,6 +78,7 @@ def test_a_checkpoint_keeps_its_settings_when_run_json_is_lost(demo_images, tmp_
         training.train(config, verbose=0)
 
 
+@pytest.mark.slow
 def test_training_keeps_the_settings_beside_its_checkpoint(demo_images, tmp_path):
     seen = {}
 
@@ -156,6 +158,7 @@ def test_a_damaged_tfrecord_is_named_with_the_records_offset(tmp_path, photograp
                 pass
 
 
+@pytest.mark.slow
 def test_training_on_a_damaged_tfrecord_stops_in_one_line(demo_images, tmp_path,
                                                           photographs):
     image = (photographs / "coffee.JPEG").read_bytes()
@@ -402,13 +405,14 @@ def test_an_unknown_tfds_name_is_said_in_one_line():
 
 # --- Memory and logs ----------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_checkpoints_are_read_lazily(tmp_path):
-    """An unused 3 GiB tensor in a .safetensors file, and 1 GiB in a .pth, cost nothing."""
+    """An unused 3 GiB tensor in a .safetensors file, and 512 MiB in a .pth, cost nothing."""
     import torch
 
     big = crafted.safetensors_file(tmp_path / "big.safetensors", {
         "features.0.bias": ("F32", (4,), np.ones(4, "<f4").tobytes())}, sparse_tail=3 << 30)
-    torch.save({"features.0.bias": torch.ones(4), "extra": torch.zeros(1 << 28)},
+    torch.save({"features.0.bias": torch.ones(4), "extra": torch.zeros(1 << 27)},
                tmp_path / "big.pth")
     result = run_python(textwrap.dedent(f"""
         import resource
@@ -422,7 +426,7 @@ def test_checkpoints_are_read_lazily(tmp_path):
     """))
     assert result.returncode == 0, result.stderr
     grew = int(result.stdout.split("grew_kib")[1])
-    assert grew < 200 * 1024, f"reading grew the peak memory by {grew} KiB"
+    assert grew < 128 * 1024, f"reading grew the peak memory by {grew} KiB"
 
 
 def test_a_file_too_large_for_an_image_is_skipped_unread(tmp_path, photographs, capfd):

@@ -130,6 +130,7 @@ def history(model_dir):
         return list(csv.DictReader(file))
 
 
+@pytest.mark.slow
 def test_a_rate_too_high_stops_with_what_to_change(demo_images, tmp_path):
     config = tiny_run_config(tmp_path / "run", demo_images, epochs=3, learning_rate=50.0)
     with pytest.raises(callbacks.LossDiverged) as error:
@@ -215,6 +216,7 @@ def test_warm_start_and_init_from_take_run_directories(tiny_run, demo_images, tm
         tiny_run_config(tmp_path / "x", demo_images, init_from="/no/run")
 
 
+@pytest.mark.slow
 def test_training_data_that_yields_no_image_stops_the_run(demo_images, tmp_path):
     from image_files import broken_files
 
