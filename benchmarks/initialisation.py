@@ -32,7 +32,7 @@ from absl import app, flags
 import keras_vgg
 from benchmarks import report
 from benchmarks.photos import imagenet_like_jpegs
-from keras_vgg import image_ops, runs, training
+from keras_vgg import image_ops, runs, tasks
 
 FLAGS = flags.FLAGS
 flags.DEFINE_integer("steps", 60, "SGD steps per network and initialisation.", lower_bound=1)
@@ -74,9 +74,9 @@ def measure(config: str, initialisation: str, batch, labels, *, steps: int, widt
     model = keras_vgg.vgg(
         config, classes=CLASSES, input_shape=tuple(batch.shape[1:]), width_multiplier=width,
         kernel_initializer=initializer(initialisation), dropout=runs.PAPER_DROPOUT,
-        kernel_regularizer=training.l2_for_weight_decay(runs.PAPER_WEIGHT_DECAY))
-    training.compile_for_training(
-        model, learning_rate=runs.scaled_learning_rate(runs.PAPER_LEARNING_RATE,
+        kernel_regularizer=tasks.l2_for_weight_decay(runs.PAPER_WEIGHT_DECAY))
+    tasks.compile_for_training(
+        model, learning_rate=runs.scaled_learning_rate(tasks.PAPER_LEARNING_RATE,
                                                        len(labels)))
     before = cross_entropy(model, batch, labels)
     trace = []

@@ -48,17 +48,13 @@ from collections.abc import Sequence
 
 import keras
 
-from keras_vgg import configs, files, imagenet, localisation, models, pretrained, sources
+from keras_vgg import configs, files, imagenet, models, pretrained, sources, tasks
 from keras_vgg import weights as weight_files
 from keras_vgg.image_ops import CROP_SIZE, parse_scale
 
 # Sect. 3.1.
 PAPER_BATCH_SIZE = 256
 PAPER_EPOCHS = 74
-PAPER_LEARNING_RATE = 1e-2
-# Sect. 3.1: the S=384 net, initialised from the S=256 one, started at this rate.
-FINE_TUNE_LEARNING_RATE = 1e-3
-PAPER_MOMENTUM = 0.9
 PAPER_WEIGHT_DECAY = 5e-4
 PAPER_DROPOUT = models.PAPER_DROPOUT
 PAPER_LR_DROPS = 3
@@ -74,7 +70,6 @@ MIN_STEPS_PER_EPOCH = 32
 PLATEAU_MIN_STEPS = 500
 
 INITIALISATIONS = ("glorot", "gaussian")
-TASKS = ("classification", "localisation")
 MIXED_PRECISION = (None, "bfloat16", "float16")
 RUN_FILE = "run.json"
 WEIGHTS_FILE = "final.weights.h5"
@@ -178,7 +173,7 @@ class RunConfig:
     learning_rate: float | None = _field(
         None, "Initial learning rate; default the paper's 0.01 at batch 256 scaled to "
         "--batch_size (0.01 x batch / 256), or 0.001 x batch / 256 with --init_from.")
-    momentum: float = _field(PAPER_MOMENTUM, "SGD momentum.")
+    momentum: float = _field(tasks.PAPER_MOMENTUM, "SGD momentum.")
     weight_decay: float = _field(
         PAPER_WEIGHT_DECAY, "Caffe weight decay (gradient + wd * w), applied as L2(wd / 2).")
     dropout: float = _field(PAPER_DROPOUT, "Dropout after fc1 and fc2.")
@@ -232,10 +227,10 @@ class RunConfig:
     task: str = _field(
         "classification", "classification, or localisation (Appendix A): the last FC layer "
         "predicts boxes; the data needs boxes ('folder:DIR?boxes=XML_DIR_OR_LOC_CSV'), and "
-        "--init_from a classification run starts every other layer.", choices=TASKS)
+        "--init_from a classification run starts every other layer.", choices=tuple(tasks.TASKS))
     box_regression: str = _field(
         "pcr", "Localisation: pcr (a box per class, the paper's best) or scr (one box).",
-        choices=localisation.MODES)
+        choices=tasks.Localisation.modes)
 
     def __post_init__(self):
         if not self.model_dir:
@@ -281,7 +276,8 @@ class RunConfig:
             raise ValueError(f"width_multiplier must be positive, got {self.width_multiplier}")
         for name, allowed in (("init", INITIALISATIONS), ("mixed_precision", MIXED_PRECISION),
                               ("preprocessing", imagenet.PREPROCESSING_MODES),
-                              ("task", TASKS), ("box_regression", localisation.MODES)):
+                              ("task", tuple(tasks.TASKS)),
+                              ("box_regression", tasks.Localisation.modes)):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name}={getattr(self, name)!r}: expected one of {allowed}")
         if self.crop_size > self.scale[0]:
@@ -317,14 +313,6 @@ class RunConfig:
         except ValueError as error:
             raise ValueError(f"init_from: {error}") from error
 
-    def _paper_rate(self) -> tuple[float, str]:
-        """The paper's starting rate for a run like this one (at batch 256), and its name."""
-        if self.task == "localisation":
-            return localisation.BOX_LEARNING_RATE, "localisation rate"
-        if self.init_from:
-            return FINE_TUNE_LEARNING_RATE, "fine-tuning rate"
-        return PAPER_LEARNING_RATE, "rate"
-
     @property
     def initial_learning_rate(self) -> float:
         """The rate the run starts at: `learning_rate`, else the paper's for this batch."""
@@ -333,13 +321,14 @@ class RunConfig:
         if self.batch_size is None:
             raise ValueError("the default learning rate follows the batch size, which is set "
                              "from the training data when training starts")
-        return scaled_learning_rate(self._paper_rate()[0], self.batch_size)
+        return scaled_learning_rate(tasks.of(self).paper_learning_rate(self)[0],
+                                    self.batch_size)
 
     def learning_rate_origin(self) -> str:
         """Where `initial_learning_rate` comes from, for the log."""
         if self.learning_rate is not None:
             return "--learning_rate"
-        rate, name = self._paper_rate()
+        rate, name = tasks.of(self).paper_learning_rate(self)
         return (f"the paper's {name} {rate:g} at batch {PAPER_BATCH_SIZE}, x "
                 f"{self.batch_size}/{PAPER_BATCH_SIZE}")
 
@@ -465,34 +454,16 @@ class Run:
         return os.path.join(self.directory or self.config.model_dir, WEIGHTS_FILE)
 
     def build_model(self, *, weights: str | None | bool = True, **options) -> keras.Model:
-        """The run's network (config, width, crop, classes, dropout); with the trained
-        weights by default, `weights=False` for fresh ones or a path for others.
-        `options` go to `keras_vgg.vgg` (kernel_initializer, kernel_regularizer...)."""
+        """The run's network as its task builds it (`keras_vgg.tasks`: config, width, crop,
+        classes, dropout, and a box layer for localisation); with the trained weights by
+        default, `weights=False` for fresh ones or a path for others. `options` go to
+        `keras_vgg.vgg` (kernel_initializer, kernel_regularizer...)."""
         if weights is True:
             weights = self.weights_path
             if not os.path.isfile(weights):
                 raise ValueError(f"run {self.directory!r} has no trained weights: {weights} "
                                  "is missing (the run has not finished)")
-        config = self.config
-        if config.task == "classification":
-            return self.build_classifier(weights=weights or None, **options)
-        model = localisation.localisation_model(
-            self.build_classifier(**options), config.box_regression,
-            kernel_initializer=models.kernel_initializer_from(
-                options.get("kernel_initializer", "glorot_uniform")),
-            kernel_regularizer=options.get("kernel_regularizer"))
-        if weights:
-            weight_files.load_weights(model, weights)
-        return model
-
-    def build_classifier(self, weights: str | None = None, **options) -> keras.Model:
-        """The run's classification network, fresh or with `weights` (for a localisation
-        run: the net whose classifier its box layer replaces)."""
-        config = self.config
-        return models.vgg(
-            config.config, weights=weights, classes=self.num_classes,
-            input_shape=(config.crop_size, config.crop_size, 3), dropout=config.dropout,
-            width_multiplier=config.width_multiplier, **options)
+        return tasks.of(self.config).build(self, weights=weights or None, **options)
 
     def save(self, directory: str | None = None) -> str:
         """Writes `run.json` into `directory` (default the run's); returns its path."""

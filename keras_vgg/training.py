@@ -43,55 +43,21 @@ import keras
 from keras_vgg import (
     callbacks,
     configs,
-    data,
     distribute,
     files,
-    localisation,
-    localisation_data,
-    models,
     pretrained,
     runs,
     sources,
+    tasks,
     weights,
 )
 from keras_vgg.requires_tensorflow import tf
 
 
-def l2_for_weight_decay(weight_decay: float) -> keras.regularizers.Regularizer | None:
-    """Caffe's weight decay `wd` (gradient + wd * w) as a Keras L2 loss: l2(wd / 2)."""
-    return keras.regularizers.L2(weight_decay / 2) if weight_decay > 0 else None
-
-
-def compile_for_training(
-    model: keras.Model,
-    *,
-    learning_rate: float,
-    momentum: float = runs.PAPER_MOMENTUM,
-    steps_per_execution: int = 1,
-) -> None:
-    """SGD with momentum on softmax cross-entropy; top-1 (`accuracy`) and top-5 (`top5`)."""
-    model.compile(
-        optimizer=keras.optimizers.SGD(learning_rate=learning_rate, momentum=momentum),
-        loss=keras.losses.SparseCategoricalCrossentropy(),
-        metrics=[
-            keras.metrics.SparseCategoricalAccuracy(name="accuracy"),
-            keras.metrics.SparseTopKCategoricalAccuracy(k=5, name="top5"),
-        ],
-        steps_per_execution=steps_per_execution,
-    )
-
-
-def compile_for_localisation(model: keras.Model, mode: str, *, learning_rate: float,
-                             momentum: float = runs.PAPER_MOMENTUM) -> None:
-    """SGD with momentum on the Euclidean box loss (Appendix A.1); `accuracy` is the share
-    of crops whose box overlaps the target by IoU > 0.5 (`localisation.BoxAccuracy`)."""
-    model.compile(
-        optimizer=keras.optimizers.SGD(learning_rate=learning_rate, momentum=momentum),
-        loss=localisation.BoxLoss(mode), metrics=[localisation.BoxAccuracy(mode)])
-
-
-def _is_localisation_run(location: str) -> bool:
-    return runs.is_run(location) and runs.load(location).config.task == "localisation"
+def _starts_from_its_own_task(config: runs.RunConfig) -> bool:
+    """Whether `init_from` is a run of the same task (a box net fine-tuned as a box net)."""
+    return bool(config.init_from) and runs.is_run(config.init_from) and (
+        runs.load(config.init_from).config.task == config.task)
 
 
 class RunError(ValueError):
@@ -116,26 +82,15 @@ class TrainingResult:
 
     @property
     def learnt(self) -> bool | None:
-        """Whether the net ends beyond chance: top-1 validation accuracy above guessing
-        (`callbacks.above_chance`), or for localisation any box right. None when the
-        validation images are too few to tell: not even all of them right would be beyond
-        guessing."""
-        if self.run.config.task == "localisation":
-            return self.val_accuracy > 0
-        if not callbacks.above_chance(1.0, self.run.num_classes, self.val_images):
-            return None
-        return callbacks.above_chance(self.val_accuracy, self.run.num_classes,
-                                      self.val_images)
+        """Whether the net ends beyond chance, as its task reads the validation
+        (`tasks.Classification.learnt`: top-1 accuracy above guessing, None when the images
+        are too few to tell; for localisation, any box right)."""
+        return tasks.of(self.run.config).learnt(self, callbacks.above_chance)
 
     def not_learnt(self) -> str:
         """Why the run counts as not having learnt, and the flags to try."""
         config = self.run.config
-        if config.task == "localisation":
-            found = "no validation box overlaps its target by IoU > 0.5"
-        else:
-            found = (f"its validation accuracy {100 * self.val_accuracy:.1f}% on "
-                     f"{self.val_images} images is no better than guessing among "
-                     f"{self.run.num_classes} classes ({100 / self.run.num_classes:.1f}%)")
+        found = tasks.of(config).not_learnt(self)
         rate = config.initial_learning_rate
         return (f"the run did not learn: {found}. Try a higher rate (--learning_rate="
                 f"{3 * rate:.3g}; it started at {rate:.3g}, {config.learning_rate_origin()}), "
@@ -144,17 +99,9 @@ class TrainingResult:
                 f"{self.run.directory}; give a new --model_dir to train again.")
 
     def summary(self) -> str:
-        if self.run.config.task == "localisation":
-            return (f"Validation (centre crop, Q={self.run.test_scale}) on {self.val_images} "
-                    f"images after {self.epochs} epoch{'s' * (self.epochs != 1)}: box loss "
-                    f"{self.val_loss:.4g}, the true class's box at IoU > 0.5 on "
-                    f"{100 * self.val_accuracy:.1f}% (error {100 * (1 - self.val_accuracy):.1f}"
-                    f"%). Run: {self.run.directory}")
         return (f"Validation (centre crop, Q={self.run.test_scale}) on {self.val_images} images "
-                f"after {self.epochs} epoch{'s' * (self.epochs != 1)}: loss {self.val_loss:.4g}, "
-                f"top-1 accuracy "
-                f"{100 * self.val_accuracy:.1f}% (error {100 * (1 - self.val_accuracy):.1f}%), "
-                f"top-5 accuracy {100 * self.val_top5:.1f}%. Run: {self.run.directory}")
+                f"after {self.epochs} epoch{'s' * (self.epochs != 1)}: "
+                f"{tasks.of(self.run.config).summary(self)}. Run: {self.run.directory}")
 
 
 def divergence_advice(config: runs.RunConfig, cause: str) -> str:
@@ -226,14 +173,9 @@ def _checked_data(config: runs.RunConfig) -> _Data:
     classifier needs two classes or more, the validation source labels the same classes,
     and the training data fills a given batch (else every step is smaller than
     `batch_size`, and the learning rate, scaled for it, too high)."""
+    task = tasks.of(config)
     train = sources.open_single_label(config.data, purpose="training")
-    if config.task == "localisation" and not train.boxes:
-        raise ValueError(f"localisation needs boxes: the training data {config.data!r} has "
-                         "none; give 'folder:DIR?boxes=XML_DIR_OR_LOC_CSV'")
-    if config.task == "classification" and train.num_classes < 2:
-        raise ValueError(f"the training data {config.data!r} has one class "
-                         f"({train.class_ids[0]!r}): a classifier learns to tell classes "
-                         "apart, so give it two class folders or more")
+    task.check_data(train, f"the training data {config.data!r}")
     if (config.batch_size is not None and train.num_examples is not None
             and train.num_examples < config.batch_size):
         raise ValueError(
@@ -242,9 +184,7 @@ def _checked_data(config: runs.RunConfig) -> _Data:
             f"{train.num_examples} or less, or leave it unset")
     val_spec, val_split = config.validation_source
     validation = sources.open_single_label(val_spec, split=val_split, purpose="validation")
-    if config.task == "localisation" and not validation.boxes:
-        raise ValueError(f"localisation needs boxes: the validation data {val_spec!r} has "
-                         "none; give 'folder:DIR?boxes=XML_DIR_OR_LOC_CSV'")
+    task.check_validation_data(validation, f"the validation data {val_spec!r}")
     runs.check_same_classes(train.class_ids, validation.class_ids,
                             what=f"the validation data {val_spec!r}")
     return _Data(train.class_ids, train.num_examples, validation.num_examples)
@@ -260,9 +200,7 @@ def initialise_from(model: keras.Model, config: runs.RunConfig) -> str:
         source = pretrained.identify(runs.weights_file(location, what="init_from"))
     else:
         source = pretrained.identify(location)
-    new_layers = ()
-    if config.task == "classification":
-        new_layers = configs.HEAD_LAYERS if not source.has_head else (configs.PREDICTIONS_LAYER,)
+    new_layers = tasks.of(config).new_layers(source.has_head)
     fresh = pretrained.load(model, source, config=config.config, new_layers=new_layers)
     loaded = [layer.name for layer in model.layers if layer.weights and layer.name not in fresh]
     line = f"Initialised from {location}: loaded {len(loaded)} layers ({', '.join(loaded)})"
@@ -285,14 +223,14 @@ def _freeze_convs(model: keras.Model) -> list[str]:
 def _model(run: runs.Run, strategy: tf.distribute.Strategy) -> keras.Model:
     """The run's network, initialised as `run.config` says and compiled, under `strategy`."""
     config = run.config
+    task = tasks.of(config)
     options = {"kernel_initializer": config.init,
-               "kernel_regularizer": l2_for_weight_decay(config.weight_decay)}
-    localising = config.task == "localisation"
+               "kernel_regularizer": tasks.l2_for_weight_decay(config.weight_decay)}
     with strategy.scope():
-        if localising and config.init_from and _is_localisation_run(config.init_from):
-            model = run.build_model(weights=False, **options)  # a box net, fine-tuned
+        if _starts_from_its_own_task(config):
+            model = task.build(run, **options)  # e.g. a box net, fine-tuned as one
         else:
-            model = run.build_classifier(**options)
+            model = tasks.classifier(run, **options)
         if config.warm_start:
             copied = weights.warm_start_from_config_a(
                 model, runs.weights_file(config.warm_start, what="warm_start"))
@@ -303,18 +241,9 @@ def _model(run: runs.Run, strategy: tf.distribute.Strategy) -> keras.Model:
             frozen = _freeze_convs(model)
             print(f"Frozen (--freeze_convs): {frozen[0]} ... {frozen[-1]} ({len(frozen)} "
                   "layers); training fc1, fc2 and the classifier.")
-        if localising and localisation.BOX_LAYER not in [layer.name for layer in model.layers]:
-            model = localisation.localisation_model(
-                model, config.box_regression,
-                kernel_initializer=models.kernel_initializer_from(config.init),
-                kernel_regularizer=options["kernel_regularizer"])
-        if localising:
-            compile_for_localisation(model, config.box_regression,
-                                     learning_rate=config.initial_learning_rate,
-                                     momentum=config.momentum)
-        else:
-            compile_for_training(model, learning_rate=config.initial_learning_rate,
-                                 momentum=config.momentum)
+        model = task.training_model(run, model,
+                                    kernel_regularizer=options["kernel_regularizer"])
+        task.compile(model, config)
     distribute.fit_under_multi_worker(model, strategy)
     return model
 
@@ -396,28 +325,22 @@ def _fit(run: runs.Run, model: keras.Model, strategy: tf.distribute.Strategy, *,
           f"writing {run_dir}", flush=True)
     # With a seed, each epoch's data is a function of (seed, epoch): resumable exactly.
     epoch_counter = callbacks.EpochCounter() if config.seed is not None else None
-    localising = config.task == "localisation"
-    train_pipeline = localisation_data.train_dataset if localising else data.train_dataset
+    task = tasks.of(config)
     train_data = strategy.distribute_datasets_from_function(
-        lambda context: train_pipeline(
+        lambda context: task.train_dataset(
             config.data, global_batch_size=config.batch_size, input_context=context,
             scale=config.scale, crop_size=config.crop_size, preprocessing=config.preprocessing,
             seed=config.seed, epoch=epoch_counter and epoch_counter.variable,
         ).take(config.steps_per_epoch or -1)  # a shorter epoch, still one iterator per epoch
     )
     val_spec, val_split = config.validation_source
-    if localising:
-        def val_pipeline(context):
-            return localisation_data.centre_dataset(
-                val_spec, split=val_split, test_scale=run.test_scale,
-                crop_size=config.crop_size, batch_size=config.batch_size,
-                preprocessing=config.preprocessing, input_context=context)
-    else:
-        def val_pipeline(context):
-            return data.eval_dataset(
-                val_spec, split=val_split, view="center", test_scale=run.test_scale,
-                crop_size=config.crop_size, batch_size=config.batch_size,
-                preprocessing=config.preprocessing, input_context=context)
+
+    def val_pipeline(context):
+        return task.val_dataset(
+            val_spec, split=val_split, test_scale=run.test_scale, crop_size=config.crop_size,
+            batch_size=config.batch_size, preprocessing=config.preprocessing,
+            input_context=context)
+
     val_data = strategy.distribute_datasets_from_function(val_pipeline)
     state = callbacks.RunState()
     run_callbacks = [epoch_counter] if epoch_counter else []
@@ -426,8 +349,7 @@ def _fit(run: runs.Run, model: keras.Model, strategy: tf.distribute.Strategy, *,
         num_classes=run.num_classes, patience=config.plateau_patience,
         min_steps=config.plateau_min_steps, validation_images=val_images,
         log_every=config.log_every,
-        # IoU > 0.5 stays at 0 until boxes are roughly right: localisation watches the loss.
-        monitor="val_loss" if localising else "val_accuracy",
+        monitor=task.monitor,
         advice=functools.partial(divergence_advice, config), strategy=strategy,
         training_data=config.data, validation_data=val_spec)
     with warnings.catch_warnings():

@@ -8,7 +8,7 @@ import pytest
 from conftest import NARROW
 
 import keras_vgg
-from keras_vgg import callbacks, training, weights
+from keras_vgg import callbacks, tasks, weights
 
 
 def tiny_model():
@@ -32,7 +32,7 @@ def test_schedule_divides_by_ten_three_times_then_stops_each_announced_after_its
     x, y = random_batches(16)
     model = tiny_model()
     # a rate too small to learn anything: the validation loss never improves
-    training.compile_for_training(model, learning_rate=1e-9, momentum=0.0)
+    tasks.compile_for_training(model, learning_rate=1e-9, momentum=0.0)
     state = callbacks.RunState()
     model.fit(x, y, validation_data=(x[:8], y[:8]), epochs=40, batch_size=16,
               callbacks=run_callbacks(tmp_path, state, global_batch_size=16, patience=1,
@@ -60,7 +60,7 @@ def test_schedule_divides_by_ten_three_times_then_stops_each_announced_after_its
 def schedule_rates(accuracies, *, steps_per_epoch=10, **options):
     """The rate each epoch trains at, under a schedule fed these validation accuracies."""
     model = tiny_model()
-    training.compile_for_training(model, learning_rate=1.0, momentum=0.0)
+    tasks.compile_for_training(model, learning_rate=1.0, momentum=0.0)
     schedule = callbacks.PaperSchedule(callbacks.RunState(), **options)
     schedule.set_model(model)
     rates = []
@@ -140,7 +140,7 @@ def advise(cause):
 def fit_until_it_blows_up(tmp_path, factor, **fit_options):
     x, y = random_batches(32)
     model = tiny_model()
-    training.compile_for_training(model, learning_rate=1e-3, momentum=0.9)
+    tasks.compile_for_training(model, learning_rate=1e-3, momentum=0.9)
     blow_up = BlowUpAtEpoch(1, factor)
     with pytest.raises(callbacks.LossDiverged) as error:
         model.fit(x, y, epochs=5, batch_size=8, verbose=0, **fit_options,
@@ -173,7 +173,7 @@ def test_a_first_loss_far_above_chance_stops_at_once(tmp_path):
     x, y = random_batches(8)
     model = keras_vgg.vgg("A", width_multiplier=NARROW, input_shape=(32, 32, 3), classes=4,
                           kernel_initializer=keras.initializers.RandomNormal(stddev=0.5))
-    training.compile_for_training(model, learning_rate=1e-3)
+    tasks.compile_for_training(model, learning_rate=1e-3)
     with pytest.raises(callbacks.LossDiverged,
                        match=r"the training loss started at .* over 100 times the 1.39 \(ln of "
                              r"the number of classes\).* No epoch completed before it."):
@@ -199,7 +199,7 @@ def test_an_infinite_validation_loss_stops(tmp_path, val_loss):
 def test_a_falling_loss_is_not_divergence(tmp_path):
     x, y = random_batches(16)
     model = tiny_model()
-    training.compile_for_training(model, learning_rate=1e-2)
+    tasks.compile_for_training(model, learning_rate=1e-2)
     state = callbacks.RunState()
     model.fit(x, y, epochs=3, batch_size=8, verbose=0, validation_data=(x, y),
               callbacks=run_callbacks(tmp_path, state, global_batch_size=8))
@@ -254,7 +254,7 @@ def test_run_state_round_trips(tmp_path):
 
 def test_backup_writes_keras_checkpoint_whole_and_keras_resumes_from_it(tmp_path):
     model = tiny_model()
-    training.compile_for_training(model, learning_rate=1e-3, momentum=0.9)
+    tasks.compile_for_training(model, learning_rate=1e-3, momentum=0.9)
     x, y = random_batches()
     backup_dir = str(tmp_path / "backup")
     keep = callbacks.Backup(backup_dir, delete_checkpoint=False)
@@ -262,7 +262,7 @@ def test_backup_writes_keras_checkpoint_whole_and_keras_resumes_from_it(tmp_path
     assert sorted(os.listdir(backup_dir)) == ["latest.weights.h5", "training_metadata.json"]
     assert callbacks.backed_up_epoch(backup_dir) == 2
     resumed = tiny_model()
-    training.compile_for_training(resumed, learning_rate=1e-3, momentum=0.9)
+    tasks.compile_for_training(resumed, learning_rate=1e-3, momentum=0.9)
     history = resumed.fit(x, y, batch_size=8, epochs=3, verbose=0,
                           callbacks=[callbacks.Backup(backup_dir)])
     assert history.epoch == [2]  # Keras read the epoch and the weights back
@@ -293,7 +293,7 @@ def test_tensorboard_gets_loss_rate_and_throughput_every_n_steps(tmp_path):
 
     x, y = random_batches(32)
     model = tiny_model()
-    training.compile_for_training(model, learning_rate=1e-3)
+    tasks.compile_for_training(model, learning_rate=1e-3)
     model.fit(x, y, epochs=2, batch_size=4, verbose=0, callbacks=[
         callbacks.StepScalars(str(tmp_path), every=3, global_batch_size=4)])
     scalars = {}

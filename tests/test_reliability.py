@@ -17,7 +17,7 @@ from conftest import NARROW, run_command, run_python, tiny_run_config
 from image_files import imagenet_folder
 
 import keras_vgg
-from keras_vgg import callbacks, data, files, runs, serving, sources, training, weights
+from keras_vgg import callbacks, data, files, runs, serving, sources, tasks, training, weights
 from keras_vgg.cli import evaluate, export, train, transfer
 from keras_vgg.requires_tensorflow import tf
 
@@ -123,7 +123,7 @@ def test_a_runs_final_weights_go_through_the_checked_loader(tmp_path, bad_weight
 
 def test_a_backup_checkpoint_goes_through_the_checked_loader(tmp_path, bad_weights):
     model = tiny_classifier()
-    training.compile_for_training(model, learning_rate=0.01, momentum=0.9)
+    tasks.compile_for_training(model, learning_rate=0.01, momentum=0.9)
     backup = callbacks.Backup(str(tmp_path / "backup"))
     os.makedirs(backup.backup_dir)
     bad_weights(model, backup._weights_path)
@@ -214,7 +214,7 @@ def test_damaged_resume_state_falls_back_or_says_what_to_delete(tmp_path, capsys
 
     # A truncated checkpoint: one line naming it and what to delete.
     model = tiny_classifier()
-    training.compile_for_training(model, learning_rate=0.01, momentum=0.9)
+    tasks.compile_for_training(model, learning_rate=0.01, momentum=0.9)
     checkpoint = callbacks.Backup(str(backup))
     model.save_weights(checkpoint._weights_path)
     size = os.path.getsize(checkpoint._weights_path)

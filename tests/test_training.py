@@ -9,7 +9,7 @@ from conftest import NARROW, run_python, tiny_run_config
 from image_files import imagenet_folder, write
 
 import keras_vgg
-from keras_vgg import callbacks, runs, training, weights
+from keras_vgg import callbacks, runs, tasks, training, weights
 
 
 def tiny_model(**kwargs):
@@ -27,10 +27,10 @@ def test_weight_decay_is_caffes_gradient_plus_wd_times_w():
     """One SGD step without momentum: w <- w - lr * (dL/dw + wd * w)."""
     x, y = random_batches(8)
     plain = tiny_model()
-    decayed = tiny_model(kernel_regularizer=training.l2_for_weight_decay(5e-4))
+    decayed = tiny_model(kernel_regularizer=tasks.l2_for_weight_decay(5e-4))
     decayed.set_weights(plain.get_weights())
     for model in (plain, decayed):
-        training.compile_for_training(model, learning_rate=0.1, momentum=0.0)
+        tasks.compile_for_training(model, learning_rate=0.1, momentum=0.0)
     before = decayed.get_layer("fc1").kernel.numpy()
     plain.train_on_batch(x, y)
     decayed.train_on_batch(x, y)
@@ -40,7 +40,7 @@ def test_weight_decay_is_caffes_gradient_plus_wd_times_w():
 
 
 def test_no_weight_decay_means_no_regularizer():
-    assert training.l2_for_weight_decay(0.0) is None
+    assert tasks.l2_for_weight_decay(0.0) is None
 
 
 def test_warm_start_copies_as_first_four_convs_and_the_head(tmp_path):
@@ -76,7 +76,7 @@ def test_one_and_four_replicas_reach_the_same_weights():
     """The same steps on 1 and on 4 replicas: the batch is split and gradients averaged."""
     script = textwrap.dedent("""
         import numpy as np, tensorflow as tf, keras, keras_vgg
-        from keras_vgg import training
+        from keras_vgg import tasks
         cpu = tf.config.list_physical_devices("CPU")[0]
         tf.config.set_logical_device_configuration(
             cpu, [tf.config.LogicalDeviceConfiguration()] * 4)
@@ -89,8 +89,8 @@ def test_one_and_four_replicas_reach_the_same_weights():
             with strategy.scope():
                 model = keras_vgg.vgg("A", width_multiplier=1 / 16, input_shape=(32, 32, 3),
                                       classes=4, dropout=0.0, kernel_regularizer=
-                                      training.l2_for_weight_decay(5e-4))
-                training.compile_for_training(model, learning_rate=0.01)
+                                      tasks.l2_for_weight_decay(5e-4))
+                tasks.compile_for_training(model, learning_rate=0.01)
             initial = model.get_weights()
             data = tf.data.Dataset.from_tensor_slices((x, y)).batch(16)
             model.fit(data, epochs=2, verbose=0)
@@ -115,7 +115,7 @@ def test_mixed_bfloat16_trains_with_float32_variables():
     keras.mixed_precision.set_global_policy("mixed_bfloat16")
     try:
         model = tiny_model()
-        training.compile_for_training(model, learning_rate=0.01)
+        tasks.compile_for_training(model, learning_rate=0.01)
         loss = model.train_on_batch(x, y)
         assert model.get_layer("block1_conv1").compute_dtype == "bfloat16"
         assert model.get_layer("block1_conv1").kernel.dtype == "float32"
@@ -321,7 +321,7 @@ def test_fine_tuning_a_run_onto_other_classes_loads_all_but_the_classifier(tiny_
     assert (config.config, config.width_multiplier, config.crop_size, config.scale) == (
         "A", NARROW, 32, (40, 48))
     run = runs.Run.of(dataclasses.replace(config, batch_size=1), ["a", "b", "c"])
-    model = run.build_classifier()
+    model = tasks.classifier(run)
     line = training.initialise_from(model, config)
     trunk = [layer.name for layer in model.layers if layer.weights][:-1]
     assert line == (f"Initialised from {tiny_run.directory}: loaded 10 layers "
@@ -337,8 +337,8 @@ def test_fine_tuning_from_a_keras_hub_backbone_makes_the_head_new(tmp_path):
     config = runs.RunConfig(model_dir=str(tmp_path / "run"), init_from=str(tmp_path / "preset"),
                             data=data, val_data=val_data, crop_size=32, scale=40)
     assert (config.config, config.width_multiplier) == ("A", NARROW)
-    model = runs.Run.of(dataclasses.replace(config, batch_size=1), ["a", "b", "c"]
-                        ).build_classifier()
+    model = tasks.classifier(runs.Run.of(dataclasses.replace(config, batch_size=1),
+                                         ["a", "b", "c"]))
     line = training.initialise_from(model, config)
     assert line.endswith("; new: fc1, fc2, predictions (initialised glorot; 3 classes).")
     loaded_as(model, source, [layer.name for layer in model.layers
@@ -357,8 +357,8 @@ def test_fine_tuning_from_a_torchvision_checkpoint_onto_other_classes(tmp_path):
                             width_multiplier=NARROW, init_from=str(tmp_path / "vgg11.safetensors"),
                             data=data, val_data=val_data)
     assert (config.config, config.preprocessing, config.crop_size) == ("A", "torch", 224)
-    model = runs.Run.of(dataclasses.replace(config, batch_size=1), ["a", "b", "c"]
-                        ).build_classifier()
+    model = tasks.classifier(runs.Run.of(dataclasses.replace(config, batch_size=1),
+                                         ["a", "b", "c"]))
     line = training.initialise_from(model, config)
     assert "loaded 10 layers" in line and line.endswith("new: predictions (initialised "
                                                         "glorot; 3 classes).")

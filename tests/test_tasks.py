@@ -1,0 +1,65 @@
+"""Each task as an object: what it builds, compiles, watches and reads."""
+
+import types
+
+import pytest
+from conftest import NARROW, tiny_run_config
+
+from keras_vgg import callbacks, localisation, runs, tasks
+
+
+def run_of(task, **overrides):
+    config = tiny_run_config("/tmp/run", "/images", task=task, batch_size=32, **overrides)
+    return runs.Run.of(config, [f"c{i}" for i in range(5)])
+
+
+def test_every_task_of_a_run_config_has_an_object():
+    assert set(tasks.TASKS) == {"classification", "localisation"}
+    for name, task in tasks.TASKS.items():
+        assert tasks.of(name) is task is tasks.of(run_of(name).config)
+    with pytest.raises(ValueError, match=r"task='detection': expected one of"):
+        tasks.of("detection")
+
+
+@pytest.mark.parametrize("task, init_from, rate, named", [
+    ("classification", None, 1e-2, "rate"),
+    ("classification", "imagenet", 1e-3, "fine-tuning rate"),
+    ("localisation", None, 1e-3, "localisation rate"),
+])
+def test_the_papers_rate_is_the_tasks(task, init_from, rate, named):
+    config = types.SimpleNamespace(task=task, init_from=init_from)
+    assert tasks.of(task).paper_learning_rate(config) == (rate, named)
+
+
+@pytest.mark.parametrize("task, outputs, loss, monitor", [
+    ("classification", 5, "SparseCategoricalCrossentropy", "val_accuracy"),
+    ("localisation", 4 * 5, "BoxLoss", "val_loss"),
+])
+def test_each_task_builds_and_compiles_its_net(task, outputs, loss, monitor):
+    run = run_of(task)
+    model = tasks.of(task).build(run)
+    assert model.output_shape == (None, outputs)
+    tasks.of(task).compile(model, run.config)
+    assert type(model.loss).__name__ == loss
+    assert tasks.of(task).monitor == monitor
+    scr = run_of("localisation", box_regression="scr")
+    assert localisation.mode_of(tasks.of("localisation").build(scr)) == ("scr", None)
+
+
+def test_each_task_reads_its_validation():
+    classification = types.SimpleNamespace(
+        run=run_of("classification"), val_accuracy=0.2, val_images=1000, val_loss=1.5,
+        val_top5=0.9)
+    task = tasks.of("classification")
+    assert task.learnt(classification, callbacks.above_chance) is False  # chance is 20%
+    assert "no better than guessing among 5 classes (20.0%)" in task.not_learnt(classification)
+    assert task.summary(classification).startswith("loss 1.5, top-1 accuracy 20.0%")
+    boxes = types.SimpleNamespace(run=run_of("localisation"), val_accuracy=0.0, val_loss=0.2)
+    assert tasks.of("localisation").learnt(boxes, callbacks.above_chance) is False
+    assert "box loss 0.2" in tasks.of("localisation").summary(boxes)
+
+
+def test_a_narrow_net_is_what_the_run_config_says():
+    model = tasks.classifier(run_of("classification"))
+    assert model.input_shape == (None, 32, 32, 3)
+    assert model.get_layer("fc1").units == int(4096 * NARROW)
