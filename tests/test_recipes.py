@@ -87,7 +87,9 @@ def test_demo_trains_from_the_defaults_evaluates_exports_and_fine_tunes(demo):
     fusion = re.fullmatch(r"Fusion \(Sect. 4.4\), top-1 error of dense evaluation on 400 "
                           r"held-out images: A/\[54;72\]/63 ([0-9.]+)%, A/72/72 ([0-9.]+)%, "
                           r"A/\[54;72\]/63 \+ A/72/72 ([0-9.]+)%", fusion_line)
-    assert fusion and float(fusion[3]) <= max(float(fusion[1]), float(fusion[2])), fusion_line
+    # The line's form only: fusing can be worse than either net for top-1 error; that the
+    # fused posteriors are the nets' mean is tests/test_evaluation.py's.
+    assert fusion, fusion_line
     transfer = re.fullmatch(r"Transfer \(Appendix B\): a linear SVM on config A's fc2 "
                             r"descriptors \(Q=63\) of the 4 new shapes: mean class recall "
                             r"([0-9.]+)% on 80 held-out images \(chance 25%\)", transfer_line)
