@@ -289,7 +289,7 @@ def final_weights(path):
 def test_a_killed_run_resumes_to_the_same_final_weights(tmp_path):
     import demo_data
 
-    demo_data.write(str(tmp_path / "images"), train_per_class=30, val_per_class=2)
+    demo_data.write(str(tmp_path / "images"), train_per_class=16, val_per_class=2)
 
     def command(model_dir):
         # Too small a rate to learn: accuracy plateaus, and the rate drops each epoch, the
