@@ -83,30 +83,35 @@ class DenseClassifier:
                     else _cut_at(model, layer))
         self.test_scales = tuple(int(q) for q in test_scales)
         self.preprocessing, self.flip, self.layer = preprocessing, flip, layer
-        self.crop = crop
 
-    def outputs(self, images: tf.Tensor, test_scale: int) -> dict[str, tf.Tensor]:
-        """The net on `images` (`[b, h, w, 3]` pixels 0-255, uint8 or float, one size) at
-        Q = `test_scale`: a dict of `SCORE_MAP`, `MEAN`, `FACTOR` and, for a head,
-        `PROBABILITIES` (see the module's constants)."""
+    def inputs(self, images: tf.Tensor, test_scale: int) -> tuple[tf.Tensor, tf.Tensor]:
+        """`images` (`[b, h, w, 3]` pixels 0-255, uint8 or float, one size) rescaled to Q =
+        `test_scale` and preprocessed, `[b, H, W, 3]` float32, and their `FACTOR`."""
         rescaled = image_ops.rescale_shorter_side(images, test_scale)
         factor = (tf.cast(tf.shape(rescaled)[1:3], tf.float32)
                   / tf.cast(tf.shape(images)[1:3], tf.float32))
-        x = imagenet.preprocess_input(rescaled, mode=self.preprocessing)
+        return imagenet.preprocess_input(rescaled, mode=self.preprocessing), factor
+
+    def apply(self, x: tf.Tensor, factor: tf.Tensor) -> dict[str, tf.Tensor]:
+        """The net on `inputs`' result (also another `DenseClassifier`'s of the same
+        preprocessing, so that two nets share one rescale): a dict of `SCORE_MAP`, `MEAN`,
+        `FACTOR` and, for a head, `PROBABILITIES` (see the module's constants)."""
         if self.flip:
             x = tf.concat([x, tf.reverse(x, [2])], axis=0)
         result = self.net(x, training=False)
         maps = result if self.layer is not None else result[SCORE_MAP]
-        means = tf.reduce_mean(tf.cast(maps, tf.float32), axis=[1, 2])
-        outputs = {SCORE_MAP: maps, MEAN: means, FACTOR: factor}
+        averaged = {MEAN: tf.reduce_mean(tf.cast(maps, tf.float32), axis=[1, 2])}
         if self.layer is None:
-            outputs[PROBABILITIES] = result[PROBABILITIES]
-        if self.flip:
-            for key in (SCORE_MAP, MEAN, PROBABILITIES):
-                if key in outputs:
-                    halves = tf.split(outputs[key], 2)
-                    outputs[key] = halves[0] if key == SCORE_MAP else (halves[0] + halves[1]) / 2
-        return outputs
+            averaged[PROBABILITIES] = result[PROBABILITIES]
+        if self.flip:  # the unmirrored map; the means and posteriors of both
+            maps = tf.split(maps, 2)[0]
+            averaged = {key: tf.add_n(tf.split(value, 2)) / 2 for key, value in averaged.items()}
+        return {SCORE_MAP: maps, FACTOR: factor, **averaged}
+
+    def outputs(self, images: tf.Tensor, test_scale: int) -> dict[str, tf.Tensor]:
+        """The net on `images` (`[b, h, w, 3]` pixels, one size) at Q = `test_scale`:
+        `apply(*inputs(images, test_scale))`."""
+        return self.apply(*self.inputs(images, test_scale))
 
     @tf.function(reduce_retracing=True)
     def __call__(self, images: tf.Tensor) -> tf.Tensor:

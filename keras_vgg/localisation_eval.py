@@ -128,10 +128,11 @@ def full(localisers: Sequence[keras.Model], classifier: keras.Model, source: str
 
     @tf.function(reduce_retracing=True)
     def dense_maps(image):
-        classes = class_net.outputs(image, test_scale)
-        return ([net.outputs(image, test_scale)[inference.SCORE_MAP][0] for net in box_nets],
+        x, factor = class_net.inputs(image, test_scale)  # one rescale for every net
+        classes = class_net.apply(x, factor)
+        return ([net.apply(x, factor)[inference.SCORE_MAP][0] for net in box_nets],
                 tf.nn.softmax(classes[inference.SCORE_MAP][0]),
-                classes[inference.PROBABILITIES][0], classes[inference.FACTOR])
+                classes[inference.PROBABILITIES][0], factor)
 
     predictions, truths, details = [], [], []
     for image, label, ground_truth, count, image_id in localisation_data.whole_images(

@@ -250,16 +250,16 @@ class ServingModule:
     def _dense(self, images: tf.Tensor):
         """Dense evaluation of a batch of one size: (`[b, H, W, classes]` score map, `[b,
         classes]` probabilities, `[b, k, 4]` boxes or None)."""
-        outputs = self.classifier.outputs(self._checked(images), self.options.test_scale)
+        x, factor = self.classifier.inputs(self._checked(images), self.options.test_scale)
+        outputs = self.classifier.apply(x, factor)
         score_map, probabilities = outputs[inference.SCORE_MAP], outputs[
             inference.PROBABILITIES]
         if self.localiser is None:
             return score_map, probabilities, None
         top_ids = tf.math.top_k(probabilities, k=self.options.top_k).indices
-        box_map = self.localiser.outputs(images, self.options.test_scale)[inference.SCORE_MAP]
+        box_map = self.localiser.apply(x, factor)[inference.SCORE_MAP]
         return score_map, probabilities, dense_class_boxes(
-            box_map, tf.nn.softmax(score_map), top_ids, outputs[inference.FACTOR], self.crop,
-            self.box_mode)
+            box_map, tf.nn.softmax(score_map), top_ids, factor, self.crop, self.box_mode)
 
     def _named(self, probabilities, boxes=None) -> dict:
         top = tf.math.top_k(probabilities, k=self.options.top_k)
