@@ -1,17 +1,12 @@
-"""The training run's state and the callbacks that act on it.
-
-`RunState` holds everything a resumed run needs besides the weights and optimizer that
-Keras' `BackupAndRestore` checkpoints: the epoch, the schedule's counters, the divergence
-guard's reference loss and the dropout layers' random-generator states. The run owns one
-`RunState`; each callback below reads and updates its own fields of it, and
-`RunStateBackup` saves and restores it beside the checkpoint.
+"""The callbacks of a training run, each acting on its own fields of the run's
+`checkpoints.RunState` (the run owns one; `Checkpoint` writes it with the weights):
 
   PaperSchedule    Sect. 3.1: divide the learning rate by 10 when validation accuracy stops
                    improving, three times, then stop; ScheduleLog announces each change.
   DivergenceGuard  stops at a NaN or infinite loss, a loss grown by orders of magnitude, or
-                   an infinite validation loss; keeps the last good epoch's weights.
+                   an infinite validation loss; the newest checkpoint is the last good epoch.
   DataGuard        stops when an epoch had no training images, or validation none.
-  Backup           Keras' BackupAndRestore, writing its checkpoint atomically.
+  Checkpoint       the epoch's one atomic checkpoint (`keras_vgg.checkpoints`).
   Throughput       images/s of each epoch's training steps.
   StepScalars      TensorBoard scalars every N steps: loss, learning rate, images/s.
   EpochLine        the epoch's line (Keras' progress bar) shows metrics only.
@@ -28,7 +23,6 @@ weights are written or accuracy printed.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import os
 import time
@@ -37,7 +31,7 @@ from collections.abc import Callable
 
 import keras
 
-from keras_vgg import distribute, files, runs, weights
+from keras_vgg import checkpoints, runs
 from keras_vgg.requires_tensorflow import tf
 
 # A training loss this many times its reference has diverged: two orders of magnitude.
@@ -45,83 +39,6 @@ DIVERGENCE_FACTOR = 100.0
 # The reference never drops below this fraction of the chance loss ln(classes), so a
 # nearly memorised batch's small loss rising a little is not called divergence.
 REFERENCE_FLOOR = 0.1
-RUN_STATE_FILE = "run_state.json"
-# Where a run's checkpoint lives under its model_dir while it trains, and Keras'
-# BackupAndRestore's file of the checkpoint's epoch there.
-BACKUP_DIR = "backup"
-TRAINING_METADATA_FILE = "training_metadata.json"
-
-
-def backup_directory(model_dir: str) -> str:
-    return os.path.join(model_dir, BACKUP_DIR)
-
-
-@dataclasses.dataclass
-class RunState:
-    """What a resumed run restores besides weights and optimizer.
-
-    Attributes:
-      epoch: epochs completed.
-      best_val_score: the best value so far of what the schedule watches (validation
-        accuracy, or minus the validation loss), None before the first.
-      epochs_without_gain: epochs since it last improved.
-      steps_without_gain: training steps since it last improved.
-      learning_rate_drops: how often the rate has been divided by 10.
-      reference_loss: the lowest training loss so far, from which divergence is judged.
-      random_states: each dropout layer's seed-generator state, by layer name.
-    """
-
-    epoch: int = 0
-    best_val_score: float | None = None
-    epochs_without_gain: int = 0
-    steps_without_gain: int = 0
-    learning_rate_drops: int = 0
-    reference_loss: float | None = None
-    random_states: dict[str, list[int]] = dataclasses.field(default_factory=dict)
-
-    def save(self, path: str) -> None:
-        files.write_json(path, dataclasses.asdict(self))
-
-    def restore(self, path: str) -> None:
-        """Takes the fields saved in `path` (a field it lacks takes a fresh state's).
-
-        Raises:
-          ValueError: `path` is damaged: not JSON, or a field of another type; the state is
-            then unchanged.
-        """
-        saved = files.read_json(path, what="run state")
-        if not isinstance(saved, dict):
-            raise ValueError(f"run state {path} is not a JSON object")
-        fresh = dataclasses.asdict(RunState())
-        restored = {name: saved.get(name, value) for name, value in fresh.items()}
-        for name, value in restored.items():
-            if not _valid_state_field(name, value):
-                raise ValueError(f"run state {path}: {name}={str(value)[:60]!r} is not a "
-                                 "value of that field")
-        for name, value in restored.items():
-            setattr(self, name, value)
-
-    def restore_defaults(self, **fields) -> None:
-        """Takes a fresh state's fields, except `fields`."""
-        for name, value in dataclasses.asdict(RunState(**fields)).items():
-            setattr(self, name, value)
-
-
-def _count(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
-
-
-def _valid_state_field(name: str, value) -> bool:
-    if name in ("epoch", "epochs_without_gain", "steps_without_gain", "learning_rate_drops"):
-        return _count(value)
-    if name in ("best_val_score", "reference_loss"):
-        return value is None or (isinstance(value, (int, float)) and not isinstance(value, bool)
-                                 and math.isfinite(value))
-    if name == "random_states":
-        return isinstance(value, dict) and all(
-            isinstance(state, list) and all(isinstance(number, int) for number in state)
-            for state in value.values())
-    raise KeyError(name)
 
 
 def learning_rate(model: keras.Model) -> float:
@@ -155,7 +72,7 @@ class PaperSchedule(keras.callbacks.Callback):
     bar): `announcement` holds it until then.
     """
 
-    def __init__(self, state: RunState, *, patience: int, min_steps: int = 0,
+    def __init__(self, state: checkpoints.RunState, *, patience: int, min_steps: int = 0,
                  max_drops: int = runs.PAPER_LR_DROPS, factor: float = runs.LR_DROP_FACTOR,
                  min_delta: float = 1e-4, monitor: str = "val_accuracy",
                  num_classes: int | None = None, validation_images: int | None = None):
@@ -291,23 +208,26 @@ class DivergenceGuard(keras.callbacks.Callback):
     - a validation loss is NaN or infinite (cause "growth").
     Keras logs the epoch's running mean at each step; the step's own loss is recovered from
     two consecutive means. Raising (rather than `stop_training`) keeps Keras from finishing
-    the epoch, so the checkpoint and `last_good_path` keep the last completed good epoch.
-    `advice(cause)` ends the message: the likely cause and the settings to change.
+    the epoch, so the newest checkpoint under `model_dir` stays the last good epoch, which
+    the message names. `advice(cause)` ends it: the likely cause and the settings to change.
+    Place it before `Checkpoint`.
     """
 
-    def __init__(self, state: RunState, *, num_classes: int, last_good_path: str,
+    def __init__(self, state: checkpoints.RunState, *, num_classes: int, model_dir: str,
                  advice: Callable[[str], str]):
         super().__init__()
         self.state = state
         self.chance = math.log(max(num_classes, 2))
-        self.last_good_path = last_good_path
+        self.model_dir = model_dir
         self.advice = advice
         self._epoch = 0
         self._steps_and_mean = (0, 0.0)  # this epoch's steps so far and their mean loss
 
     def _stop(self, what: str, cause: str):
-        kept = (f"The last good epoch's weights are in {self.last_good_path}."
-                if os.path.exists(self.last_good_path) else "No epoch completed before it.")
+        checkpoint = checkpoints.latest(self.model_dir)
+        kept = (f"The last good epoch's weights are in "
+                f"{os.path.join(checkpoint, checkpoints.WEIGHTS_FILE)}." if checkpoint
+                else "No epoch completed before it.")
         raise LossDiverged(f"training diverged in epoch {self._epoch + 1}: {what}. "
                            f"{self.advice(cause)} {kept}")
 
@@ -341,7 +261,6 @@ class DivergenceGuard(keras.callbacks.Callback):
         val_loss = (logs or {}).get("val_loss")
         if val_loss is not None and not math.isfinite(float(val_loss)):
             self._stop(f"the validation loss is {val_loss}", "growth")
-        files.save_weights(self.model, self.last_good_path)
 
 
 class NoData(RuntimeError):
@@ -374,37 +293,21 @@ class DataGuard(keras.callbacks.Callback):
                          "why)")
 
 
-class Backup(keras.callbacks.BackupAndRestore):
-    """Keras' BackupAndRestore, writing `latest.weights.h5` and its metadata atomically
-    (`keras_vgg.files`): Keras writes them in place, so a crash or a full disk during the
-    write leaves a checkpoint that cannot be loaded, and the run cannot resume.
+class Checkpoint(keras.callbacks.Callback):
+    """Writes each epoch's one checkpoint (`keras_vgg.checkpoints.save`): the model, its
+    optimizer, `state` (its epoch set to the epochs completed) and `run`'s settings, under
+    `run.directory`. Place it after the callbacks that update `state` and the learning rate,
+    so that all of it describes the same moment."""
 
-    Restoring goes through the package's checked loader (`weights.load_checkpoint`), and a
-    damaged checkpoint or metadata stops the run with one line saying what to delete.
+    def __init__(self, run: runs.Run, state: checkpoints.RunState):
+        super().__init__()
+        self.run = run
+        self.state = state
 
-    Keras has no public hook for how the checkpoint is written or read: this overrides the
-    private `_save_model` and `_load_model`, and uses the private paths, counters and
-    `model._initial_epoch` they use. `tests/test_callbacks.py` fails when Keras changes them."""
-
-    def _save_model(self):
-        files.save_weights(self.model, self._weights_path)
-        files.write_json(self._training_metadata_path,
-                         {"epoch": self._current_epoch, "batch": self._last_batch_seen})
-
-    def _load_model(self):
-        """Restores the checkpoint through the checked loader (`weights.load_checkpoint`);
-        a damaged one (or damaged metadata) stops the run with one line saying what to
-        delete."""
-        if os.path.exists(self._weights_path):
-            if self.model.optimizer is not None and not self.model.optimizer.built:
-                self.model.optimizer.build(self.model.trainable_variables)
-            try:
-                weights.load_checkpoint(self.model, self._weights_path)
-            except ValueError as error:
-                raise _cannot_resume(self.backup_dir, error) from error
-        epoch = backed_up_epoch(self.backup_dir)
-        if epoch:
-            self.model._initial_epoch = epoch
+    def on_epoch_end(self, epoch, logs=None):
+        self.state.epoch = epoch + 1
+        checkpoints.save(self.run.directory or self.run.config.model_dir, self.model,
+                         self.run, self.state)
 
 
 class Throughput(keras.callbacks.Callback):
@@ -447,156 +350,42 @@ class EpochCounter(keras.callbacks.Callback):
         self.variable.assign(epoch)
 
 
-def backed_up_epoch(backup_dir: str) -> int:
-    """The epoch BackupAndRestore resumes from in `backup_dir` (0 without a backup);
-    ValueError naming the file when it is damaged."""
-    metadata = os.path.join(backup_dir, TRAINING_METADATA_FILE)
-    if not os.path.exists(metadata):
-        return 0
-    try:
-        document = files.read_json(metadata, what="checkpoint metadata")
-    except ValueError as error:
-        raise _cannot_resume(backup_dir, error) from error
-    epoch = document.get("epoch") if isinstance(document, dict) else None
-    if not _count(epoch):
-        raise _cannot_resume(backup_dir, f"checkpoint metadata {metadata} holds no epoch")
-    return epoch
-
-
-def _cannot_resume(backup_dir: str, cause) -> ValueError:
-    return ValueError(f"the run cannot resume: {cause}. Delete {backup_dir} to train it again "
-                      "from its first epoch")
-
-
-class RunStateBackup(keras.callbacks.Callback):
-    """Saves the `RunState` beside BackupAndRestore's checkpoint at each epoch's end
-    (keeping the previous epoch's too), and restores the one of the checkpoint's epoch when
-    training resumes, with the dropout layers' random-generator states: a resumed run then
-    trains exactly as an uninterrupted one, also when it was stopped between the two saves.
-    Place it after BackupAndRestore and after the callbacks that update the state."""
-
-    def __init__(self, state: RunState, backup_dir: str):
-        super().__init__()
-        self.state = state
-        self.backup_dir = backup_dir
-        self.path = os.path.join(backup_dir, RUN_STATE_FILE)
-        self.previous_path = self.path + ".previous"
-
-    def _generators(self) -> dict[str, keras.random.SeedGenerator]:
-        return {
-            layer.name: layer.seed_generator
-            for layer in self.model.layers
-            if isinstance(getattr(layer, "seed_generator", None), keras.random.SeedGenerator)
-        }
-
-    def on_train_begin(self, logs=None):
-        resumed_epoch = backed_up_epoch(self.backup_dir)
-        if not resumed_epoch:
-            return
-        for path in (self.path, self.previous_path):
-            if not os.path.exists(path):
-                continue
-            try:
-                self.state.restore(path)
-            except ValueError as error:
-                print(f"Not restored: {error}.", flush=True)
-                continue
-            if self.state.epoch == resumed_epoch:
-                break
-        else:
-            print(f"{self.backup_dir} holds no run state of epoch {resumed_epoch}, the "
-                  "checkpoint's: the schedule's counters and the dropout masks start afresh.",
-                  flush=True)
-            self.state.restore_defaults(epoch=resumed_epoch)
-        for name, generator in self._generators().items():
-            if name in self.state.random_states:
-                generator.state.assign(self.state.random_states[name])
-        print(f"Resuming from the end of epoch {resumed_epoch} ({self.backup_dir}).",
-              flush=True)
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.state.epoch = epoch + 1
-        self.state.random_states = {
-            name: keras.ops.convert_to_numpy(generator.state.value).tolist()
-            for name, generator in self._generators().items()
-        }
-        os.makedirs(self.backup_dir, exist_ok=True)
-        if os.path.exists(self.path):
-            os.replace(self.path, self.previous_path)
-        self.state.save(self.path)
-
-
-class WorkersResumeTogether(keras.callbacks.Callback):
-    """Under MultiWorkerMirroredStrategy each worker restores its own backup. If they resume
-    from different epochs (a worker killed between two workers' saves, a lost directory),
-    training would hang in a collective or drift apart: this stops every worker at the
-    start with an error naming the epochs. Place it after BackupAndRestore."""
-
-    def __init__(self, strategy: tf.distribute.Strategy, backup_dir: str):
-        super().__init__()
-        self.strategy = strategy
-        self.backup_dir = backup_dir
-
-    def on_train_begin(self, logs=None):
-        epoch = backed_up_epoch(self.backup_dir)
-        agree, mean = distribute.workers_agree(self.strategy, epoch)
-        if not agree:
-            raise RuntimeError(
-                f"this worker resumes from epoch {epoch} ({self.backup_dir}), but the "
-                f"workers disagree (mean epoch {mean:g}): give every worker the same "
-                "backup (copy the chief's backup/ into each worker's directory) or remove "
-                "them all to start again.")
-
-
 def callbacks(
-    model_dir: str,
+    run: runs.Run,
     *,
-    state: RunState,
-    global_batch_size: int,
-    num_classes: int,
-    patience: int = 2,
-    min_steps: int = 0,
-    max_drops: int = runs.PAPER_LR_DROPS,
+    state: checkpoints.RunState,
     monitor: str = "val_accuracy",
     validation_images: int | None = None,
-    log_every: int = 20,
     advice: Callable[[str], str] = lambda cause: "Lower the learning rate.",
-    strategy: tf.distribute.Strategy | None = None,
-    training_data: str = "the training data",
-    validation_data: str | None = None,
 ) -> list[keras.callbacks.Callback]:
-    """The run's callbacks, all writing under `model_dir`: throughput, the divergence guard,
-    the paper's schedule (watching `monitor`; `patience`, `min_steps`, and on
-    `validation_images` images no plateau at chance), backup/restore of weights,
-    optimizer and `state`, CSV and TensorBoard logs (scalars every `log_every` steps), and
-    Keras' progress bar, whose epoch lines show metrics only, each rate change announced
-    after its epoch's line; with a multi-worker `strategy`, the check that every worker
-    resumes from the same epoch. `advice(cause)` ends a divergence message
-    (`DivergenceGuard`); `training_data` and `validation_data` name the sources in
-    `DataGuard`'s message (no `validation_data`: no validation expected)."""
+    """The callbacks of `run`, all writing under its directory: throughput, the guards, the
+    paper's schedule (watching `monitor`, with the config's `plateau_patience` and
+    `plateau_min_steps`, and on `validation_images` images no plateau at chance), the
+    epoch's checkpoint of weights, optimizer and `state`, CSV and TensorBoard logs (scalars
+    every `log_every` steps), and Keras' progress bar, whose epoch lines show metrics only,
+    each rate change announced after its epoch's line. `advice(cause)` ends a divergence
+    message (`DivergenceGuard`); `DataGuard`'s message names the config's sources."""
+    config = run.config
+    model_dir = run.directory or config.model_dir
     os.makedirs(model_dir, exist_ok=True)
-    backup_dir = backup_directory(model_dir)
-    schedule = PaperSchedule(state, patience=patience, min_steps=min_steps, max_drops=max_drops,
-                             monitor=monitor, num_classes=num_classes,
-                             validation_images=validation_images)
+    schedule = PaperSchedule(state, patience=config.plateau_patience,
+                             min_steps=config.plateau_min_steps, monitor=monitor,
+                             num_classes=run.num_classes, validation_images=validation_images)
     # Order matters at each epoch's end: the guard checks the validation loss before the
-    # schedule acts, and BackupAndRestore and RunStateBackup save after both, so the
-    # checkpoint's learning rate and the saved state describe the same moment; the logs
-    # take every value before the epoch's line drops those that are not metrics.
+    # schedule acts, and the checkpoint is written after both, so its learning rate and
+    # state describe the same moment; the logs take every value before the epoch's line
+    # drops those that are not metrics.
     return [
-        DataGuard(training=training_data, validation=validation_data),
-        Throughput(global_batch_size),
-        DivergenceGuard(state, num_classes=num_classes, advice=advice,
-                        last_good_path=os.path.join(model_dir, "last_good.weights.h5")),
+        DataGuard(training=config.data, validation=config.validation_source[0]),
+        Throughput(config.batch_size),
+        DivergenceGuard(state, num_classes=run.num_classes, model_dir=model_dir,
+                        advice=advice),
         schedule,
-        Backup(backup_dir),
-        *([WorkersResumeTogether(strategy, backup_dir)]
-          if strategy is not None and distribute.is_multi_worker(strategy) else []),
-        RunStateBackup(state, backup_dir),
+        Checkpoint(run, state),
         keras.callbacks.CSVLogger(os.path.join(model_dir, "history.csv"), append=True),
         keras.callbacks.TensorBoard(os.path.join(model_dir, "logs")),
-        StepScalars(os.path.join(model_dir, "logs"), every=log_every,
-                    global_batch_size=global_batch_size),
+        StepScalars(os.path.join(model_dir, "logs"), every=config.log_every,
+                    global_batch_size=config.batch_size),
         EpochLine(),
         keras.callbacks.ProgbarLogger(),
         ScheduleLog(schedule),

@@ -1,10 +1,10 @@
 """Writing the files a run keeps so that a crash or a full disk never leaves a damaged one.
 
-Each file is written beside its destination under a temporary name and renamed over it
-when complete (a rename within a directory is atomic), so a reader sees the old file or
-the new one, never part of one. Before weights are written, the free space is checked
-against their size: HDF5 writing into a full disk can fail in ways that are hard to
-recover from, and stopping before the write keeps every earlier file intact.
+Each file, or directory of files, is written beside its destination under a temporary
+name and renamed over it when complete (a rename within a directory is atomic), so a reader
+sees the old one or the new one, never part of one. Before weights are written, the free
+space is checked against their size: HDF5 writing into a full disk can fail in ways that
+are hard to recover from, and stopping before the write keeps every earlier file intact.
 
 A full disk stops the run with a one-line message; when space is freed, the same command
 resumes from the files left intact.
@@ -77,9 +77,10 @@ def _partial_path(path: str) -> str:
 
 
 @contextlib.contextmanager
-def _replacing(path: str, *, needed_bytes: int) -> Iterator[str]:
-    """Yields a temporary path to write; renames it over `path` when the block succeeds,
-    removes it when not. Raises WriteFailed when the space or the write fails."""
+def _replacing(path: str, *, needed_bytes: int, is_directory: bool = False) -> Iterator[str]:
+    """Yields a temporary path to write (a file, or a created directory); renames it over
+    `path` when the block succeeds, removes it when not. Raises WriteFailed when the space
+    or the write fails."""
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     needed = int(needed_bytes * (1 + SPACE_MARGIN_FRACTION)) + SPACE_MARGIN_BYTES
@@ -92,19 +93,38 @@ def _replacing(path: str, *, needed_bytes: int) -> Iterator[str]:
             "intact: free some space and run the same command again to resume")
     partial = _partial_path(path)
     try:
+        if is_directory:
+            shutil.rmtree(partial, ignore_errors=True)  # left by a process killed writing it
+            os.makedirs(partial)
         yield partial
+        if is_directory and os.path.isdir(path):
+            shutil.rmtree(path)
         os.replace(partial, path)
     except OSError as error:
         full = error.errno == errno.ENOSPC or "No space left" in str(error)
         raise WriteFailed(
             errno.ENOSPC if full else error.errno,
-            f"cannot write {path} ({'the disk is full' if full else error}). The file it "
-            "would replace is intact: "
+            f"cannot write {path} ({'the disk is full' if full else error}). The files "
+            "written before are intact: "
             f"{'free some space' if full else 'fix the cause'} and run the same command "
             "again to resume") from error
     finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(partial)
+        if is_directory:
+            shutil.rmtree(partial, ignore_errors=True)
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(partial)
+
+
+def replaced_directory(path: str, *, needed_bytes: int) -> contextlib.AbstractContextManager[str]:
+    """A context yielding a new, empty directory to fill; it becomes `path` (replacing any
+    directory there) in one rename when the block succeeds, and is removed when not.
+    `needed_bytes` is what the block will write, checked against the free space first.
+
+    Raises:
+      WriteFailed: the space is lacking or a write failed; nothing at `path` changed.
+    """
+    return _replacing(path, needed_bytes=needed_bytes, is_directory=True)
 
 
 def save_weights(model: keras.Model, path: str) -> None:

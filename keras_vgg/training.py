@@ -11,9 +11,9 @@ Multinomial logistic regression; mini-batch SGD with momentum 0.9; weight decay 
 rate divided by 10 when validation accuracy stops improving, three times, then stop.
 
 The run directory receives `run.json` (the run's description, see `keras_vgg.runs`),
-`final.weights.h5`, `last_good.weights.h5` (the last completed epoch), `history.csv`,
-TensorBoard logs, and `backup/` while it runs: a run that is stopped resumes from its last
-completed epoch when started again with the same config (with a seed, exactly).
+`final.weights.h5`, `history.csv`, TensorBoard logs, and `checkpoint/` while it runs: one
+atomic checkpoint per completed epoch (`keras_vgg.checkpoints`), from which a run that is
+stopped resumes when started again with the same config (with a seed, exactly).
 
 Fine-tuning (`init_from`) loads every layer whose shape fits (`initialise_from`): the
 classifier stays new when the class count differs, and the log names what was loaded and
@@ -42,6 +42,7 @@ import keras
 
 from keras_vgg import (
     callbacks,
+    checkpoints,
     configs,
     distribute,
     files,
@@ -133,18 +134,20 @@ def _check_resumable(run: runs.Run, directory: str) -> None:
     """A directory that already holds a run must hold this one, unfinished: resuming it
     with other settings would mix two runs (the checkpoint keeps the old learning rate, for
     one). Only `epochs` may change, to train longer. The settings are kept twice, in
-    `run.json` and beside the checkpoint, and each copy there is checked; a checkpoint
-    without either is refused."""
+    `run.json` and in the checkpoint, and each copy there is checked; a checkpoint without
+    its settings is refused."""
     if os.path.exists(os.path.join(directory, runs.WEIGHTS_FILE)):
         raise ValueError(f"{directory} holds a finished run "
                          f"({os.path.join(directory, runs.WEIGHTS_FILE)}): use a new model_dir")
-    backup = callbacks.backup_directory(directory)
-    described = [place for place in (directory, backup) if runs.is_run(place)]
-    if not described and callbacks.backed_up_epoch(backup):
-        raise ValueError(f"{directory} holds a checkpoint ({backup}) without the settings it "
-                         f"was trained with (its {runs.RUN_FILE} is missing): delete {backup} to "
-                         "train again from the first epoch, or give another model_dir")
-    for place in described:
+    checkpoint = checkpoints.latest(directory)
+    if checkpoint and not runs.is_run(checkpoint):
+        raise ValueError(f"{directory} holds a checkpoint ({checkpoint}) without the settings "
+                         f"it was trained with (its {runs.RUN_FILE} is missing): delete "
+                         f"{checkpoints.directory(directory)} to train again from the first "
+                         "epoch, or give another model_dir")
+    for place in (directory, checkpoint):
+        if not place or not runs.is_run(place):
+            continue
         saved = runs.load(place)
         differ = {name: (value, getattr(run.config, name))
                   for name, value in saved.config.to_json().items()
@@ -156,6 +159,29 @@ def _check_resumable(run: runs.Run, directory: str) -> None:
                                 for name, (old, new) in differ.items())
             raise ValueError(f"{directory} holds a run with other settings ({details}): use a "
                              "new model_dir, or the same settings to resume it")
+
+
+def _resume(run: runs.Run, model: keras.Model, strategy: tf.distribute.Strategy,
+            state: checkpoints.RunState) -> int:
+    """Restores the newest checkpoint in the run's directory into `model` and `state`;
+    returns the epoch to start at (0 without one). Under several workers each restores its
+    own, and all must hold the same epoch: else training would hang in a collective or
+    drift apart, so every worker stops, naming the epochs."""
+    epoch = checkpoints.saved_epoch(run.directory)
+    if distribute.is_multi_worker(strategy):
+        agree, mean = distribute.workers_agree(strategy, epoch)
+        if not agree:
+            raise ValueError(
+                f"this worker resumes from epoch {epoch} ({run.directory}), but the workers "
+                f"disagree (mean epoch {mean:g}): give every worker the same checkpoint "
+                f"(copy the chief's {checkpoints.CHECKPOINT_DIR}/ into each worker's "
+                "directory) or remove them all to start again")
+    with strategy.scope():
+        checkpoints.restore(run.directory, model, state)
+    if epoch:
+        print(f"Resuming from the end of epoch {epoch} ({checkpoints.latest(run.directory)}).",
+              flush=True)
+    return epoch
 
 
 @dataclasses.dataclass(frozen=True)
@@ -306,18 +332,21 @@ def train(config: runs.RunConfig, *, verbose: str | int = "auto") -> TrainingRes
                 held.enter_context(files.locked(run_dir, what="model_dir"))
                 _check_resumable(run, run_dir)
                 model = _model(run, strategy)
+                state = checkpoints.RunState()
+                initial_epoch = _resume(run, model, strategy, state)
             except ValueError as error:
                 raise RunError(str(error)) from error
-            return _fit(run, model, strategy, verbose=verbose, val_images=found.val_images)
+            return _fit(run, model, strategy, state, initial_epoch=initial_epoch,
+                        verbose=verbose, val_images=found.val_images)
     finally:
         keras.config.set_dtype_policy(policy)
 
 
-def _fit(run: runs.Run, model: keras.Model, strategy: tf.distribute.Strategy, *,
-         verbose, val_images: int | None) -> TrainingResult:
+def _fit(run: runs.Run, model: keras.Model, strategy: tf.distribute.Strategy,
+         state: checkpoints.RunState, *, initial_epoch: int, verbose,
+         val_images: int | None) -> TrainingResult:
     config, run_dir = run.config, run.directory
     run.save(run_dir)
-    run.save(callbacks.backup_directory(run_dir))  # the checkpoint's settings, kept with it
     print(f"Training config {config.config} ({model.count_params():,} parameters, "
           f"{run.num_classes} classes) under {distribute.strategy_name(strategy)} with "
           f"{strategy.num_replicas_in_sync} replica(s), batch {config.batch_size}, learning "
@@ -342,23 +371,18 @@ def _fit(run: runs.Run, model: keras.Model, strategy: tf.distribute.Strategy, *,
             input_context=context)
 
     val_data = strategy.distribute_datasets_from_function(val_pipeline)
-    state = callbacks.RunState()
     run_callbacks = [epoch_counter] if epoch_counter else []
     run_callbacks += callbacks.callbacks(
-        run_dir, state=state, global_batch_size=config.batch_size,
-        num_classes=run.num_classes, patience=config.plateau_patience,
-        min_steps=config.plateau_min_steps, validation_images=val_images,
-        log_every=config.log_every,
-        monitor=task.monitor,
-        advice=functools.partial(divergence_advice, config), strategy=strategy,
-        training_data=config.data, validation_data=val_spec)
+        run, state=state, monitor=task.monitor, validation_images=val_images,
+        advice=functools.partial(divergence_advice, config))
     with warnings.catch_warnings():
         # Each epoch ends when the data does (its length is unknown up front: undecodable
         # files are skipped), which Keras reports as running out of data.
         warnings.filterwarnings("ignore", message="Your input ran out of data")
         try:
             with sources.naming_damaged_records(config.data, val_spec):
-                model.fit(train_data, epochs=config.epochs, validation_data=val_data,
+                model.fit(train_data, initial_epoch=initial_epoch, epochs=config.epochs,
+                          validation_data=val_data,
                           validation_steps=config.validation_steps, callbacks=run_callbacks,
                           shuffle=False, verbose=verbose)
         except tf.errors.ResourceExhaustedError as error:
@@ -368,6 +392,7 @@ def _fit(run: runs.Run, model: keras.Model, strategy: tf.distribute.Strategy, *,
                 "rate follows it), or --mixed_precision=bfloat16; the completed epochs are "
                 "kept, and the same command resumes") from error
         files.save_weights(model, run.weights_path)
+        checkpoints.remove(run_dir)
         results = model.evaluate(val_data, steps=config.validation_steps, return_dict=True,
                                  verbose=0)
     result = TrainingResult(run, state.epoch, _evaluated_images(model), results["loss"],

@@ -5,10 +5,10 @@ import os
 import keras
 import numpy as np
 import pytest
-from conftest import NARROW
+from conftest import NARROW, tiny_run_config
 
 import keras_vgg
-from keras_vgg import callbacks, tasks, weights
+from keras_vgg import callbacks, checkpoints, runs, tasks, weights
 
 
 def tiny_model():
@@ -22,9 +22,12 @@ def random_batches(count=16, seed=0):
             rng.integers(0, 4, count).astype("int32"))
 
 
-def run_callbacks(model_dir, state=None, **options):
-    return callbacks.callbacks(str(model_dir), state=state or callbacks.RunState(),
-                               num_classes=4, **options)
+def run_callbacks(model_dir, state=None, *, global_batch_size, patience=2, **options):
+    """The callbacks of a run of four classes in `model_dir`."""
+    run = runs.Run.of(tiny_run_config(model_dir, "x", batch_size=global_batch_size,
+                                      plateau_patience=patience, plateau_min_steps=0),
+                      ("a", "b", "c", "d"))
+    return callbacks.callbacks(run, state=state or checkpoints.RunState(), **options)
 
 
 def test_schedule_divides_by_ten_three_times_then_stops_each_announced_after_its_epoch(
@@ -33,7 +36,7 @@ def test_schedule_divides_by_ten_three_times_then_stops_each_announced_after_its
     model = tiny_model()
     # a rate too small to learn anything: the validation loss never improves
     tasks.compile_for_training(model, learning_rate=1e-9, momentum=0.0)
-    state = callbacks.RunState()
+    state = checkpoints.RunState()
     model.fit(x, y, validation_data=(x[:8], y[:8]), epochs=40, batch_size=16,
               callbacks=run_callbacks(tmp_path, state, global_batch_size=16, patience=1,
                                       monitor="val_loss"), verbose=2)
@@ -61,7 +64,7 @@ def schedule_rates(accuracies, *, steps_per_epoch=10, **options):
     """The rate each epoch trains at, under a schedule fed these validation accuracies."""
     model = tiny_model()
     tasks.compile_for_training(model, learning_rate=1.0, momentum=0.0)
-    schedule = callbacks.PaperSchedule(callbacks.RunState(), **options)
+    schedule = callbacks.PaperSchedule(checkpoints.RunState(), **options)
     schedule.set_model(model)
     rates = []
     for epoch, accuracy in enumerate(accuracies):
@@ -154,13 +157,14 @@ def test_nan_loss_stops_and_keeps_the_last_good_epoch(tmp_path):
     assert message.startswith("training diverged in epoch 2: the training loss became nan at "
                               "step 1. Lower the rate (growth). The last good epoch's weights "
                               "are in ")
+    # the run ended by raising: the checkpoint of epoch 1 is kept, and named
+    last_good_path = os.path.join(checkpoints.latest(str(tmp_path)), checkpoints.WEIGHTS_FILE)
+    assert message.endswith(f"are in {last_good_path}.")
+    assert checkpoints.saved_epoch(str(tmp_path)) == 1
     last_good = tiny_model()
-    weights.load_weights(last_good, tmp_path / "last_good.weights.h5")
+    weights.load_weights(last_good, last_good_path)
     for saved, expected in zip(last_good.get_weights(), blow_up.good, strict=True):
         np.testing.assert_array_equal(saved, expected)
-    # the run ended by raising: BackupAndRestore kept epoch 1's checkpoint for a rerun
-    metadata = (tmp_path / "backup" / "training_metadata.json").read_text()
-    assert '"epoch": 1' in metadata
 
 
 def test_a_loss_grown_by_orders_of_magnitude_stops_before_it_is_nan(tmp_path):
@@ -183,24 +187,22 @@ def test_a_first_loss_far_above_chance_stops_at_once(tmp_path):
 
 @pytest.mark.parametrize("val_loss", [float("inf"), float("nan")])
 def test_an_infinite_validation_loss_stops(tmp_path, val_loss):
-    guard = callbacks.DivergenceGuard(callbacks.RunState(), num_classes=4, advice=advise,
-                                      last_good_path=str(tmp_path / "last_good.weights.h5"))
+    guard = callbacks.DivergenceGuard(checkpoints.RunState(), num_classes=4, advice=advise,
+                                      model_dir=str(tmp_path))
     guard.set_model(tiny_model())
     guard.on_epoch_begin(2)
     with pytest.raises(callbacks.LossDiverged,
                        match=rf"in epoch 3: the validation loss is {val_loss}. Lower the rate "
-                             r"\(growth\)."):
+                             r"\(growth\). No epoch completed before it.$"):
         guard.on_epoch_end(2, {"loss": 1.0, "val_loss": val_loss})
-    assert not (tmp_path / "last_good.weights.h5").exists()
     guard.on_epoch_end(2, {"loss": 1.0, "val_loss": 1.0})
-    assert (tmp_path / "last_good.weights.h5").exists()
 
 
 def test_a_falling_loss_is_not_divergence(tmp_path):
     x, y = random_batches(16)
     model = tiny_model()
     tasks.compile_for_training(model, learning_rate=1e-2)
-    state = callbacks.RunState()
+    state = checkpoints.RunState()
     model.fit(x, y, epochs=3, batch_size=8, verbose=0, validation_data=(x, y),
               callbacks=run_callbacks(tmp_path, state, global_batch_size=8))
     assert state.epoch == 3
@@ -209,8 +211,8 @@ def test_a_falling_loss_is_not_divergence(tmp_path):
 
 
 def test_the_step_loss_is_recovered_from_kerass_running_means(tmp_path):
-    guard = callbacks.DivergenceGuard(callbacks.RunState(), num_classes=4, advice=str,
-                                      last_good_path=str(tmp_path / "good.weights.h5"))
+    guard = callbacks.DivergenceGuard(checkpoints.RunState(), num_classes=4, advice=str,
+                                      model_dir=str(tmp_path))
     guard.on_epoch_begin(0)
     for batch, mean in enumerate([2.0, 1.5, 1.0]):  # step losses 2, 1, 0
         guard.on_train_batch_end(batch, {"loss": mean})
@@ -218,74 +220,6 @@ def test_the_step_loss_is_recovered_from_kerass_running_means(tmp_path):
     # 1.0 -> a mean of 31 at step 4 is a step loss of 121: over 100 x max(0, 0.1 ln 4)
     with pytest.raises(callbacks.LossDiverged, match=r"grew from 0.139 to 121 at step 4.*growth"):
         guard.on_train_batch_end(3, {"loss": 31.0})
-
-
-def test_a_run_state_one_epoch_behind_its_checkpoint_restores_the_previous_one(tmp_path):
-    """Stopped after BackupAndRestore saved epoch 2 but before the state of epoch 2 was."""
-    backup = tmp_path / "backup"
-    backup.mkdir()
-    (backup / "training_metadata.json").write_text('{"epoch": 1, "batch": 0}')
-    saver = callbacks.RunStateBackup(callbacks.RunState(learning_rate_drops=1), str(backup))
-    saver.set_model(tiny_model())
-    saver.on_epoch_end(0)  # the state of epoch 1
-    saver.state.learning_rate_drops = 2
-    saver.on_epoch_end(1)  # the state of epoch 2 (and epoch 1's kept as the previous one)
-    resumed = callbacks.RunStateBackup(callbacks.RunState(), str(backup))
-    resumed.set_model(tiny_model())
-    resumed.on_train_begin()
-    assert (resumed.state.epoch, resumed.state.learning_rate_drops) == (1, 1)
-    (backup / "training_metadata.json").write_text('{"epoch": 2, "batch": 0}')
-    resumed.on_train_begin()
-    assert (resumed.state.epoch, resumed.state.learning_rate_drops) == (2, 2)
-    (backup / "training_metadata.json").write_text('{"epoch": 3, "batch": 0}')
-    resumed.on_train_begin()  # no state of epoch 3: counters start afresh, epoch kept
-    assert (resumed.state.epoch, resumed.state.learning_rate_drops) == (3, 0)
-
-
-def test_run_state_round_trips(tmp_path):
-    state = callbacks.RunState(epoch=4, best_val_score=0.5, epochs_without_gain=1,
-                               learning_rate_drops=2, reference_loss=0.25,
-                               random_states={"fc1_dropout": [1, 2]})
-    state.save(str(tmp_path / "state.json"))
-    restored = callbacks.RunState()
-    restored.restore(str(tmp_path / "state.json"))
-    assert restored == state
-
-
-def test_backup_writes_keras_checkpoint_whole_and_keras_resumes_from_it(tmp_path):
-    model = tiny_model()
-    tasks.compile_for_training(model, learning_rate=1e-3, momentum=0.9)
-    x, y = random_batches()
-    backup_dir = str(tmp_path / "backup")
-    keep = callbacks.Backup(backup_dir, delete_checkpoint=False)
-    model.fit(x, y, batch_size=8, epochs=2, callbacks=[keep], verbose=0)
-    assert sorted(os.listdir(backup_dir)) == ["latest.weights.h5", "training_metadata.json"]
-    assert callbacks.backed_up_epoch(backup_dir) == 2
-    resumed = tiny_model()
-    tasks.compile_for_training(resumed, learning_rate=1e-3, momentum=0.9)
-    history = resumed.fit(x, y, batch_size=8, epochs=3, verbose=0,
-                          callbacks=[callbacks.Backup(backup_dir)])
-    assert history.epoch == [2]  # Keras read the epoch and the weights back
-
-
-def test_backup_relies_on_what_keras_backup_and_restore_still_has():
-    """`callbacks.Backup` overrides Keras' private `_save_model` and `_load_model`; this
-    fails when Keras changes the names they use, or stops calling them at each epoch's end
-    and when training begins."""
-    import inspect
-
-    keras_save = inspect.getsource(keras.callbacks.BackupAndRestore._save_model)
-    for name in ("self._weights_path", "self._training_metadata_path", "self._current_epoch",
-                 "self._last_batch_seen", "save_weights"):
-        assert name in keras_save, name
-    assert "self._save_model()" in inspect.getsource(
-        keras.callbacks.BackupAndRestore.on_epoch_end)
-    keras_load = inspect.getsource(keras.callbacks.BackupAndRestore._load_model)
-    for name in ('training_metadata["epoch"]', "self.model._initial_epoch = epoch",
-                 "self.model.optimizer.build(self.model.trainable_variables)"):
-        assert name in keras_load, name
-    assert "self._load_model()" in inspect.getsource(
-        keras.callbacks.BackupAndRestore.on_train_begin)
 
 
 def test_tensorboard_gets_loss_rate_and_throughput_every_n_steps(tmp_path):

@@ -6,7 +6,7 @@ import pytest
 from conftest import NARROW
 
 import keras_vgg
-from keras_vgg import callbacks, distribute
+from keras_vgg import distribute
 
 
 def test_outside_a_cluster_nothing_multi_worker_applies(monkeypatch, tmp_path):
@@ -20,10 +20,6 @@ def test_outside_a_cluster_nothing_multi_worker_applies(monkeypatch, tmp_path):
     distribute.fit_under_multi_worker(model, strategy)
     assert (model.train_step, model.test_step) == steps
     assert distribute.workers_agree(strategy, 3) == (True, 3.0)
-    assert not any(isinstance(callback, callbacks.WorkersResumeTogether)
-                   for callback in callbacks.callbacks(
-                       str(tmp_path), state=callbacks.RunState(), global_batch_size=4,
-                       num_classes=3, strategy=strategy))
 
 
 @pytest.mark.parametrize("tf_config, message", [

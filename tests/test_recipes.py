@@ -252,20 +252,22 @@ def test_two_workers_train_in_step_and_only_the_chief_writes_model_dir(demo_imag
 
 @pytest.mark.slow
 def test_workers_resuming_from_different_epochs_stop_with_the_reason(demo_images, tmp_path):
-    model_dir = tmp_path / "run"
-    backup = model_dir / "workers" / "worker_1" / "backup"
-    backup.mkdir(parents=True)
-    (backup / "training_metadata.json").write_text('{"epoch": 1, "batch": 0}')
-    # The settings a checkpoint is kept with (else it is refused before the workers meet).
     from absl import flags
 
     import demo_data
+    from keras_vgg import checkpoints
     from keras_vgg.cli import train
+
+    model_dir = tmp_path / "run"
+    # Worker 1 holds the state and settings of a checkpoint of epoch 1; the chief none.
+    checkpoint = model_dir / "workers" / "worker_1" / checkpoints.CHECKPOINT_DIR / "epoch-1"
+    checkpoint.mkdir(parents=True)
+    checkpoints.RunState(epoch=1).save(str(checkpoint / checkpoints.STATE_FILE))
 
     values = flags.FlagValues()
     train.define_flags(values)
     values(["train", *worker_flags(model_dir, demo_images)])
-    runs.Run.of(train.config_from_flags(values), demo_data.CLASSES).save(str(backup))
+    runs.Run.of(train.config_from_flags(values), demo_data.CLASSES).save(str(checkpoint))
     results = run_workers(model_dir, demo_images, timeout=300)
     for returncode, output in results:
         assert returncode != 0
@@ -288,6 +290,7 @@ def final_weights(path):
 @pytest.mark.slow
 def test_a_killed_run_resumes_to_the_same_final_weights(tmp_path):
     import demo_data
+    from keras_vgg import checkpoints
 
     demo_data.write(str(tmp_path / "images"), train_per_class=16, val_per_class=2)
 
@@ -323,7 +326,7 @@ def test_a_killed_run_resumes_to_the_same_final_weights(tmp_path):
             killed.send_signal(signal.SIGKILL)
             break
     assert killed.wait(timeout=60) == -signal.SIGKILL
-    assert (tmp_path / "killed" / "backup" / "training_metadata.json").exists()
+    assert checkpoints.saved_epoch(str(tmp_path / "killed")) >= 1
     resumed = subprocess.run(command(tmp_path / "killed"), env=environment, text=True,
                              capture_output=True, timeout=600)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
@@ -343,7 +346,7 @@ def test_a_full_disk_stops_the_run_with_its_files_intact_and_it_resumes(tmp_path
     command resumes."""
     import demo_data
     import keras_vgg
-    from keras_vgg import runs
+    from keras_vgg import checkpoints, runs
 
     demo_data.write(str(tmp_path / "images"), train_per_class=4, val_per_class=1)
     with tmpfs(tmp_path / "disk", "size=16m") as disk:
@@ -368,9 +371,9 @@ def test_a_full_disk_stops_the_run_with_its_files_intact_and_it_resumes(tmp_path
         assert "keras-vgg-train: no space left for" in "".join(output)
         assert "free some space and run the same command again to resume" in "".join(output)
         run = runs.load(disk / "run")
-        for path in (disk / "run" / "last_good.weights.h5",
-                     disk / "run" / "backup" / "latest.weights.h5"):
-            keras_vgg.load_weights(run.build_model(weights=False), path)
+        assert checkpoints.saved_epoch(str(disk / "run")) == 1
+        keras_vgg.load_weights(run.build_model(weights=False), os.path.join(
+            checkpoints.latest(str(disk / "run")), checkpoints.WEIGHTS_FILE))
         os.remove(disk / "ballast")
         resumed = subprocess.run(command, env=environment, capture_output=True, text=True,
                                  timeout=300, check=False)

@@ -17,7 +17,7 @@ from conftest import NARROW, run_command, run_python, tiny_run_config
 from image_files import imagenet_folder
 
 import keras_vgg
-from keras_vgg import callbacks, data, files, runs, serving, sources, tasks, training, weights
+from keras_vgg import checkpoints, data, files, runs, serving, sources, tasks, training, weights
 from keras_vgg.cli import evaluate, export, train, transfer
 from keras_vgg.requires_tensorflow import tf
 
@@ -48,23 +48,22 @@ def test_a_model_dir_in_use_is_refused_and_a_killed_runs_lock_does_not_block(
 
 def _interrupted(config, class_ids, *, settings_in: tuple[str, ...]):
     """A model_dir as a killed run leaves it after epoch 1, its settings in `settings_in`
-    ("run.json": the directory's, "backup": the checkpoint's copy)."""
+    ("run.json": the directory's, "checkpoint": the checkpoint's copy)."""
     run = runs.Run.of(config, class_ids)
-    backup = callbacks.backup_directory(config.model_dir)
-    os.makedirs(backup)
-    files.write_json(os.path.join(backup, callbacks.TRAINING_METADATA_FILE),
-                     {"epoch": 1, "batch": -1})
+    checkpoint = os.path.join(checkpoints.directory(config.model_dir), "epoch-1")
+    os.makedirs(checkpoint)
+    checkpoints.RunState(epoch=1).save(os.path.join(checkpoint, checkpoints.STATE_FILE))
     if "run.json" in settings_in:
         run.save(config.model_dir)
-    if "backup" in settings_in:
-        run.save(backup)
+    if "checkpoint" in settings_in:
+        run.save(checkpoint)
 
 
 def test_a_checkpoint_keeps_its_settings_when_run_json_is_lost(demo_images, tmp_path):
     import demo_data
 
     config = tiny_run_config(tmp_path / "kept", demo_images)
-    _interrupted(config, demo_data.CLASSES, settings_in=("backup",))
+    _interrupted(config, demo_data.CLASSES, settings_in=("checkpoint",))
     other = tiny_run_config(tmp_path / "kept", demo_images, momentum=0.5, learning_rate=0.5)
     with pytest.raises(training.RunError, match=r"holds a run with other settings "
                                                 r"\(learning_rate None -> 0.5, momentum 0.9 "
@@ -73,28 +72,9 @@ def test_a_checkpoint_keeps_its_settings_when_run_json_is_lost(demo_images, tmp_
 
     config = tiny_run_config(tmp_path / "lost", demo_images)
     _interrupted(config, demo_data.CLASSES, settings_in=())
-    with pytest.raises(training.RunError, match=r"holds a checkpoint \(.*backup\) without the "
-                                                r"settings it was trained with .* delete "):
+    with pytest.raises(training.RunError, match=r"holds a checkpoint \(.*epoch-1\) without "
+                                                r"the settings it was trained with .* delete "):
         training.train(config, verbose=0)
-
-
-@pytest.mark.slow
-def test_training_keeps_the_settings_beside_its_checkpoint(demo_images, tmp_path):
-    seen = {}
-
-    class Look(keras.callbacks.Callback):
-        def on_epoch_end(self, epoch, logs=None):
-            backup = callbacks.backup_directory(config.model_dir)
-            seen["backup"] = runs.load(backup).config
-
-    config = tiny_run_config(tmp_path / "run", demo_images)
-    original = callbacks.callbacks
-    try:
-        callbacks.callbacks = lambda *a, **k: [*original(*a, **k), Look()]
-        training.train(config, verbose=0)
-    finally:
-        callbacks.callbacks = original
-    assert seen["backup"] == runs.load(config.model_dir).config
 
 
 @pytest.fixture(params=["nan", "external link"])
@@ -121,15 +101,22 @@ def test_a_runs_final_weights_go_through_the_checked_loader(tmp_path, bad_weight
         run.build_model(weights=path)
 
 
-def test_a_backup_checkpoint_goes_through_the_checked_loader(tmp_path, bad_weights):
+def saved_checkpoint(model_dir):
+    """A checkpoint of epoch 2 of a compiled tiny classifier in `model_dir`; its path."""
+    import demo_data
+
     model = tiny_classifier()
     tasks.compile_for_training(model, learning_rate=0.01, momentum=0.9)
-    backup = callbacks.Backup(str(tmp_path / "backup"))
-    os.makedirs(backup.backup_dir)
-    bad_weights(model, backup._weights_path)
-    backup.set_model(model)
-    with pytest.raises(ValueError, match=r"the run cannot resume: .* Delete .*backup to train"):
-        backup.on_train_begin()
+    model.optimizer.build(model.trainable_variables)
+    run = runs.Run.of(tiny_run_config(model_dir, "x"), demo_data.CLASSES)
+    return checkpoints.save(str(model_dir), model, run, checkpoints.RunState(epoch=2)), model
+
+
+def test_a_checkpoint_goes_through_the_checked_loader(tmp_path, bad_weights):
+    checkpoint, model = saved_checkpoint(tmp_path)
+    bad_weights(model, os.path.join(checkpoint, checkpoints.WEIGHTS_FILE))
+    with pytest.raises(ValueError, match=r"the run cannot resume: .* Delete .*epoch-2 to train"):
+        checkpoints.restore(str(tmp_path), model, checkpoints.RunState())
 
 
 def test_init_from_and_warm_start_go_through_the_checked_loader(tmp_path, bad_weights):
@@ -185,45 +172,26 @@ def test_a_tfrecord_record_without_an_image_is_skipped_and_named(tmp_path, photo
     assert f"keras_vgg: skipped {path}:1: unreadable or undecodable file" in capfd.readouterr().err
 
 
-def test_damaged_resume_state_falls_back_or_says_what_to_delete(tmp_path, capsys):
-    backup = tmp_path / "backup"
-    backup.mkdir()
-    metadata = backup / callbacks.TRAINING_METADATA_FILE
-    metadata.write_text("{not json")
-    with pytest.raises(ValueError, match=rf"the run cannot resume: checkpoint metadata "
-                                         rf"{metadata} is not valid JSON.* Delete {backup}"):
-        callbacks.backed_up_epoch(str(backup))
-    metadata.write_text('{"epoch": "two"}')
-    with pytest.raises(ValueError, match="holds no epoch. Delete"):
-        callbacks.backed_up_epoch(str(backup))
+def test_a_damaged_checkpoint_says_what_to_delete(tmp_path):
+    checkpoint, model = saved_checkpoint(tmp_path)
+    state = os.path.join(checkpoint, checkpoints.STATE_FILE)
+    for text, message in (("{not json", rf"run state {state} is not valid JSON"),
+                          ('{"epoch": 2, "learning_rate_drops": -3}',
+                           rf"run state {state}: learning_rate_drops='-3' is not a value")):
+        with open(state, "w") as file:
+            file.write(text)
+        with pytest.raises(ValueError, match=rf"the run cannot resume: {message}.* Delete "
+                                             rf"{checkpoint} to train it again"):
+            checkpoints.saved_epoch(str(tmp_path))
+    checkpoints.RunState(epoch=2).save(state)
 
-    # A garbage run_state.json: the previous epoch's copy is tried, and the fall-back said.
-    metadata.write_text('{"epoch": 2, "batch": -1}')
-    (backup / callbacks.RUN_STATE_FILE).write_bytes(b"\x00garbage")
-    callbacks.RunState(epoch=2, learning_rate_drops=1).save(
-        str(backup / (callbacks.RUN_STATE_FILE + ".previous")))
-    state = callbacks.RunState()
-    restorer = callbacks.RunStateBackup(state, str(backup))
-    restorer.set_model(tiny_classifier())
-    restorer.on_train_begin()
-    assert (state.epoch, state.learning_rate_drops) == (2, 1)
-    assert "Not restored: run state" in capsys.readouterr().out
-    (backup / callbacks.RUN_STATE_FILE).write_text('{"epoch": 2, "learning_rate_drops": -3}')
-    with pytest.raises(ValueError, match=r"learning_rate_drops=.* is not a value"):
-        callbacks.RunState().restore(str(backup / callbacks.RUN_STATE_FILE))
-
-    # A truncated checkpoint: one line naming it and what to delete.
-    model = tiny_classifier()
-    tasks.compile_for_training(model, learning_rate=0.01, momentum=0.9)
-    checkpoint = callbacks.Backup(str(backup))
-    model.save_weights(checkpoint._weights_path)
-    size = os.path.getsize(checkpoint._weights_path)
-    with open(checkpoint._weights_path, "r+b") as file:
-        file.truncate(size // 2)
-    checkpoint.set_model(model)
-    with pytest.raises(ValueError, match=rf"the run cannot resume: cannot read checkpoint .*"
-                                         rf"Delete {backup} to train it again"):
-        checkpoint.on_train_begin()
+    # A truncated weights file: one line naming it and what to delete.
+    weights_path = os.path.join(checkpoint, checkpoints.WEIGHTS_FILE)
+    with open(weights_path, "r+b") as file:
+        file.truncate(os.path.getsize(weights_path) // 2)
+    with pytest.raises(ValueError, match=r"the run cannot resume: cannot read checkpoint .*"
+                                         rf"Delete {checkpoint} to train it again"):
+        checkpoints.restore(str(tmp_path), model, checkpoints.RunState())
 
 
 @pytest.mark.parametrize("change, field", [

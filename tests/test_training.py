@@ -9,7 +9,7 @@ from conftest import NARROW, run_python, tiny_run_config
 from image_files import imagenet_folder, write
 
 import keras_vgg
-from keras_vgg import callbacks, runs, tasks, training, weights
+from keras_vgg import callbacks, checkpoints, runs, tasks, training, weights
 
 
 def tiny_model(**kwargs):
@@ -162,9 +162,9 @@ def test_the_run_directory_describes_the_run(tiny_run):
     assert tiny_run.class_ids[:2] == ("checkerboard", "circle")
     model = tiny_run.build_model()
     assert model.input_shape == (None, 32, 32, 3) and model.output_shape == (None, 10)
-    for name in ("run.json", "final.weights.h5", "last_good.weights.h5", "history.csv"):
+    for name in ("run.json", "final.weights.h5", "history.csv"):
         assert (Path(tiny_run.directory) / name).exists(), name
-    assert not (Path(tiny_run.directory) / "backup").exists()  # removed when the run ends
+    assert checkpoints.latest(tiny_run.directory) is None  # removed when the run ends
 
 
 def test_a_model_dir_holding_another_run_is_refused(tiny_run, demo_images, tmp_path):
@@ -272,21 +272,22 @@ def test_a_failed_checkpoint_write_keeps_the_last_one_and_the_run_resumes(
 
     def full_disk(model, path, *args, **kwargs):
         calls.append(path)
-        if len(calls) == 3:  # epoch 1: last_good, backup; epoch 2: last_good
+        if len(calls) == 2:  # epoch 2's checkpoint
             with open(path, "wb") as file:
                 file.write(b"\x89HDF\r\n\x1a\n half a file")
             raise OSError(errno.ENOSPC, "No space left on device")
         return save(model, path, *args, **kwargs)
 
     monkeypatch.setattr(keras.Model, "save_weights", full_disk)
-    with pytest.raises(files.WriteFailed, match=r"cannot write .*last_good.weights.h5 \(the disk "
-                                                r"is full\)\. The file it would replace is "
-                                                r"intact: free some space"):
+    with pytest.raises(files.WriteFailed, match=r"cannot write .*epoch-2 \(the disk is full\)\. "
+                                                r"The files written before are intact: free "
+                                                r"some space"):
         training.train(config, verbose=0)
     run_dir = tmp_path / "run"
     assert not [p for p in run_dir.rglob("*") if "partial" in p.name]
-    for path in (run_dir / "last_good.weights.h5", run_dir / "backup" / "latest.weights.h5"):
-        weights.load_weights(runs.load(run_dir).build_model(weights=False), path)
+    assert checkpoints.saved_epoch(str(run_dir)) == 1
+    weights.load_weights(runs.load(run_dir).build_model(weights=False),
+                         Path(checkpoints.latest(str(run_dir))) / checkpoints.WEIGHTS_FILE)
     monkeypatch.setattr(keras.Model, "save_weights", save)
     result = training.train(config, verbose=0)
     assert result.epochs == 3

@@ -25,7 +25,7 @@ import typing
 
 from absl import app, flags
 
-from keras_vgg import callbacks, curves, files, runs, training
+from keras_vgg import callbacks, checkpoints, curves, files, runs, training
 from keras_vgg.cli import one_line_errors, refuse_arguments
 
 FLAGS = flags.FLAGS
@@ -78,7 +78,7 @@ def _raise_terminated(signum, frame):
 def interrupted_message(model_dir: str) -> str:
     """What an interrupted run has kept, and how to resume it."""
     try:
-        saved = callbacks.backed_up_epoch(callbacks.backup_directory(model_dir))
+        saved = checkpoints.saved_epoch(model_dir)
     except ValueError as error:  # its checkpoint was damaged before the interrupt
         return f"{PROGRAM}: interrupted; {error}"
     if not saved:
