@@ -33,16 +33,16 @@ demo-localisation: $(VENV)/.base-installed
 lint: $(VENV)/.test-installed
 	$(BIN)/ruff check .
 
-# The whole suite on the TensorFlow backend (the quick tests, then the full-size and slow
-# ones), then the model tests on JAX (full-size graph comparisons are backend-independent
-# and run in the TensorFlow pass), then the package as pip installs it: its wheel in a new
-# environment, and an installed command run.
+# The whole suite on the TensorFlow backend in one session (the quick tests with the
+# full-size and slow ones: the shared runs train once), then the model tests on JAX
+# (full-size graph comparisons are backend-independent and run in the TensorFlow pass, and
+# the slow ones start processes of their own backend), then the package as pip installs
+# it: its wheel in a new environment, and an installed command run.
 test: lint
-	$(BIN)/python -m pytest
-	$(BIN)/python -m pytest -m "full_size or slow"
+	$(BIN)/python -m pytest -m ""
 	KERAS_BACKEND=jax $(BIN)/python -m pytest tests/test_backends.py tests/test_contract.py \
 	    tests/test_kerashub.py \
-	    -m "not full_size"
+	    -m "not full_size and not slow"
 	bash .ci/installed_package.sh $(BIN)/python
 
 # Measured comparisons; each writes its figures into BENCHMARKS.md.

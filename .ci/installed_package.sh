@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The package as `pip install keras-vgg` gives it: builds the wheel, installs it with its
 # dependencies into a new virtual environment, and runs an installed console command on
-# an image, away from the checkout.
+# an image and the anatomy module, away from the checkout.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python="${1:-.venv/bin/python}"
@@ -28,3 +28,6 @@ import json
 (answer,) = json.load(open('answer.json'))
 assert answer['image'] == 'image.png' and answer['predictions'][0]['name'] in ('cat', 'dog', 'owl'), answer
 print('installed keras-vgg-predict answered:', answer['predictions'][0])"
+venv/bin/python -m keras_vgg.anatomy A > anatomy.txt
+grep -q "^Totals" anatomy.txt || { cat anatomy.txt; exit 1; }
+echo "installed python -m keras_vgg.anatomy printed config A's tables"

@@ -1,6 +1,4 @@
 import re
-import subprocess
-import sys
 
 import keras
 import numpy as np
@@ -177,30 +175,29 @@ def test_lrn_and_batch_norm_layers_are_walked():
     assert sum(row.is_weight_layer for row in bn) == 16
 
 
-def _anatomy(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "keras_vgg.anatomy", *args], capture_output=True, text=True,
-        timeout=300, check=False,
-    )
+def _anatomy(capsys, *args: str) -> str:
+    """What `python -m keras_vgg.anatomy args` prints, run in this process."""
+    options = flags.FlagValues()
+    cli.define_flags(options)
+    cli.main(options(["anatomy", *args]), options)
+    return capsys.readouterr().out
 
 
 @pytest.mark.full_size
-def test_cli_prints_a_network_and_plots_its_funnel(tmp_path):
+def test_cli_prints_a_network_and_plots_its_funnel(tmp_path, capsys):
     plot = tmp_path / "funnel.png"
-    result = _anatomy("vgg16", "--test_scales=256,384", f"--plot={plot}")
-    assert result.returncode == 0, result.stderr
+    printed = _anatomy(capsys, "vgg16", "--test_scales=256,384", f"--plot={plot}")
     for text in ("block5_pool", "14,714,688", "10.6%", "102,764,544", "74.3%", "99.2%",
                  "Per stage", "Totals", "6x6", "256+384"):
-        assert text in result.stdout
+        assert text in printed
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.mark.full_size
-def test_cli_prints_the_ladder():
-    result = _anatomy("--all")
-    assert result.returncode == 0, result.stderr
+def test_cli_prints_the_ladder(capsys):
+    printed = _anatomy(capsys, "--all")
     for text in ("B-5x5", "143,667,240", "27C^2", "49C^2"):
-        assert text in result.stdout
+        assert text in printed
 
 
 @pytest.mark.parametrize(
