@@ -46,6 +46,19 @@ def with_seeds(
     return records.enumerate().map(keyed)
 
 
+def preprocessed(images: tf.Tensor, mode: str) -> tf.Tensor:
+    """`imagenet.preprocess_input(images, mode=mode)` as one 1x1 convolution with a bias
+    (`imagenet.channel_affine`): `[h, w, 3]` or `[b, h, w, 3]` float32 RGB in [0, 255] ->
+    the same shape. Keras' function stacks three channel slices and broadcasts the mean, a
+    pass over the batch each; this reads and writes it once."""
+    matrix, bias = imagenet.channel_affine(mode)
+    batch = images[None] if images.shape.rank == 3 else images
+    mapped = tf.nn.bias_add(
+        tf.nn.conv2d(batch, tf.constant(matrix[None, None]), strides=1, padding="VALID"),
+        tf.constant(bias))
+    return mapped[0] if images.shape.rank == 3 else mapped
+
+
 def _model_inputs(
     groups: tf.data.Dataset,
     *,
@@ -57,14 +70,15 @@ def _model_inputs(
     """The guard's groups as `(images, labels)` (or `(images, labels, ids)`) batches of
     `batch_size`, or one record per element when it is None; with `colour`, each image
     colour-shifted (from a seed per batch, derived from its first image's), then
-    preprocessed for the weights (`imagenet.preprocess_input` modes; None: left as is)."""
+    preprocessed for the weights (`preprocessed`, in an `imagenet.preprocess_input` mode;
+    None: left as is)."""
 
     def output(record):
         image = record["image"]
         if colour:
             image = colour_shift(image, derived_seed(record["seed"][0], 2))
         if preprocessing:
-            image = imagenet.preprocess_input(image, mode=preprocessing)
+            image = preprocessed(image, preprocessing)
         if with_ids:
             return image, record["label"], record["id"]
         return image, record["label"]

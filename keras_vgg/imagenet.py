@@ -37,6 +37,22 @@ def preprocess_input(x, data_format: str | None = None, mode: str = "caffe"):
 
 
 @functools.cache
+def channel_affine(mode: str) -> tuple[np.ndarray, np.ndarray]:
+    """`preprocess_input(x, mode=mode)` of one RGB pixel `x` (`[3]`, in [0, 255]) written as
+    `x @ matrix + bias`: `(matrix [3, 3], bias [3])`, float32. Every mode is such a map (a
+    channel reversal or a scaling, then a shift), so it is read from `preprocess_input`
+    itself, at black and the three full primaries (255: a unit step would lose digits to
+    the shift)."""
+    if mode not in PREPROCESSING_MODES:
+        raise ValueError(
+            f"unknown preprocessing mode {mode!r}; expected one of {PREPROCESSING_MODES}"
+        )
+    pixels = np.concatenate([np.zeros((1, 3)), 255 * np.eye(3)]).astype("float32")
+    mapped = np.asarray(preprocess_input(pixels[None, None], mode=mode), "float64")[0, 0]
+    return ((mapped[1:] - mapped[0]) / 255).astype("float32"), mapped[0].astype("float32")
+
+
+@functools.cache
 def class_index() -> dict[int, tuple[str, str]]:
     """`{class id: (WordNet synset id, readable name)}` for the 1000 ILSVRC-2012 classes.
 

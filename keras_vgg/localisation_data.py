@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from keras_vgg import boxes, data, guard, image_ops, imagenet, sources
+from keras_vgg import boxes, data, guard, image_ops, sources
 from keras_vgg.requires_tensorflow import tf
 
 
@@ -89,7 +89,7 @@ def _boxed_records(source: str, split: str, **options) -> tf.data.Dataset:
 def _batches(groups: tf.data.Dataset, batch_size: int, *, preprocessing: str,
              with_windows: bool = False) -> tf.data.Dataset:
     def output(record):
-        image = imagenet.preprocess_input(record["image"], mode=preprocessing)
+        image = data.preprocessed(record["image"], preprocessing)
         if with_windows:
             return (image, record["label"], record["window"], record["boxes"],
                     record["box_count"], record["id"])

@@ -3,6 +3,7 @@
 import os
 import textwrap
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -99,6 +100,17 @@ def test_preprocessing_matches_the_weights(tmp_path):
     std = np.array([0.229, 0.224, 0.225])
     np.testing.assert_allclose(torch_mode, (rgb / 255 - [0.485, 0.456, 0.406]) / std,
                                rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("mode", ["caffe", "torch", "tf"])
+@pytest.mark.parametrize("shape", [(3, 17, 23, 3), (17, 23, 3)])
+def test_the_fused_preprocessing_is_keras_preprocess_input(mode, shape):
+    pixels = np.random.default_rng(0).uniform(0, 255, shape).astype("float32")
+    expected = keras.applications.imagenet_utils.preprocess_input(pixels.copy(), mode=mode)
+    fused = data.preprocessed(tf.constant(pixels), mode).numpy()
+    # caffe's map is a channel reversal and a shift: the same float32 operations, exactly
+    tolerance = 0 if mode == "caffe" else 1e-6
+    np.testing.assert_allclose(fused, expected, rtol=tolerance, atol=tolerance)
 
 
 @pytest.mark.parametrize(
