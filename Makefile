@@ -45,10 +45,19 @@ test: lint
 	    -m "not full_size and not slow"
 	bash .ci/installed_package.sh $(BIN)/python
 
+# torchvision, the input pipeline's peer, in an environment of its own: its only wheels are
+# built against CUDA torch (they run on the CPU too), which must not replace the package's
+# CPU torch.
+PEERS := build/peers
+$(PEERS)/.installed:
+	$(PYTHON) -m venv $(PEERS)
+	$(PEERS)/bin/pip install --quiet torch==2.14.1 torchvision==0.29.1 pillow numpy
+	touch $@
+
 # Measured comparisons; each writes its figures into BENCHMARKS.md.
 # dense_eval measures top-1 agreement with the demo's trained net: run `make demo` first.
-bench: $(VENV)/.test-installed
-	$(BIN)/python -m benchmarks.pipeline
+bench: $(VENV)/.test-installed $(PEERS)/.installed
+	$(BIN)/python -m benchmarks.pipeline --torch_python=$(PEERS)/bin/python
 	$(BIN)/python -m benchmarks.inference
 	$(BIN)/python -m benchmarks.training
 	$(BIN)/python -m benchmarks.initialisation

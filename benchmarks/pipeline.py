@@ -1,32 +1,37 @@
-"""Input pipeline throughput per CPU core: decode-only, the naive path, and ours.
+"""The input pipeline as training runs it, per CPU core: `keras_vgg.data.train_dataset`
+against torchvision's loaders, with a profile of its stages beneath.
 
 Real photographs (the ones scikit-image ships) re-encoded as ImageNet-typical JPEGs
-(500x375 or 375x500, quality 90), augmented with the paper's scale jittering S in
-[256, 512] and 224 crops. The process is pinned to one CPU core; each path runs on one
-tf.data thread, alternating, best of `--repeats`:
-  decode-only  decode_jpeg of the whole image (the ceiling for any path that decodes)
-  naive        decode all, rescale all to S, random crop, flip; colour shift per batch
-  naive, float32 resize
-               the same, with the decoded image cast to float32 before resizing, as ours
-               does: ours / this row is what decoding and resizing only the window
-               is worth alone
-  ours         keras_vgg.image_ops.train_transform (decode only the crop window, resize it,
-               flip); colour shift per batch
-  naive+guard, ours+guard
-               the same inside the guard that skips and names undecodable files, as
-               train_dataset runs its transform
-  window decode, window decode+resize
-               ours' first steps alone (decode_and_crop_jpeg of the crop window, then the
-               resize to the crop): where ours spends its time
-Images are counted inside the graph (`Dataset.reduce`), so no path pays for Python.
+(500x375 or 375x500, quality 90), written as files in ImageNet's folder layout (4
+classes). Every contender gets the paper's augmentation: the shorter side rescaled to S in
+[256, 512], a 224 crop, a flip, the PCA colour shift, then the caffe preprocessing, in
+shuffled batches of 32 with labels. The process is pinned to one CPU core, and so is the
+torchvision process; the rows are measured in interleaved rounds (median and best):
+  train_dataset        `keras_vgg.data.train_dataset` at its defaults, what training
+                       iterates: files read, shuffled, seeded, through the guard that skips
+                       and names bad files, batched, colour-shifted and preprocessed
+  torchvision PIL      ImageFolder + PIL + v2 transforms, DataLoader(num_workers=0)
+  torchvision decode_jpeg
+                       torchvision.io.decode_jpeg + the same v2 transforms on uint8 tensors
+                       (`benchmarks/torch_loaders.py`, run with --torch_python: an
+                       environment with torchvision, which `make bench` makes)
+  decode only          read_file + decode_jpeg of the whole image: the ceiling of any path
+                       that decodes it
+The profile rows are prefixes of train_dataset's work on one tf.data thread: the crop
+window decoded (read_file + decode_and_crop_jpeg), then `image_ops.train_transform` (that,
+resized to the crop, flipped), then the same inside the guard, re-batched.
 
-    python -m benchmarks.pipeline [--images=512] [--repeats=5] [--quick]
+    python -m benchmarks.pipeline [--images=512] [--rounds=4] [--quick]
 """
 
 from __future__ import annotations
 
+import json
 import os
+import statistics
+import subprocess
 import sys
+import tempfile
 import time
 
 if __name__ == "__main__":  # per core: this process, and every thread it starts, on one CPU
@@ -38,35 +43,32 @@ from absl import app, flags  # noqa: E402
 
 from benchmarks import report  # noqa: E402
 from benchmarks.photos import PHOTOS, imagenet_like_jpegs  # noqa: E402
-from keras_vgg import guard, image_ops  # noqa: E402
+from keras_vgg import data, guard, image_ops, imagenet, sources  # noqa: E402
 
 FLAGS = flags.FLAGS
-flags.DEFINE_integer("images", 512, "Images per timed pass.")
-flags.DEFINE_integer("repeats", 5, "Timed passes per path (best is kept).")
-flags.DEFINE_bool("quick", False, "Smoke run: few images, one pass, BENCHMARKS.md untouched.")
+flags.DEFINE_integer("images", 512, "Image files per timed pass.")
+flags.DEFINE_integer("rounds", 4, "Interleaved timed rounds of every row.")
+flags.DEFINE_string("torch_python", "build/peers/bin/python",
+                    "The Python of an environment with torchvision, for the peer rows.")
+flags.DEFINE_bool("quick", False, "Smoke run: few images, one round, BENCHMARKS.md untouched.")
 
-def naive_transform(contents, seed, float32=False):
-    """Decode everything, rescale everything to S, then crop and flip. The decoded uint8
-    image is resized as it is, as in the usual `tf.image.resize(tf.io.decode_jpeg(...))`,
-    or with `float32` cast first, as ours casts its window."""
-    s = tf.random.stateless_uniform([], image_ops.derived_seed(seed, 3), image_ops.SCALE_JITTER[0],
-                                    image_ops.SCALE_JITTER[1] + 1, dtype=tf.int32)
-    image = tf.io.decode_jpeg(contents, channels=3)
-    image = image_ops.rescale_shorter_side(tf.cast(image, tf.float32) if float32 else image, s)
-    crop = image_ops.CROP_SIZE
-    image = tf.image.stateless_random_crop(image, [crop, crop, 3], seed)
-    return tf.image.stateless_random_flip_left_right(image, image_ops.derived_seed(seed, 1))
+BATCH = 32
+CLASSES = 4
+PEERS = ("torchvision PIL", "torchvision decode_jpeg")
+PEER_ROWS = {"PIL": "torchvision PIL", "decode_jpeg": "torchvision decode_jpeg"}
 
 
-def records(jpegs: list[bytes], count: int) -> tf.data.Dataset:
-    contents = [jpegs[i % len(jpegs)] for i in range(count)]
-    seeds = np.stack([np.arange(count), np.arange(count) + 7], axis=1)
-    return tf.data.Dataset.from_tensor_slices({"image": contents, "seed": seeds,
-                                               "label": np.zeros(count, "int32"),
-                                               "id": [str(i) for i in range(count)]})
+def write_folder(root: str, jpegs: list[bytes], count: int) -> str:
+    """`count` JPEG files in ImageNet's layout under `root` (`class_k/image_i.JPEG`)."""
+    for index in range(count):
+        directory = os.path.join(root, f"class_{index % CLASSES}")
+        os.makedirs(directory, exist_ok=True)
+        with open(os.path.join(directory, f"image_{index}.JPEG"), "wb") as file:
+            file.write(jpegs[index % len(jpegs)])
+    return root
 
 
-def single_core(dataset: tf.data.Dataset) -> tf.data.Dataset:
+def single_thread(dataset: tf.data.Dataset) -> tf.data.Dataset:
     options = tf.data.Options()
     options.threading.private_threadpool_size = 1
     options.threading.max_intra_op_parallelism = 1
@@ -74,52 +76,42 @@ def single_core(dataset: tf.data.Dataset) -> tf.data.Dataset:
     return dataset.with_options(options)
 
 
-def paths(jpegs, count):
-    """Each training path ends with the same per-batch colour shift (32 images a batch)."""
-    base = records(jpegs, count)
+def tf_rows(folder: str) -> dict[str, tf.data.Dataset]:
+    """train_dataset as training runs it, the decode ceiling, and the profile's prefixes."""
+    spec = f"folder:{folder}"
+    records = data.with_seeds(sources.open_source(spec, split="train").dataset, 0, None)
+    scale, crop = image_ops.SCALE_JITTER, (image_ops.CROP_SIZE, image_ops.CROP_SIZE)
 
-    def coloured(batches):
-        return batches.map(lambda batch: image_ops.colour_shift(
-            batch["image"], image_ops.derived_seed(batch["seed"][0], 2)))
+    def window(record):
+        contents = sources.encoded_image(record)
+        box = image_ops.crop_window(tf.image.extract_jpeg_shape(contents), scale=scale,
+                                    crop_size=crop, seed=record["seed"])
+        return tf.io.decode_and_crop_jpeg(contents, box, channels=3)
 
-    def image_by(transform):
-        return base.map(lambda r: {"image": transform(r["image"], r["seed"]), "seed": r["seed"]})
-
-    def guarded(transform):
-        return guard.map_skipping_undecodable(
-            base, lambda r: transform(r["image"], r["seed"])).rebatch(32)
+    def transform(record):
+        return image_ops.train_transform(sources.encoded_image(record), record["seed"],
+                                         scale=scale, crop_size=crop, flip=True)
 
     return {
-        "decode-only": base.map(lambda r: tf.io.decode_jpeg(r["image"], channels=3)),
-        "naive": coloured(image_by(naive_transform).batch(32)),
-        "naive, float32 resize": coloured(image_by(
-            lambda contents, seed: naive_transform(contents, seed, float32=True)).batch(32)),
-        "ours": coloured(image_by(image_ops.train_transform).batch(32)),
-        # as train_dataset runs them: inside the guard, its groups of survivors re-batched
-        "naive+guard": coloured(guarded(naive_transform)),
-        "ours+guard": coloured(guarded(image_ops.train_transform)),
-        "window decode": base.map(lambda r: decode_window(r["image"], r["seed"])),
-        "window decode+resize": base.map(lambda r: tf.image.resize(
-            tf.cast(decode_window(r["image"], r["seed"]), tf.float32), [image_ops.CROP_SIZE] * 2)),
+        "train_dataset": data.train_dataset(spec, global_batch_size=BATCH, seed=0),
+        "decode only": single_thread(records.map(
+            lambda r: tf.io.decode_jpeg(sources.encoded_image(r), channels=3))),
+        "profile: window decode": single_thread(records.map(window)),
+        "profile: train_transform": single_thread(records.map(transform)),
+        "profile: train_transform in the guard": single_thread(
+            guard.map_skipping_undecodable(records, transform).rebatch(BATCH)),
     }
 
 
-def decode_window(contents, seed):
-    """The crop window of ours, decoded (`[h, w, 3]` uint8): ours without the resize, flip
-    and colour shift."""
-    window = image_ops.crop_window(
-        tf.image.extract_jpeg_shape(contents), scale=image_ops.SCALE_JITTER,
-        crop_size=(image_ops.CROP_SIZE, image_ops.CROP_SIZE), seed=seed)
-    return tf.io.decode_and_crop_jpeg(contents, window, channels=3)
-
-
 def images_per_second(dataset: tf.data.Dataset, count: int) -> float:
-    """Counted inside the graph (`Dataset.reduce`): decode-only yields one image per
-    element and the others a batch, and no path should pay for Python's iteration."""
+    """One pass, counted inside the graph (`Dataset.reduce`), so no row pays for Python."""
 
     def add(total, element):
-        batched = element.shape.rank != 3
-        return total + (tf.shape(element, tf.int64)[0] if batched else 1)
+        images = element[0] if isinstance(element, tuple) else element
+        if isinstance(images, dict):
+            images = images["image"]
+        batched = images.shape.rank == 4
+        return total + (tf.shape(images, tf.int64)[0] if batched else 1)
 
     start = time.perf_counter()
     seen = int(dataset.reduce(tf.constant(0, tf.int64), add))
@@ -129,47 +121,79 @@ def images_per_second(dataset: tf.data.Dataset, count: int) -> float:
     return count / elapsed
 
 
+def peer_settings() -> dict:
+    """The augmentation's numbers, handed to the torchvision process."""
+    _, bgr_shift = imagenet.channel_affine("caffe")
+    return {"scale": list(image_ops.SCALE_JITTER), "crop_size": image_ops.CROP_SIZE,
+            "batch_size": BATCH, "eigenvalues": list(map(float, image_ops.PCA_EIGENVALUES)),
+            "eigenvectors": np.asarray(image_ops.PCA_EIGENVECTORS, float).tolist(),
+            "alpha_stddev": image_ops.PCA_ALPHA_STDDEV,
+            "bgr_mean": [-float(value) for value in bgr_shift]}
+
+
+def peer_rates(folder: str) -> dict[str, float] | str:
+    """torchvision's rows, pinned to this process's core, or why they were not measured."""
+    python = FLAGS.torch_python
+    if not os.path.exists(python):
+        return (f"not measured: no {python} (`make bench` makes that environment, with "
+                "torchvision)")
+    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "torch_loaders.py")
+    result = subprocess.run(
+        [python, script, f"--folder={folder}", f"--settings={json.dumps(peer_settings())}",
+         f"--core={min(os.sched_getaffinity(0))}"],
+        capture_output=True, text=True, check=False, timeout=1800)
+    if result.returncode:
+        raise RuntimeError(f"the torchvision loaders failed:\n{result.stderr[-3000:]}")
+    return {PEER_ROWS[name]: rate for name, rate in json.loads(result.stdout).items()}
+
+
 def main(argv):
     del argv
-    count, repeats = (32, 1) if FLAGS.quick else (FLAGS.images, FLAGS.repeats)
-    jpegs = imagenet_like_jpegs()
-    datasets = {name: single_core(ds) for name, ds in paths(jpegs, count).items()}
-    for dataset in datasets.values():  # warm-up: trace functions, fill caches
-        images_per_second(dataset, count)
-    best = dict.fromkeys(datasets, 0.0)
-    for repeat in range(repeats):
-        for name, dataset in datasets.items():
-            best[name] = max(best[name], images_per_second(dataset, count))
-        print(f"pass {repeat + 1}/{repeats}: " + ", ".join(
-            f"{name} {rate:.0f}/s" for name, rate in best.items()), file=sys.stderr)
-    rows = [
-        "| path | images/s per core | vs naive | vs decode-only |",
-        "|---|---|---|---|",
-    ]
-    for name, rate in best.items():
-        rows.append(f"| {name} | {rate:.0f} | {rate / best['naive']:.2f}x | "
-                    f"{rate / best['decode-only']:.0%} |")
+    count, rounds = (BATCH, 1) if FLAGS.quick else (FLAGS.images, FLAGS.rounds)
+    with tempfile.TemporaryDirectory() as root:
+        folder = write_folder(root, imagenet_like_jpegs(), count)
+        datasets = tf_rows(folder)
+        for dataset in datasets.values():  # warm-up: trace functions, fill the file cache
+            images_per_second(dataset, count)
+        measured = {name: [] for name in [*datasets, *PEERS]}
+        peers_missing = None
+        for round_ in range(rounds):
+            for name, dataset in datasets.items():
+                measured[name].append(images_per_second(dataset, count))
+            peers = peer_rates(folder)
+            if isinstance(peers, str):
+                peers_missing = peers
+            else:
+                for name, rate in peers.items():
+                    measured[name].append(rate)
+            print(f"round {round_ + 1}/{rounds}: " + ", ".join(
+                f"{name} {rates[-1]:.0f}/s" for name, rates in measured.items() if rates),
+                file=sys.stderr)
+    ours = statistics.median(measured["train_dataset"])
+    rows = ["| path | images/s per core, median | best | train_dataset / this |",
+            "|---|---|---|---|"]
+    for name, rates in measured.items():
+        if not rates:
+            rows.append(f"| {name} | {peers_missing} | | |")
+            continue
+        median = statistics.median(rates)
+        rows.append(f"| {name} | {median:.0f} | {max(rates):.0f} | {ours / median:.2f}x |")
     table = "\n".join(rows)
     print(table)
     if not FLAGS.quick:
         report.write_section(
             "Input pipeline (per core)",
-            f"python -m benchmarks.pipeline --images={count} --repeats={repeats}",
-            f"{len(PHOTOS)} scikit-image photographs re-encoded at 500x375 / 375x500 (JPEG q90); "
-            f"scale jitter S in {list(image_ops.SCALE_JITTER)}, {image_ops.CROP_SIZE} crops, "
-            f"flip, and the colour shift per batch of 32 in every training path; the process "
-            f"pinned to "
-            f"one CPU core, one tf.data thread per path, best of {repeats} passes of {count} "
-            f"images. The naive path resizes the decoded uint8 image, as "
-            f"`tf.image.resize(tf.io.decode_jpeg(...))` does; 'naive, float32 resize' casts it "
-            f"to float32 first, as ours does (the same pixels, a faster kernel); ours against "
-            f"it, {best['ours'] / best['naive, float32 resize']:.2f}x, is what decoding and "
-            f"resizing only the crop window is worth alone. The +guard rows run the transform "
-            f"as `train_dataset` does, inside the guard that skips and names undecodable "
-            f"files: ours+guard is {best['ours+guard'] / best['naive+guard']:.2f}x "
-            f"naive+guard. The last two rows are ours' first steps alone, without the flip, "
-            f"the colour shift or the guard. Images are counted inside the graph "
-            f"(`Dataset.reduce`).\n\n{table}\n",
+            f"python -m benchmarks.pipeline --images={count} --rounds={rounds} "
+            f"--torch_python={FLAGS.torch_python}",
+            f"{count} JPEG files ({len(PHOTOS)} scikit-image photographs re-encoded at "
+            f"500x375 / 375x500, q90) in {CLASSES} class folders. Every row's augmentation: "
+            f"S in {list(image_ops.SCALE_JITTER)}, {image_ops.CROP_SIZE} crops, flip, the "
+            f"PCA colour shift and the caffe preprocessing, shuffled batches of {BATCH}. "
+            "train_dataset runs at its defaults, as training iterates it; the torchvision "
+            "rows run `benchmarks/torch_loaders.py` in an environment with torchvision, "
+            "DataLoader(num_workers=0). Both processes pinned to the same core; "
+            f"{rounds} interleaved rounds. The profile rows are prefixes of train_dataset's "
+            "work on one tf.data thread.\n\n" + table + "\n",
         )
 
 

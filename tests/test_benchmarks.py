@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED_PROCESS = [
     ("dense_eval", "| multi-crop, Q=256,384,512, 150 crops |"),
     ("initialisation", "| E | glorot |"),
-    ("pipeline", "| ours |"),
+    ("pipeline", "| train_dataset |"),
     ("serving", "| SavedModel |"),
     ("small_data", "| freeze_convs |"),
     ("inference", "| keras_vgg mixed_bfloat16 |"),
