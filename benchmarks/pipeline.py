@@ -54,8 +54,14 @@ flags.DEFINE_bool("quick", False, "Smoke run: few images, one round, BENCHMARKS.
 
 BATCH = 32
 CLASSES = 4
-PEERS = ("torchvision PIL", "torchvision decode_jpeg")
-PEER_ROWS = {"PIL": "torchvision PIL", "decode_jpeg": "torchvision decode_jpeg"}
+# The rows of each table: ours first, then its peers (torchvision's, from torch_loaders.py).
+TRAINING = ("train_dataset", "torchvision PIL", "torchvision decode_jpeg", "decode only",
+            "profile: window decode", "profile: train_transform",
+            "profile: train_transform in the guard")
+EVALUATION = ("eval_dataset, centre crop", "torchvision decode_jpeg, centre crop",
+              "eval_dataset, multi-crop (25 crops an image)")
+PEER_ROWS = {"PIL": "torchvision PIL", "decode_jpeg": "torchvision decode_jpeg",
+             "decode_jpeg, centre crop": "torchvision decode_jpeg, centre crop"}
 
 
 def write_folder(root: str, jpegs: list[bytes], count: int) -> str:
@@ -94,6 +100,10 @@ def tf_rows(folder: str) -> dict[str, tf.data.Dataset]:
 
     return {
         "train_dataset": data.train_dataset(spec, global_batch_size=BATCH, seed=0),
+        "eval_dataset, centre crop": data.eval_dataset(
+            spec, view="center", test_scale=image_ops.TEST_SCALE, batch_size=BATCH),
+        "eval_dataset, multi-crop (25 crops an image)": data.eval_dataset(
+            spec, view="multi_crop", test_scale=image_ops.TEST_SCALE),
         "decode only": single_thread(records.map(
             lambda r: tf.io.decode_jpeg(sources.encoded_image(r), channels=3))),
         "profile: window decode": single_thread(records.map(window)),
@@ -107,9 +117,11 @@ def images_per_second(dataset: tf.data.Dataset, count: int) -> float:
     """One pass, counted inside the graph (`Dataset.reduce`), so no row pays for Python."""
 
     def add(total, element):
-        images = element[0] if isinstance(element, tuple) else element
+        images, labels = element if isinstance(element, tuple) else (element, None)
         if isinstance(images, dict):
             images = images["image"]
+        if labels is not None:  # one label an image; a multi-crop element's crops share one
+            return total + tf.size(labels, tf.int64)
         batched = images.shape.rank == 4
         return total + (tf.shape(images, tf.int64)[0] if batched else 1)
 
@@ -125,6 +137,7 @@ def peer_settings() -> dict:
     """The augmentation's numbers, handed to the torchvision process."""
     _, bgr_shift = imagenet.channel_affine("caffe")
     return {"scale": list(image_ops.SCALE_JITTER), "crop_size": image_ops.CROP_SIZE,
+            "test_scale": image_ops.TEST_SCALE,
             "batch_size": BATCH, "eigenvalues": list(map(float, image_ops.PCA_EIGENVALUES)),
             "eigenvectors": np.asarray(image_ops.PCA_EIGENVECTORS, float).tolist(),
             "alpha_stddev": image_ops.PCA_ALPHA_STDDEV,
@@ -147,6 +160,23 @@ def peer_rates(folder: str) -> dict[str, float] | str:
     return {PEER_ROWS[name]: rate for name, rate in json.loads(result.stdout).items()}
 
 
+def table(measured: dict[str, list[float]], rows: tuple[str, ...],
+          peers_missing: str | None) -> str:
+    """A markdown table of `rows` (ours first): median and best images/s, and ours' median
+    over each row's."""
+    ours = statistics.median(measured[rows[0]])
+    lines = [f"| path | images/s per core, median | best | {rows[0].split(',')[0]} / this |",
+             "|---|---|---|---|"]
+    for name in rows:
+        rates = measured[name]
+        if not rates:
+            lines.append(f"| {name} | {peers_missing} | | |")
+            continue
+        median = statistics.median(rates)
+        lines.append(f"| {name} | {median:.0f} | {max(rates):.0f} | {ours / median:.2f}x |")
+    return "\n".join(lines)
+
+
 def main(argv):
     del argv
     count, rounds = (BATCH, 1) if FLAGS.quick else (FLAGS.images, FLAGS.rounds)
@@ -155,7 +185,7 @@ def main(argv):
         datasets = tf_rows(folder)
         for dataset in datasets.values():  # warm-up: trace functions, fill the file cache
             images_per_second(dataset, count)
-        measured = {name: [] for name in [*datasets, *PEERS]}
+        measured = {name: [] for name in [*TRAINING, *EVALUATION]}
         peers_missing = None
         for round_ in range(rounds):
             for name, dataset in datasets.items():
@@ -169,17 +199,9 @@ def main(argv):
             print(f"round {round_ + 1}/{rounds}: " + ", ".join(
                 f"{name} {rates[-1]:.0f}/s" for name, rates in measured.items() if rates),
                 file=sys.stderr)
-    ours = statistics.median(measured["train_dataset"])
-    rows = ["| path | images/s per core, median | best | train_dataset / this |",
-            "|---|---|---|---|"]
-    for name, rates in measured.items():
-        if not rates:
-            rows.append(f"| {name} | {peers_missing} | | |")
-            continue
-        median = statistics.median(rates)
-        rows.append(f"| {name} | {median:.0f} | {max(rates):.0f} | {ours / median:.2f}x |")
-    table = "\n".join(rows)
-    print(table)
+    tables = "\n\n".join(table(measured, rows, peers_missing)
+                           for rows in (TRAINING, EVALUATION))
+    print(tables)
     if not FLAGS.quick:
         report.write_section(
             "Input pipeline (per core)",
@@ -193,7 +215,10 @@ def main(argv):
             "rows run `benchmarks/torch_loaders.py` in an environment with torchvision, "
             "DataLoader(num_workers=0). Both processes pinned to the same core; "
             f"{rounds} interleaved rounds. The profile rows are prefixes of train_dataset's "
-            "work on one tf.data thread.\n\n" + table + "\n",
+            "work on one tf.data thread. Evaluation: the test-time views at "
+            f"Q={image_ops.TEST_SCALE} in file order (multi-crop: the 5x5 grid, no flip), and "
+            "torchvision's decode_jpeg loader with Resize(Q) + CenterCrop.\n\n" + tables
+            + "\n",
         )
 
 

@@ -6,6 +6,9 @@ caffe preprocessing: RGB -> BGR minus the BGR mean), batched and shuffled.
   PIL          ImageFolder (PIL decoding) + v2 transforms, DataLoader
   decode_jpeg  the file's bytes through torchvision.io.decode_jpeg + the same v2
                transforms on uint8 tensors, DataLoader
+  decode_jpeg, centre crop
+               the test-time view: decode_jpeg, the shorter side rescaled to Q, the centre
+               crop, the caffe preprocessing, in file order
 
 Run by `benchmarks.pipeline` with the interpreter of an environment that has torchvision
 (`make bench` makes one); it imports neither TensorFlow nor keras_vgg, and prints one JSON
@@ -51,6 +54,18 @@ class Caffe:
         return image.flip(0) - self.bgr_mean
 
 
+def centre_crop(settings: dict) -> v2.Compose:
+    """The test-time view `keras_vgg.data.eval_dataset(view="center")` gives: the shorter side
+    rescaled to Q, the centre crop, the caffe preprocessing."""
+    return v2.Compose([
+        v2.ToImage(),
+        v2.Resize(settings["test_scale"], antialias=False),
+        v2.CenterCrop(settings["crop_size"]),
+        v2.ToDtype(torch.float32, scale=False),
+        Caffe(settings["bgr_mean"]),
+    ])
+
+
 def augmentation(settings: dict) -> v2.Compose:
     low, high = settings["scale"]
     crop = settings["crop_size"]
@@ -84,12 +99,14 @@ class DecodedFiles(Dataset):
 
 
 def loaders(folder: str, settings: dict, workers: int) -> dict[str, DataLoader]:
+    """The training loaders (shuffled, augmented) and decode_jpeg's centre-crop test loader."""
     transform = augmentation(settings)
-    datasets = {"PIL": torchvision.datasets.ImageFolder(folder, transform=transform),
-                "decode_jpeg": DecodedFiles(folder, transform)}
-    return {name: DataLoader(dataset, batch_size=settings["batch_size"], shuffle=True,
+    datasets = {"PIL": (torchvision.datasets.ImageFolder(folder, transform=transform), True),
+                "decode_jpeg": (DecodedFiles(folder, transform), True),
+                "decode_jpeg, centre crop": (DecodedFiles(folder, centre_crop(settings)), False)}
+    return {name: DataLoader(dataset, batch_size=settings["batch_size"], shuffle=shuffle,
                              num_workers=workers, persistent_workers=workers > 0)
-            for name, dataset in datasets.items()}
+            for name, (dataset, shuffle) in datasets.items()}
 
 
 def images_per_second(loader: DataLoader) -> float:
