@@ -131,3 +131,21 @@ def test_a_file_deleted_after_listing_is_skipped_and_named(tmp_path, capfd):
     assert sorted(seen) == sorted(good[:1] + good[3:])
     log = capfd.readouterr().err
     assert good[1] in log and good[2] in log and "(2 skipped so far)" in log
+
+
+def test_a_file_damaged_mid_epoch_is_named_once_and_the_rest_kept(tmp_path, capfd):
+    """A file that goes bad while the epoch is read, many groups after the first batch: it is
+    dropped and named, once, and every other image is kept, in order."""
+    small = encode(photo("coffee")[:48, :48])
+    files = write(str(tmp_path / "n01"), {f"{index:03d}.JPEG": small
+                                          for index in range(12 * guard.GROUP_SIZE + 5)})
+    dataset = data.eval_dataset(f"folder:{tmp_path}", test_scale=32, crop_size=32,
+                                batch_size=4, with_ids=True)
+    batches = iter(dataset)
+    first = [i.decode() for i in next(batches)[2].numpy()]
+    victim = files[-2]  # not yet read: the pipeline reads a few groups ahead
+    with open(victim, "r+b") as file:
+        file.truncate(40)
+    rest = [i.decode() for _, _, ids in batches for i in ids.numpy()]
+    assert first + rest == [path for path in files if path != victim]
+    assert skipped(capfd.readouterr().err) == [(victim, 1)]
