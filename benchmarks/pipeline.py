@@ -20,6 +20,11 @@ torchvision process; the rows are measured in interleaved rounds (median and bes
 The profile rows are prefixes of train_dataset's work on one tf.data thread: the crop
 window decoded (read_file + decode_and_crop_jpeg), then `image_ops.train_transform` (that,
 resized to the crop, flipped), then the same inside the guard, re-batched.
+Evaluation's table, in file order at Q=384:
+  eval_dataset         `keras_vgg.data.eval_dataset`'s centre crop, and its multi-crop view
+                       (the 5x5 grid of crops of an image, no flip)
+  torchvision decode_jpeg, centre crop
+                       decode_jpeg + Resize(Q) + CenterCrop + the caffe preprocessing
 
     python -m benchmarks.pipeline [--images=512] [--rounds=4] [--quick]
 """

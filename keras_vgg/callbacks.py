@@ -296,18 +296,18 @@ class DataGuard(keras.callbacks.Callback):
 class Checkpoint(keras.callbacks.Callback):
     """Writes each epoch's one checkpoint (`keras_vgg.checkpoints.save`): the model, its
     optimizer, `state` (its epoch set to the epochs completed) and `run`'s settings, under
-    `run.directory`. Place it after the callbacks that update `state` and the learning rate,
-    so that all of it describes the same moment."""
+    `model_dir`. Place it after the callbacks that update `state` and the learning rate, so
+    that all of it describes the same moment."""
 
-    def __init__(self, run: runs.Run, state: checkpoints.RunState):
+    def __init__(self, model_dir: str, run: runs.Run, state: checkpoints.RunState):
         super().__init__()
+        self.model_dir = model_dir
         self.run = run
         self.state = state
 
     def on_epoch_end(self, epoch, logs=None):
         self.state.epoch = epoch + 1
-        checkpoints.save(self.run.directory or self.run.config.model_dir, self.model,
-                         self.run, self.state)
+        checkpoints.save(self.model_dir, self.model, self.run, self.state)
 
 
 class Throughput(keras.callbacks.Callback):
@@ -381,7 +381,7 @@ def callbacks(
         DivergenceGuard(state, num_classes=run.num_classes, model_dir=model_dir,
                         advice=advice),
         schedule,
-        Checkpoint(run, state),
+        Checkpoint(model_dir, run, state),
         keras.callbacks.CSVLogger(os.path.join(model_dir, "history.csv"), append=True),
         keras.callbacks.TensorBoard(os.path.join(model_dir, "logs")),
         StepScalars(os.path.join(model_dir, "logs"), every=config.log_every,

@@ -125,6 +125,17 @@ def cannot_resume(checkpoint: str, cause) -> ValueError:
                       "from its first epoch")
 
 
+def _read_state(checkpoint: str) -> RunState:
+    """The run state saved in `checkpoint`; ValueError saying what to delete when it is
+    missing or damaged."""
+    state = RunState()
+    try:
+        state.restore(os.path.join(checkpoint, STATE_FILE))
+    except ValueError as error:
+        raise cannot_resume(checkpoint, error) from error
+    return state
+
+
 def saved_state(model_dir: str) -> RunState | None:
     """The run state of the newest checkpoint, None without one.
 
@@ -132,14 +143,7 @@ def saved_state(model_dir: str) -> RunState | None:
       ValueError: its state is missing or damaged; the message says what to delete.
     """
     checkpoint = latest(model_dir)
-    if checkpoint is None:
-        return None
-    state = RunState()
-    try:
-        state.restore(os.path.join(checkpoint, STATE_FILE))
-    except ValueError as error:
-        raise cannot_resume(checkpoint, error) from error
-    return state
+    return None if checkpoint is None else _read_state(checkpoint)
 
 
 def saved_epoch(model_dir: str) -> int:
@@ -176,19 +180,19 @@ def save(model_dir: str, model: keras.Model, run: runs.Run, state: RunState) -> 
     return path
 
 
-def restore(model_dir: str, model: keras.Model, state: RunState) -> int:
+def restore(model_dir: str, model: keras.Model, state: RunState) -> str | None:
     """Loads the newest checkpoint into the compiled `model` (its optimizer too) and into
-    `state`, seed-generator states included; returns its epoch (0, changing nothing,
+    `state`, seed-generator states included; returns its directory (None, changing nothing,
     without one). Call it under the strategy scope the model was built in.
 
     Raises:
       ValueError: the checkpoint is damaged or does not fit `model`; the message says what
         to delete.
     """
-    saved = saved_state(model_dir)
-    if saved is None:
-        return 0
     checkpoint = latest(model_dir)
+    if checkpoint is None:
+        return None
+    saved = _read_state(checkpoint)
     if model.optimizer is not None and not model.optimizer.built:
         model.optimizer.build(model.trainable_variables)
     try:
@@ -200,7 +204,7 @@ def restore(model_dir: str, model: keras.Model, state: RunState) -> int:
             generator.state.assign(saved.random_states[name])
     for field in dataclasses.fields(RunState):
         setattr(state, field.name, getattr(saved, field.name))
-    return state.epoch
+    return checkpoint
 
 
 def remove(model_dir: str) -> None:

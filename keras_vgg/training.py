@@ -162,13 +162,15 @@ def _check_resumable(run: runs.Run, directory: str) -> None:
 
 
 def _resume(run: runs.Run, model: keras.Model, strategy: tf.distribute.Strategy,
-            state: checkpoints.RunState) -> int:
-    """Restores the newest checkpoint in the run's directory into `model` and `state`;
-    returns the epoch to start at (0 without one). Under several workers each restores its
+            state: checkpoints.RunState) -> str | None:
+    """Restores the newest checkpoint in the run's directory into `model` and `state`
+    (whose epoch is then the one to start at); returns its directory, None without one.
+    Under several workers each restores its
     own, and all must hold the same epoch: else training would hang in a collective or
-    drift apart, so every worker stops, naming the epochs."""
-    epoch = checkpoints.saved_epoch(run.directory)
+    drift apart, so every worker stops, naming the epochs: the epochs are compared before
+    any worker loads its checkpoint."""
     if distribute.is_multi_worker(strategy):
+        epoch = checkpoints.saved_epoch(run.directory)
         agree, mean = distribute.workers_agree(strategy, epoch)
         if not agree:
             raise ValueError(
@@ -177,11 +179,7 @@ def _resume(run: runs.Run, model: keras.Model, strategy: tf.distribute.Strategy,
                 f"(copy the chief's {checkpoints.CHECKPOINT_DIR}/ into each worker's "
                 "directory) or remove them all to start again")
     with strategy.scope():
-        checkpoints.restore(run.directory, model, state)
-    if epoch:
-        print(f"Resuming from the end of epoch {epoch} ({checkpoints.latest(run.directory)}).",
-              flush=True)
-    return epoch
+        return checkpoints.restore(run.directory, model, state)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -333,17 +331,17 @@ def train(config: runs.RunConfig, *, verbose: str | int = "auto") -> TrainingRes
                 _check_resumable(run, run_dir)
                 model = _model(run, strategy)
                 state = checkpoints.RunState()
-                initial_epoch = _resume(run, model, strategy, state)
+                resumed_from = _resume(run, model, strategy, state)
             except ValueError as error:
                 raise RunError(str(error)) from error
-            return _fit(run, model, strategy, state, initial_epoch=initial_epoch,
+            return _fit(run, model, strategy, state, resumed_from=resumed_from,
                         verbose=verbose, val_images=found.val_images)
     finally:
         keras.config.set_dtype_policy(policy)
 
 
 def _fit(run: runs.Run, model: keras.Model, strategy: tf.distribute.Strategy,
-         state: checkpoints.RunState, *, initial_epoch: int, verbose,
+         state: checkpoints.RunState, *, resumed_from: str | None, verbose,
          val_images: int | None) -> TrainingResult:
     config, run_dir = run.config, run.directory
     run.save(run_dir)
@@ -352,6 +350,9 @@ def _fit(run: runs.Run, model: keras.Model, strategy: tf.distribute.Strategy,
           f"{strategy.num_replicas_in_sync} replica(s), batch {config.batch_size}, learning "
           f"rate {config.initial_learning_rate:.6g} ({config.learning_rate_origin()}); "
           f"writing {run_dir}", flush=True)
+    initial_epoch = state.epoch  # the restored checkpoint's, or 0
+    if resumed_from:
+        print(f"Resuming from the end of epoch {initial_epoch} ({resumed_from}).", flush=True)
     # With a seed, each epoch's data is a function of (seed, epoch): resumable exactly.
     epoch_counter = callbacks.EpochCounter() if config.seed is not None else None
     task = tasks.of(config)

@@ -35,7 +35,7 @@ def test_a_checkpoint_restores_weights_optimizer_state_and_generators(tmp_path):
     state = checkpoints.RunState(learning_rate_drops=1, best_val_score=0.5)
     run = described(tmp_path)
     model.fit(x, y, batch_size=8, epochs=2, verbose=0,
-              callbacks=[callbacks.Checkpoint(run, state)])
+              callbacks=[callbacks.Checkpoint(str(tmp_path), run, state)])
     model.optimizer.learning_rate = 1e-4  # as the schedule sets it before the checkpoint
     path = checkpoints.save(str(tmp_path), model, run, state)
     assert os.listdir(checkpoints.directory(str(tmp_path))) == ["epoch-2"]  # epoch 1's gone
@@ -45,7 +45,8 @@ def test_a_checkpoint_restores_weights_optimizer_state_and_generators(tmp_path):
     assert state.random_states  # the dropout layers' generators
 
     resumed, resumed_state = compiled_model(), checkpoints.RunState()
-    assert checkpoints.restore(str(tmp_path), resumed, resumed_state) == 2
+    assert checkpoints.restore(str(tmp_path), resumed, resumed_state) == path
+    assert resumed_state.epoch == 2
     assert resumed_state == state
     for mine, saved in zip(resumed.weights, model.weights, strict=True):
         np.testing.assert_array_equal(mine.numpy(), saved.numpy())
@@ -63,7 +64,7 @@ def test_a_checkpoint_restores_weights_optimizer_state_and_generators(tmp_path):
 def test_without_a_checkpoint_nothing_is_restored(tmp_path):
     model, state = compiled_model(), checkpoints.RunState()
     before = [w.numpy().copy() for w in model.weights]
-    assert checkpoints.restore(str(tmp_path), model, state) == 0
+    assert checkpoints.restore(str(tmp_path), model, state) is None
     assert state == checkpoints.RunState() and checkpoints.latest(str(tmp_path)) is None
     for mine, saved in zip(model.weights, before, strict=True):
         np.testing.assert_array_equal(mine.numpy(), saved)
@@ -84,7 +85,9 @@ def test_a_failed_write_leaves_the_previous_checkpoint_whole(tmp_path, monkeypat
         checkpoints.save(str(tmp_path), model, run, checkpoints.RunState(epoch=2))
     assert checkpoints.latest(str(tmp_path)) == first
     assert os.listdir(checkpoints.directory(str(tmp_path))) == ["epoch-1"]  # no partial left
-    assert checkpoints.restore(str(tmp_path), compiled_model(), checkpoints.RunState()) == 1
+    resumed = checkpoints.RunState()
+    assert checkpoints.restore(str(tmp_path), compiled_model(), resumed) == first
+    assert resumed.epoch == 1
 
 
 def test_a_partial_directory_is_not_a_checkpoint(tmp_path):
