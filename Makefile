@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo demo-localisation test lint bench clean
+.PHONY: demo demo-localisation paper test lint bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,11 @@ demo: $(VENV)/.base-installed
 # Localisation (Appendix A) on the demo's images; uses demo/run when `make demo` made it.
 demo-localisation: $(VENV)/.base-installed
 	$(BIN)/python recipes/demo_localisation.py
+
+# The paper's findings in miniature (recipes/paper.py): trains its small nets on generated
+# scenes and writes paper/report.md with its plots; the time it took is in the report.
+paper: $(VENV)/.base-installed
+	$(BIN)/python recipes/paper.py
 
 lint: $(VENV)/.test-installed
 	$(BIN)/ruff check .

@@ -650,7 +650,9 @@ def _head_kernel(kernel: np.ndarray, model: keras.Model, layer_name: str) -> np.
 def warm_start_from_config_a(model: keras.Model, path: str | os.PathLike) -> list[str]:
     """Sect. 3.1's initialisation of deeper nets: copies the first four conv layers and the
     three fully-connected layers of a trained config-A checkpoint into the same-named
-    layers of `model`; the rest keeps its initialisation. Returns the copied layer names.
+    layers of `model`; the rest keeps its initialisation. A net of 5x5 convolutions (the
+    paper's control net, `configs.with_pairs_as_5x5`) has no 3x3 layer to take A's convs:
+    it gets the fully-connected layers only. Returns the copied layer names.
 
     Raises:
       ValueError: the file is not a config-A checkpoint, or its layers do not fit `model`
@@ -663,8 +665,10 @@ def warm_start_from_config_a(model: keras.Model, path: str | os.PathLike) -> lis
             "torch checkpoint with keras_vgg.VGG11(weights=PATH).save_weights('a.weights.h5')"
         )
     a_convs = _config_a_conv_names()
-    copied = a_convs[:4] + list(configs.HEAD_LAYERS)
     layers = {layer.name: layer for layer in model.layers}
+    all_5x5 = all(layer.kernel_size == (5, 5) for layer in model.layers
+                  if isinstance(layer, keras.layers.Conv2D))
+    copied = ([] if all_5x5 else a_convs[:4]) + list(configs.HEAD_LAYERS)
     with open_keras_file(path) as weights:
         foreign = sorted(set(weights) - set(a_convs) - set(configs.HEAD_LAYERS))
         if foreign:

@@ -69,7 +69,7 @@ def run_config(workdir: str, epochs: int) -> runs.RunConfig:
     return runs.RunConfig(
         model_dir=os.path.join(workdir, "shapes"), config="A", data=f"folder:{images}/train",
         val_data=f"folder:{images}/val", epochs=epochs, width_multiplier=0.125,
-        scale=(54, 72), crop_size=48, seed=0)
+        scale=demo_data.SCALE, crop_size=demo_data.CROP_SIZE, seed=0)
 
 
 def fine_tune_config(first: runs.RunConfig, epochs: int) -> runs.RunConfig:

@@ -59,6 +59,19 @@ def test_warm_start_copies_as_first_four_convs_and_the_head(tmp_path):
     np.testing.assert_array_equal(d.get_layer("block1_conv2").kernel.numpy(), untouched)
 
 
+def test_warm_start_of_the_5x5_control_net_copies_the_head_only(tmp_path):
+    a = keras_vgg.vgg("A", width_multiplier=NARROW, input_shape=(32, 32, 3), classes=4)
+    a.save_weights(tmp_path / "a.weights.h5")
+    control = keras_vgg.vgg("B-5x5", width_multiplier=NARROW, input_shape=(32, 32, 3),
+                            classes=4)
+    first = control.get_layer("block1_conv1").kernel.numpy()
+    copied = weights.warm_start_from_config_a(control, tmp_path / "a.weights.h5")
+    assert copied == ["fc1", "fc2", "predictions"]
+    np.testing.assert_array_equal(control.get_layer("fc1").kernel.numpy(),
+                                  a.get_layer("fc1").kernel.numpy())
+    np.testing.assert_array_equal(control.get_layer("block1_conv1").kernel.numpy(), first)
+
+
 def test_warm_start_from_another_architecture_is_refused(tmp_path):
     b = keras_vgg.vgg("B", width_multiplier=NARROW, input_shape=(32, 32, 3), classes=4)
     b.save_weights(tmp_path / "b.weights.h5")
