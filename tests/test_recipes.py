@@ -397,11 +397,12 @@ def test_an_interrupted_run_says_what_is_saved_and_resumes(tmp_path, signum, sta
                f"--val_data=folder:{tmp_path}/images/val", f"--model_dir={tmp_path}/run",
                "--epochs=3", "--batch_size=4", "--width_multiplier=0.0625", "--scale=40",
                "--crop_size=32", "--seed=3", "--learning_rate=1e-3"]
-    training = subprocess.Popen(command, env={**os.environ, "CI": "1"}, text=True,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    # Keras prints "Epoch 2/3" when epoch 2 begins, after epoch 1's checkpoint: the signal
+    # lands in epoch 2, which takes far longer than the signal's delivery.
+    training = subprocess.Popen(command, env={**os.environ, "CI": "1", "PYTHONUNBUFFERED": "1"},
+                                text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     for line in training.stdout:
         if line.startswith("Epoch 2/3"):
-            time.sleep(0.5)
             training.send_signal(signum)
             break
     assert training.wait(timeout=120) == status
