@@ -7,9 +7,10 @@ whether the direction holds.
 
 The miniature: every length of the paper over 3.5 (`paper_px`): 64 px crops for 224, S = 73
 and 110 for 256 and 384, S in [73, 146] for [256, 512], the multi-scale offset 9 for 32;
-every net at 1/8 of the paper's widths, from scratch (Glorot), for the same number of
-epochs; the paper's recipe otherwise (SGD, momentum, weight decay, dropout, augmentation,
-the plateau schedule), at 4x its learning rates scaled to the batch (`RATE_FACTOR`).
+every net at 1/8 of the paper's widths for the same number of epochs, A and A-LRN from
+scratch (Glorot) and the others from the trained A (Sect. 3.1); the paper's recipe otherwise
+(SGD, momentum, weight decay, dropout, augmentation, the plateau schedule), at 4x its
+learning rates scaled to the batch (`RATE_FACTOR`).
 
     python recipes/paper.py [--workdir=paper/work] [--report_dir=paper] [--quick]
 """
@@ -199,13 +200,18 @@ class Study:
             return np.mean([self.dense[(net, q)][0] for q in test_scales], axis=0), labels
         return self._posteriors(net, protocol, test_scales)
 
-    def _posteriors(self, net: Classifier, protocol: str, test_scales) -> tuple:
+    def model(self, net: Classifier):
+        """The trained net's model and its preprocessing, built once."""
         if net not in self.models:
-            self.models[net] = runs.load(self.run_dir(net.directory)).build_model()
-        return evaluation.posteriors(self.models[net], self.val_source, protocol=protocol,
+            run = runs.load(self.run_dir(net.directory))
+            self.models[net] = run.build_model(), run.config.preprocessing
+        return self.models[net]
+
+    def _posteriors(self, net: Classifier, protocol: str, test_scales) -> tuple:
+        model, preprocessing = self.model(net)
+        return evaluation.posteriors(model, self.val_source, protocol=protocol,
                                      test_scales=tuple(test_scales),
-                                     preprocessing=runs.load(self.run_dir(
-                                         net.directory)).config.preprocessing)
+                                     preprocessing=preprocessing)
 
 
 def main(argv):
@@ -215,7 +221,7 @@ def main(argv):
     if FLAGS.report_only:
         with open(os.path.join(FLAGS.workdir, MEASUREMENTS), "rb") as file:
             measured = pickle.load(file)
-        print(f"Report written: {write_report(measured, FLAGS.report_dir, loc_epochs)}")
+        print(f"Report written: {write_report(measured, FLAGS.report_dir)}")
         return
     per_class, val_per_class = (2, 1) if quick else (FLAGS.train_per_class, FLAGS.val_per_class)
     steps = 1 + len(CLASSIFIERS) + 5 + len(LOCALISERS) + 2
@@ -238,7 +244,7 @@ def main(argv):
                    f"{100 * result.val_accuracy:.1f}% (Q={net.test_scale})")
 
     main_run = trained[MAIN].run
-    measured = report.Measurements(quick=quick, epochs=epochs,
+    measured = report.Measurements(quick=quick, epochs=epochs, localisation_epochs=loc_epochs,
                                    batch=main_run.config.batch_size,
                                    learning_rate=main_run.config.initial_learning_rate,
                                    val_images=trained[MAIN].val_images,
@@ -298,7 +304,7 @@ def main(argv):
         measured.localisation[name] = result.top1_error
         if name == LOCALISERS[0][0]:
             full, full_details = localisation_eval.full(
-                [localiser], main_run.build_model(), config.val_data,
+                [localiser], study.model(MAIN)[0], config.val_data,
                 test_scale=MAIN.test_scale, preprocessing=config.preprocessing)
             measured.full_localisation = (full.top1_error, full.top5_error)
             measured.box_details = full_details
@@ -306,11 +312,11 @@ def main(argv):
 
     # Appendix B: D's fc2 descriptors of classes it never saw, against an untrained D's.
     describe_source = f"folder:{study.new_images}/train"
-    for name, weights in (("trained", True), ("untrained", False)):
-        model = main_run.build_model(weights=weights)
+    class_ids = sources.open_single_label(describe_source, purpose="transfer").class_ids
+    for name, model in (("trained", study.model(MAIN)[0]),
+                        ("untrained", main_run.build_model(weights=False))):
         describe = transfer.Describer(model, test_scales=MAIN.test_scales,
                                       preprocessing=main_run.config.preprocessing)
-        class_ids = sources.open_single_label(describe_source, purpose="transfer").class_ids
         train_x, train_y, _ = transfer.labelled_descriptors(describe, describe_source)
         val_x, val_y, _ = transfer.labelled_descriptors(
             describe, f"folder:{study.new_images}/val")
@@ -327,20 +333,19 @@ def main(argv):
     measured.class_names = main_run.class_names
     with open(os.path.join(study.workdir, MEASUREMENTS), "wb") as file:
         pickle.dump(measured, file)
-    study.step(f"report written: {write_report(measured, study.report_dir, loc_epochs)}")
+    study.step(f"report written: {write_report(measured, study.report_dir)}")
 
 
-def write_report(measured: report.Measurements, report_dir: str, localisation_epochs: int
-                 ) -> str:
+def write_report(measured: report.Measurements, report_dir: str) -> str:
     return report.write(measured, report_dir, depth=[net.name for net in DEPTH],
                         jitter=MAIN.name, fixed=[net.name for net in FIXED], crop=CROP,
                         test_scales=MAIN.test_scales,
-                        settings=settings(measured, localisation_epochs),
+                        settings=settings(measured),
                         machine=machine(),
                         command="make paper" + (" (--quick)" if measured.quick else ""))
 
 
-def settings(measured, localisation_epochs: int) -> str:
+def settings(measured: report.Measurements) -> str:
     """The study's settings, as the report states them."""
     return (
         f"The data: `recipes/scene_data.py`'s scenes, {len(scene_data.CLASSES)} classes, "
@@ -357,7 +362,7 @@ def settings(measured, localisation_epochs: int) -> str:
         "as the paper's deeper nets did (Sect. 3.1: A's first four convolutions and its "
         "fully-connected layers; the fully-connected layers only for B-5x5, whose "
         "convolutions are all 5x5). The localisation nets are fine-tuned from "
-        f"{MAIN.name} for {localisation_epochs} epochs at {RATE_FACTOR}x the paper's "
+        f"{MAIN.name} for {measured.localisation_epochs} epochs at {RATE_FACTOR}x the paper's "
         "localisation rate scaled to the batch.\n\n"
         "Two choices were measured in a first run of this study (2026-12-05), before the "
         "findings: at the paper's rate scaled to the batch (0.00125) config A reached 29% "

@@ -27,6 +27,7 @@ class Measurements:
 
     quick: bool
     epochs: int
+    localisation_epochs: int
     batch: int
     learning_rate: float
     val_images: int
@@ -55,7 +56,6 @@ class Finding:
     paper: str
     ours: str
     holds: str
-    plot: str
     nets: tuple[str, ...] = ()  # the trained nets it compares, where it compares nets
 
 
@@ -103,29 +103,27 @@ def findings(m: Measurements, *, depth: list[str], jitter: str, fixed: list[str]
     rows = [
         Finding("1", "Depth helps: D and E beat A and B", "A 29.6, B 28.7, D 27.0, E 27.3 "
                 "(S=256); D 25.6, E 25.5 (S=[256;512])", _errors(m, (a, b, d, e)),
-                verdict(max(error[d], error[e]), min(error[a], error[b]), n), "depth.png",
+                verdict(max(error[d], error[e]), min(error[a], error[b]), n),
                 (a, b, d, e)),
         Finding("1", "C's 1x1 convolutions are worse than D's 3x3", "C 27.3, D 25.6",
-                _errors(m, (c, d)), verdict(error[d], error[c], n), "depth.png", (c, d)),
+                _errors(m, (c, d)), verdict(error[d], error[c], n), (c, d)),
         Finding("1", "LRN does not help (A-LRN no better than A)", "A 29.6, A-LRN 29.7",
                 _errors(m, (a, a_lrn)),
-                "no" if verdict(error[a_lrn], error[a], n) == "yes" else "yes",
-                "depth.png", (a, a_lrn)),
+                "no" if verdict(error[a_lrn], error[a], n) == "yes" else "yes", (a, a_lrn)),
         Finding("2", "B's 3x3 pairs beat B-5x5's single 5x5", "B-5x5 about 7 points worse "
                 "than B (centre crop)", _errors(m, (b, b5)),
-                _unless_at_chance(m, verdict(error[b], error[b5], n), (b, b5)), "depth.png",
+                _unless_at_chance(m, verdict(error[b], error[b5], n), (b, b5)),
                 (b, b5)),
         Finding("3", "Scale jitter in training beats a fixed S", "D: S=256 27.0, S=384 26.8, "
                 "S=[256;512] 25.6", _errors(m, (*fixed, jitter)),
-                verdict(error[jitter], min(error[name] for name in fixed), n), "scales.png",
+                verdict(error[jitter], min(error[name] for name in fixed), n),
                 (*fixed, jitter)),
     ]
     qs, multi = m.multi_scale[jitter]
     rows.append(Finding(
         "4", "Multi-scale testing beats single-scale", "D, S=[256;512]: Q=384 25.6, "
         "Q={256,384,512} 24.8", f"{jitter}: one Q {percent(error[jitter])}, "
-        f"Q={{{','.join(map(str, qs))}}} {percent(multi)}", verdict(multi, error[jitter], n),
-        "scales.png"))
+        f"Q={{{','.join(map(str, qs))}}} {percent(multi)}", verdict(multi, error[jitter], n)))
     close, best = [], []
     for row in m.protocols.values():
         close.append(verdict(row["dense"], row["multi-crop"], n) == "within noise")
@@ -136,24 +134,23 @@ def findings(m: Measurements, *, depth: list[str], jitter: str, fixed: list[str]
         "; ".join(f"{name} {', '.join(percent(v) for v in row.values())}"
                   for name, row in m.protocols.items()),
         ("yes" if all(close) and all(v != "no" for v in best) else
-         f"close: {'yes' if all(close) else 'no'}; combined best: {', '.join(best)}"),
-        "protocols.png"))
+         f"close: {'yes' if all(close) else 'no'}; combined best: {', '.join(best)}")))
     fused_name = next(name for name in m.fusion if " + " in name)
     singles = [m.fusion[name] for name in m.fusion if name != fused_name]
     rows.append(Finding(
         "6", "Fusing two nets beats each", "D 24.4, E 24.4, D+E 23.7 (combined)",
         ", ".join(f"{name} {percent(v)}" for name, v in m.fusion.items()),
-        verdict(m.fusion[fused_name], min(singles), n), "protocols.png"))
+        verdict(m.fusion[fused_name], min(singles), n)))
     pcr_all, scr_all, pcr_fc = m.localisation.values()
     names = list(m.localisation)
     rows.append(Finding(
         "7", "Localisation: PCR beats SCR", "PCR better (Table 8)",
         f"{names[0]} {percent(pcr_all)}, {names[1]} {percent(scr_all)}",
-        verdict(pcr_all, scr_all, n), "localisation.png"))
+        verdict(pcr_all, scr_all, n)))
     rows.append(Finding(
         "7", "Localisation: fine-tuning all layers beats the FC layers alone",
         "all layers better (Table 8)", f"{names[0]} {percent(pcr_all)}, {names[2]} "
-        f"{percent(pcr_fc)}", verdict(pcr_all, pcr_fc, n), "localisation.png"))
+        f"{percent(pcr_fc)}", verdict(pcr_all, pcr_fc, n)))
     top1, top5 = m.full_localisation
     bound = expected_full_error(error[jitter], pcr_all)
     rows.append(Finding(
@@ -161,14 +158,14 @@ def findings(m: Measurements, *, depth: list[str], jitter: str, fixed: list[str]
         "do at least as well as the classifier and the centre-crop boxes together",
         "25.3 top-5 (test), won ILSVRC-2014", f"top-1 {percent(top1)}, top-5 {percent(top5)}; "
         f"classifier and centre crop together {percent(bound)}",
-        "yes" if top1 <= bound + 2 * standard_error(bound, n) else "no", "localisation.png"))
+        "yes" if top1 <= bound + 2 * standard_error(bound, n) else "no"))
     (trained, images), (untrained, _) = m.transfer["trained"], m.transfer["untrained"]
     rows.append(Finding(
         "8", "fc2 descriptors with a linear SVM transfer to classes the net never saw",
         "VOC-2007 89.7 mAP, Caltech-101 92.7% mean class recall (D and E)",
         f"mean class recall: trained D {percent(trained)}%, untrained D "
         f"{percent(untrained)}%, chance {percent(1 / max(m.new_classes, 1))}%",
-        verdict(1 - trained, 1 - untrained, images), "transfer.png"))
+        verdict(1 - trained, 1 - untrained, images)))
     return rows
 
 
