@@ -5,24 +5,22 @@ BIN := $(VENV)/bin
 
 .PHONY: demo demo-localisation paper test lint bench clean
 
-# --no-compile: pip would byte-compile every module it installs (TensorFlow's and torch's
-# thousands); Python compiles the few a run imports, once, on first use.
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
 # tensorflow-serving-api (TF-Serving's protos: warmup records, the gRPC client) declares a
 # dependency on the full `tensorflow` wheel, which must not sit beside tensorflow-cpu.
 $(VENV)/.base-installed: $(BIN)/python setup.cfg pyproject.toml
-	$(BIN)/pip install --quiet --no-compile -e ".[cpu,plot,transfer]"
-	$(BIN)/pip install --quiet --no-compile --no-deps tensorflow-serving-api==2.21.0
+	$(BIN)/pip install --quiet -e ".[cpu,plot,transfer]"
+	$(BIN)/pip install --quiet --no-deps tensorflow-serving-api==2.21.0
 	touch $@
 
 # keras-hub (the KerasHub preset tests) declares tensorflow-text, which needs the full
 # `tensorflow` wheel, and a Kaggle client for downloads the tests never make: it is
 # installed without its dependencies, with the two its import needs.
 $(VENV)/.test-installed: $(VENV)/.base-installed
-	$(BIN)/pip install --quiet --no-compile -e ".[cpu,plot,torch,test]"
-	$(BIN)/pip install --quiet --no-compile --no-deps keras-hub==0.32.0 regex==2026.11.19 tokenizers==0.23.3
+	$(BIN)/pip install --quiet -e ".[cpu,plot,torch,test]"
+	$(BIN)/pip install --quiet --no-deps keras-hub==0.32.0 regex==2026.11.19 tokenizers==0.23.3
 	touch $@
 
 demo: $(VENV)/.base-installed
@@ -58,7 +56,7 @@ test: lint
 PEERS := build/peers
 $(PEERS)/.installed:
 	$(PYTHON) -m venv $(PEERS)
-	$(PEERS)/bin/pip install --quiet --no-compile torch==2.14.1 torchvision==0.29.1 pillow numpy
+	$(PEERS)/bin/pip install --quiet torch==2.14.1 torchvision==0.29.1 pillow numpy
 	touch $@
 
 # Measured comparisons; each writes its figures into BENCHMARKS.md.

@@ -9,7 +9,7 @@ work="build/installed"
 rm -rf "$work"
 "$python" -m pip wheel --quiet --no-deps --wheel-dir "$work/wheel" .
 "$python" -m venv "$work/venv"
-"$work/venv/bin/pip" install --quiet --no-compile "$(ls "$work"/wheel/keras_vgg-*.whl)[cpu]"
+"$work/venv/bin/pip" install --quiet "$(ls "$work"/wheel/keras_vgg-*.whl)[cpu]"
 cd "$work"
 test -f venv/lib/python*/site-packages/keras_vgg-*.dist-info/licenses/LICENSE
 venv/bin/python - <<'PY'
