@@ -60,9 +60,12 @@ def labelled_class_box(predicted, labels, mode: str):
     `[batch, 4 * classes]` (PCR)."""
     if mode == "scr":
         return predicted
-    per_class = ops.reshape(predicted, (ops.shape(predicted)[0], -1, 4))
-    index = ops.cast(labels, "int32")[:, None, None]
-    return ops.take_along_axis(per_class, ops.tile(index, (1, 1, 4)), axis=1)[:, 0]
+    # Row `i * classes + label` of the boxes one per row: a gather with int32 indices.
+    # (Keras' take_along_axis builds int64 ones, for which TensorFlow's oneDNN build logs
+    # an "E0000 ... oneDNN supports DT_INT64 only ..." line in a training run's output.)
+    batch, classes = ops.shape(predicted)[0], ops.shape(predicted)[1] // 4
+    rows = ops.arange(batch, dtype="int32") * classes + ops.cast(labels, "int32")
+    return ops.take(ops.reshape(predicted, (-1, 4)), rows, axis=0)
 
 
 @keras.saving.register_keras_serializable("keras_vgg")
