@@ -124,13 +124,6 @@ LOCALISERS = (("PCR, all layers", "pcr", True), ("SCR, all layers", "scr", True)
               ("PCR, FC layers", "pcr", False))
 
 
-def faster(config: runs.RunConfig) -> runs.RunConfig:
-    """`config` at `RATE_FACTOR` x the rate its task's defaults give it (the paper's, scaled
-    to the batch), except in quick mode, whose batches of one would be too noisy for it."""
-    factor = 1 if FLAGS.quick else RATE_FACTOR
-    return dataclasses.replace(config, learning_rate=factor * config.initial_learning_rate)
-
-
 class Study:
     """The runs and measurements, step by step, with a progress bar and a line per step."""
 
@@ -156,6 +149,12 @@ class Study:
         print(f"[{self.done}] {minutes:2d}m{seconds:02d}s  {line}", flush=True)
         if self.bar:
             self.bar.update(self.done)
+
+    def faster(self, config: runs.RunConfig) -> runs.RunConfig:
+        """`config` at `RATE_FACTOR` x the rate its task's defaults give it (the paper's,
+        scaled to the batch), except in quick mode, whose few images make that too noisy."""
+        factor = 1 if self.quick else RATE_FACTOR
+        return dataclasses.replace(config, learning_rate=factor * config.initial_learning_rate)
 
     def run_dir(self, name: str) -> str:
         return os.path.join(self.workdir, "runs", name)
@@ -183,7 +182,7 @@ class Study:
         return result
 
     def classifier_config(self, net: Classifier, epochs: int) -> runs.RunConfig:
-        return faster(runs.RunConfig(
+        return self.faster(runs.RunConfig(
             model_dir=self.run_dir(net.directory), config=net.config, data=self.train_source,
             val_data=self.val_source, epochs=epochs, batch_size=self.batch, width_multiplier=WIDTH,
             scale=net.scale, crop_size=CROP, test_scale=net.test_scale, seed=0,
@@ -287,7 +286,7 @@ def main(argv):
 
     # Appendix A: localisation nets fine-tuned from D.
     for name, mode, all_layers in LOCALISERS:
-        config = faster(dataclasses.replace(
+        config = study.faster(dataclasses.replace(
             main_run.config, model_dir=study.run_dir(f"localisation_{mode}_"
                                                      f"{'all' if all_layers else 'fc'}"),
             task="localisation", box_regression=mode, init_from=main_run.directory,

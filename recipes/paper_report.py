@@ -18,7 +18,7 @@ import os
 import numpy as np
 
 import demo_data
-from keras_vgg import boxes, configs
+from keras_vgg import boxes, localisation_eval
 
 
 @dataclasses.dataclass
@@ -57,6 +57,7 @@ class Finding:
     ours: str
     holds: str
     nets: tuple[str, ...] = ()  # the trained nets it compares, where it compares nets
+    key: str = ""  # what the explanations find a row by, where its number is shared
 
 
 def percent(fraction: float) -> str:
@@ -86,11 +87,22 @@ def at_chance(m: Measurements, error: float) -> bool:
     return error >= chance - 2 * standard_error(chance, m.val_images)
 
 
+def _at_chance(m: Measurements, names) -> list[str]:
+    """The nets among `names` whose single-scale error is at chance."""
+    return [name for name in names if at_chance(m, m.single_scale[name])]
+
+
 def _unless_at_chance(m: Measurements, holds: str, names) -> str:
     """`holds`, flagged when a net compared learnt nothing (the comparison then says
     little)."""
-    idle = [name for name in names if at_chance(m, m.single_scale[name])]
+    idle = _at_chance(m, names)
     return f"{holds} ({', '.join(idle)} at chance)" if idle else holds
+
+
+def full_protocol_bound(m: Measurements, jitter: str) -> float:
+    """The full protocol's expected top-1 error were it the classifier's class and the
+    first localiser's centre-crop box, independent (`expected_full_error`)."""
+    return expected_full_error(m.single_scale[jitter], next(iter(m.localisation.values())))
 
 
 def findings(m: Measurements, *, depth: list[str], jitter: str, fixed: list[str]
@@ -146,19 +158,20 @@ def findings(m: Measurements, *, depth: list[str], jitter: str, fixed: list[str]
     rows.append(Finding(
         "7", "Localisation: PCR beats SCR", "PCR better (Table 8)",
         f"{names[0]} {percent(pcr_all)}, {names[1]} {percent(scr_all)}",
-        verdict(pcr_all, scr_all, n)))
+        verdict(pcr_all, scr_all, n), key="pcr_vs_scr"))
     rows.append(Finding(
         "7", "Localisation: fine-tuning all layers beats the FC layers alone",
         "all layers better (Table 8)", f"{names[0]} {percent(pcr_all)}, {names[2]} "
         f"{percent(pcr_fc)}", verdict(pcr_all, pcr_fc, n)))
     top1, top5 = m.full_localisation
-    bound = expected_full_error(error[jitter], pcr_all)
+    bound = full_protocol_bound(m, jitter)
     rows.append(Finding(
         "7", "The full localisation protocol works: dense boxes over the whole image, merged, "
         "do at least as well as the classifier and the centre-crop boxes together",
         "25.3 top-5 (test), won ILSVRC-2014", f"top-1 {percent(top1)}, top-5 {percent(top5)}; "
         f"classifier and centre crop together {percent(bound)}",
-        "yes" if top1 <= bound + 2 * standard_error(bound, n) else "no"))
+        "yes" if top1 <= bound + 2 * standard_error(bound, n) else "no",
+        key="full_protocol"))
     (trained, images), (untrained, _) = m.transfer["trained"], m.transfer["untrained"]
     rows.append(Finding(
         "8", "fc2 descriptors with a linear SVM transfer to classes the net never saw",
@@ -179,7 +192,7 @@ def dense_map(q: int, crop: int, aspect: float = 4 / 3) -> str:
     """The dense class-score map's size (positions) of a net trained on `crop` px crops, on
     an image of shorter side `q` px and `aspect` (longer side / shorter side): the FC layers
     as convolutions slide over the pool5 map (stride 32)."""
-    stride = configs.MIN_INPUT_SIZE
+    stride = localisation_eval.OUTPUT_STRIDE
     sides = [max(1, side // stride - crop // stride + 1) for side in (q, round(q * aspect))]
     return "x".join(map(str, sides))
 
@@ -195,7 +208,7 @@ def explanations(m: Measurements, rows: list[Finding], *, depth: list[str], jitt
         if row.nets:
             gains = ", ".join(f"{name} {percent(late_gain(held_out_accuracy(m, name)))}"
                               for name in row.nets)
-            idle = [name for name in row.nets if at_chance(m, m.single_scale[name])]
+            idle = _at_chance(m, row.nets)
             lines.append(
                 f"- {claim} held-out accuracy gained over each net's last 5 epochs "
                 f"(points): {gains}; a net still gaining had too few steps. "
@@ -222,13 +235,13 @@ def explanations(m: Measurements, rows: list[Finding], *, depth: list[str], jitt
                 + f". Two standard errors on {m.val_images} images are about "
                 f"{percent(noise)} points: differences the paper measured in tenths of a "
                 "point on 50,000 images cannot be resolved here.")
-        elif row.claim.startswith("Localisation: PCR"):
+        elif row.key == "pcr_vs_scr":
             classes = len(m.class_names)
             lines.append(
                 f"- {claim} {row.ours}. PCR's box layer has {classes}x SCR's outputs, and "
                 f"each class's four learn from that class's images alone: in as many steps, "
                 f"each of PCR's regressors sees 1/{classes} of the images SCR's one sees.")
-        elif "full" in row.claim:
+        elif row.key == "full_protocol":
             first = next(iter(m.localisation))
             lines.append(
                 f"- {claim} {row.ours}. The localiser ({first}) misses "
@@ -244,9 +257,9 @@ def explanations(m: Measurements, rows: list[Finding], *, depth: list[str], jitt
 def demo_explained(rows: list[Finding], *, crop: int, test_scales: tuple[int, ...]) -> str:
     """Why `make demo-localisation` finds the full protocol far worse than the centre crop
     with the true class, against what the scenes show."""
-    full = next(row for row in rows if row.number == "7" and "full" in row.claim)
+    full = next(row for row in rows if row.key == "full_protocol")
     demo_q = sum(demo_data.SCALE) // 2
-    stride = configs.MIN_INPUT_SIZE
+    stride = localisation_eval.OUTPUT_STRIDE
     return (
         "## The localisation demo's figure, explained\n\n"
         "`make demo-localisation` finds the full protocol far worse than the centre crop with "
@@ -432,7 +445,7 @@ def write(m: Measurements, report_dir: str, *, depth: list[str], jitter: str,
     """Writes the plots and `report.md` into `report_dir`; returns the report's path.
     `crop` and `test_scales` are the jittered net's (px)."""
     rows = findings(m, depth=depth, jitter=jitter, fixed=fixed)
-    bound = expected_full_error(m.single_scale[jitter], next(iter(m.localisation.values())))
+    bound = full_protocol_bound(m, jitter)
     plot_curves(m, os.path.join(report_dir, "curves.png"))
     plot_depth(m, depth, os.path.join(report_dir, "depth.png"))
     plot_scales(m, [*fixed, jitter], os.path.join(report_dir, "scales.png"))
