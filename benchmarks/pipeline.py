@@ -19,7 +19,8 @@ torchvision process; the rows are measured in interleaved rounds (median and bes
                        that decodes it
 The profile rows are prefixes of train_dataset's work on one tf.data thread: the crop
 window decoded (read_file + decode_and_crop_jpeg), then `image_ops.train_transform` (that,
-resized to the crop, flipped), then the same inside the guard, re-batched.
+resized to the crop, flipped), then the same inside the guard, batched; and
+train_dataset with tf.data's autotuning on, which it turns off.
 Evaluation's table, in file order at Q=384:
   eval_dataset         `keras_vgg.data.eval_dataset`'s centre crop, and its multi-crop view
                        (the 5x5 grid of crops of an image, no flip)
@@ -62,7 +63,8 @@ CLASSES = 4
 # The rows of each table: ours first, then its peers (torchvision's, from torch_loaders.py).
 TRAINING = ("train_dataset", "torchvision PIL", "torchvision decode_jpeg", "decode only",
             "profile: window decode", "profile: train_transform",
-            "profile: train_transform in the guard")
+            "profile: train_transform in the guard",
+            "profile: train_dataset, tf.data autotuning on")
 EVALUATION = ("eval_dataset, centre crop", "torchvision decode_jpeg, centre crop",
               "eval_dataset, multi-crop (25 crops an image)")
 PEER_ROWS = {"PIL": "torchvision PIL", "decode_jpeg": "torchvision decode_jpeg",
@@ -84,6 +86,13 @@ def single_thread(dataset: tf.data.Dataset) -> tf.data.Dataset:
     options.threading.private_threadpool_size = 1
     options.threading.max_intra_op_parallelism = 1
     options.autotune.enabled = False
+    return dataset.with_options(options)
+
+
+def autotuned(dataset: tf.data.Dataset) -> tf.data.Dataset:
+    """`dataset` with tf.data's autotuning, which `data.prefetched` turns off, back on."""
+    options = tf.data.Options()
+    options.autotune.enabled = True
     return dataset.with_options(options)
 
 
@@ -114,7 +123,10 @@ def tf_rows(folder: str) -> dict[str, tf.data.Dataset]:
         "profile: window decode": single_thread(records.map(window)),
         "profile: train_transform": single_thread(records.map(transform)),
         "profile: train_transform in the guard": single_thread(
-            guard.map_skipping_undecodable(records, transform).rebatch(BATCH)),
+            guard.map_skipping_undecodable(records, transform, records_can_fail=False)
+            .batch(BATCH)),
+        "profile: train_dataset, tf.data autotuning on": autotuned(
+            data.train_dataset(spec, global_batch_size=BATCH, seed=0)),
     }
 
 

@@ -60,14 +60,14 @@ def preprocessed(images: tf.Tensor, mode: str) -> tf.Tensor:
 
 
 def _model_inputs(
-    groups: tf.data.Dataset,
+    records: tf.data.Dataset,
     *,
     batch_size: int | None,
     preprocessing: str | None,
     with_ids: bool,
     colour: bool = False,
 ) -> tf.data.Dataset:
-    """The guard's groups as `(images, labels)` (or `(images, labels, ids)`) batches of
+    """The guard's records as `(images, labels)` (or `(images, labels, ids)`) batches of
     `batch_size`, or one record per element when it is None; with `colour`, each image
     colour-shifted (from a seed per batch, derived from its first image's), then
     preprocessed for the weights (`preprocessed`, in an `imagenet.preprocess_input` mode;
@@ -83,15 +83,23 @@ def _model_inputs(
             return image, record["label"], record["id"]
         return image, record["label"]
 
-    # The guard's groups become batches without copying each image out and back in, and
-    # the colour shift and preprocessing run once per batch, not once per image.
-    dataset = groups.rebatch(batch_size) if batch_size else groups.unbatch()
+    # The colour shift and preprocessing run once per batch, not once per image.
+    dataset = records.batch(batch_size) if batch_size else records
     return dataset.map(output, num_parallel_calls=tf.data.AUTOTUNE)
 
 
-def _prefetched(dataset: tf.data.Dataset, *, deterministic: bool) -> tf.data.Dataset:
+def prefetched(dataset: tf.data.Dataset, *, deterministic: bool = True) -> tf.data.Dataset:
+    """The pipeline's last step: batches prepared ahead of the model, in order unless
+    `deterministic` is False.
+
+    tf.data's autotuning is off. With it on, a pipeline on one core sat idle 40% of the
+    time in about one pass in four (0.6 CPU-seconds per second, at the same rate every
+    time) whatever the algorithm or budgets; off, it never did, and ran faster (BENCHMARKS.md).
+    The parallel maps then run min(16, cores) calls at once, and the prefetch buffer
+    still grows as the model needs it."""
     options = tf.data.Options()
     options.deterministic = deterministic
+    options.autotune.enabled = False
     return dataset.with_options(options).prefetch(tf.data.AUTOTUNE)
 
 
@@ -171,18 +179,18 @@ def train_dataset(
         def record_transform(record, **geometry):
             return train_transform(record["image"], record["seed"], **geometry)
 
-    groups = guard.map_skipping_undecodable(
+    transformed = guard.map_skipping_undecodable(
         with_seeds(records, seed, epoch),
         lambda r: record_transform(r, scale=scale, crop_size=crop, flip=flip),
-        deterministic=deterministic,
+        records_can_fail=opened.streamed,
     )
-    dataset = _model_inputs(groups, batch_size=batch_size, preprocessing=preprocessing,
+    dataset = _model_inputs(transformed, batch_size=batch_size, preprocessing=preprocessing,
                             with_ids=with_ids, colour=colour)
     if data_service:
         dataset = dataset.apply(tf.data.experimental.service.distribute(
             processing_mode=tf.data.experimental.service.ShardingPolicy.DYNAMIC,
             service=data_service, job_name=job_name))
-    return _prefetched(dataset, deterministic=deterministic)
+    return prefetched(dataset, deterministic=deterministic)
 
 
 # How `eval_dataset` presents each test image; the paper's protocols
@@ -239,11 +247,9 @@ def eval_dataset(
         image.set_shape([*crop, 3])
         return image
 
-    groups = guard.map_skipping_undecodable(
-        records, transform, max_pixels=max_pixels,
-        group_size=guard.GROUP_SIZE if batched else 1,
-    )
-    return _prefetched(_model_inputs(
-        groups, batch_size=batch_size,
+    transformed = guard.map_skipping_undecodable(
+        records, transform, records_can_fail=opened.streamed, max_pixels=max_pixels)
+    return prefetched(_model_inputs(
+        transformed, batch_size=batch_size,
         preprocessing=None if view == "original" else preprocessing, with_ids=with_ids,
-    ), deterministic=True)
+    ))

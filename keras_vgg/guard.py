@@ -2,12 +2,20 @@
 the records it cannot use instead of stopping the pipeline or losing them silently.
 
 tf.data has no try/except: an error in a map ends the epoch, and `ignore_errors` drops the
-failing element without saying which it was. So records go through the transform in groups
-of `GROUP_SIZE`: each group is a small dataset of its own, whose failures `ignore_errors`
-drops, and the positions in the group that came through name the records that did not. A
-dataset per record would say the same more simply, but building one costs more than half
-as much as decoding the image; a group shares that cost between its records, and yields one
-batch (empty when every record failed), so the groups' order is the records' order.
+failing element without saying which it was. So the records go through the transform in
+windows of `WINDOW`, and after each window comes a marker: an element that skips the
+transform, so it cannot fail, and carries the ids of the window's records. A scan after
+`ignore_errors` notes which of the window's records came through; at the marker it names
+the others. The common case, where every record is good, pays for a marker per window and
+a few integer operations per record.
+
+Where the transform runs depends on whether iterating the records can fail:
+  - records listed in memory (folders: a path per file, read by the transform) cannot, so
+    one flat parallel map transforms them all, `ignore_errors` after it;
+  - records streamed from files (TFRecord, TFDS) can: a damaged file must stop the
+    pipeline, not be skipped, and `ignore_errors` would swallow its error with the rest.
+    Each window is then a small dataset of its own, transformed and `ignore_errors`-ed
+    inside, so the errors of the stream around it still surface.
 Images beyond the bounds (`image_ops.image_problem`) are not decoded at all: a one-pixel
 image goes through the transform in their place, and they are dropped with the reason.
 
@@ -29,9 +37,11 @@ from collections.abc import Callable
 from keras_vgg import image_ops, sources
 from keras_vgg.requires_tensorflow import tf
 
-GROUP_SIZE = 16
+# Records per marker: a failed record is named at most this many records after it; the
+# records that came through a window are bits of one int64.
+WINDOW = 64
 UNREADABLE = "unreadable or undecodable file"
-_PROBLEM, _SLOT = "problem", "slot"
+_RECORD, _MARKER, _SLOT, _WINDOW_IDS, _PROBLEM = "record", "marker", "slot", "window_ids", "problem"
 
 
 def escaped(names: tf.Tensor) -> tf.Tensor:
@@ -43,30 +53,44 @@ def escaped(names: tf.Tensor) -> tf.Tensor:
     return tf.strings.regex_replace(names, r"[[:cntrl:]]", "?")
 
 
+def _named(skipped_before: tf.Tensor, names: tf.Tensor, reasons: tf.Tensor) -> tf.Tensor:
+    """Prints a line for each skipped record (`names` `[n]`, `reasons` `[n]` or scalar);
+    returns the count of records skipped so far. Call it only when `names` is not empty."""
+    skipped = skipped_before + tf.range(1, tf.size(names, tf.int64) + 1)
+    lines = tf.strings.join(["keras_vgg: skipped ", escaped(names), ": ", reasons, " (",
+                             tf.strings.as_string(skipped), " skipped so far)"])
+    printed = tf.print(tf.strings.reduce_join(lines, separator="\n"), output_stream=sys.stderr)
+    with tf.control_dependencies([printed]):
+        return skipped_before + tf.size(names, tf.int64)
+
+
 def map_skipping_undecodable(
     records: tf.data.Dataset,
     transform: Callable[[dict], tf.Tensor | dict],
     *,
+    records_can_fail: bool = True,
     max_pixels: int = image_ops.MAX_PIXELS,
-    group_size: int = GROUP_SIZE,
-    deterministic: bool = True,
+    window: int = WINDOW,
 ) -> tf.data.Dataset:
-    """`record["image"] = transform(record)` for each usable record, in groups.
+    """`record["image"] = transform(record)` for each usable record: one record an
+    element, in the records' order.
 
     `records` are sources' records (`sources.encoded_image` reads their encoded image); the
     transform gets the record with `"image"` holding the encoded bytes, and returns the new
-    image, or a dict of the fields to set. Each element of the result is a batch of the 0
-    to `group_size` records of one group that were kept, in order; `Dataset.rebatch` or
-    `unbatch` it. Transforms whose outputs differ in shape between records need
-    `group_size=1`.
+    image, or a dict of the fields to set. Outputs may differ in shape between records.
+    `records_can_fail`: whether iterating `records` can raise (`sources.Records.streamed`);
+    False lets the guard transform them in one flat map, and would swallow such errors.
 
     A record is skipped, and named on stderr, when its file is larger than any image
     within the bounds (it is not read), its image is beyond the bounds (with the reason; it
-    is not decoded), or when reading or transforming it fails (a missing,
-    vanished, unreadable, corrupt, truncated or non-image file). Ids need not be unique.
+    is not decoded), or when reading or transforming it fails (a missing, vanished,
+    unreadable, corrupt, truncated or non-image file): the last at most `window` records
+    later. Ids need not be unique.
     """
+    if not 1 <= window <= 64:
+        raise ValueError(f"window must be between 1 and 64 records, got {window}")
 
-    def attempt(record, slot):
+    def attempt(record):
         contents = sources.encoded_image(record)
         too_large = sources.file_problem(record)
         problem = tf.cond(tf.equal(too_large, ""),
@@ -75,49 +99,71 @@ def map_skipping_undecodable(
         usable = tf.where(tf.equal(problem, ""), contents, image_ops.ONE_PIXEL_PNG)
         outputs = transform({**record, "image": usable})
         fields = outputs if isinstance(outputs, dict) else {"image": outputs}
-        return {**record, **fields, _PROBLEM: problem, _SLOT: slot}
+        return {**record, **fields, _PROBLEM: problem}
 
-    def attempt_group(group):
-        """The group's records that did not fail: always one batch, empty when all did."""
-        count = tf.size(group["id"])
-        attempted = (tf.data.Dataset.from_tensor_slices((group, tf.range(count)))
-                     .map(attempt).ignore_errors().batch(group_size))
-        nothing = tf.nest.map_structure(
-            lambda spec: tf.zeros([0 if size is None else size for size in spec.shape],
-                                  spec.dtype),
-            attempted.element_spec)
-        return (attempted.concatenate(tf.data.Dataset.from_tensors(nothing)).take(1)
-                .map(lambda batch: (batch, group["id"])))
+    def attempted(element):
+        """A record through `attempt`; a marker's record replaced by zeros of the same
+        structure (`tf.cond` builds its true branch first, so that structure is known)."""
+        outputs = {}
 
-    def name_the_skipped(skipped_before, attempted):
-        batch, group_ids = attempted
-        batch = dict(batch)
-        slots, problems = batch.pop(_SLOT), batch.pop(_PROBLEM)
-        came_through = tf.reduce_any(
-            tf.equal(tf.range(tf.size(group_ids))[:, None], slots[None, :]), axis=1)
-        beyond_bounds = tf.not_equal(problems, "")
-        failed_ids = tf.boolean_mask(group_ids, tf.logical_not(came_through))
-        names = escaped(tf.concat([failed_ids, tf.boolean_mask(batch["id"], beyond_bounds)], 0))
-        reasons = tf.concat([tf.fill(tf.shape(failed_ids), UNREADABLE),
-                             tf.boolean_mask(problems, beyond_bounds)], 0)
-        skipped = skipped_before + tf.range(1, tf.size(names, tf.int64) + 1)
-        lines = tf.strings.join([
-            "keras_vgg: skipped ", names, ": ", reasons, " (",
-            tf.strings.as_string(skipped), " skipped so far)"])
-        printed = tf.cond(tf.size(names) > 0, lambda: tf.print(
-            tf.strings.reduce_join(lines, separator="\n"), output_stream=sys.stderr),
-            tf.no_op)
-        with tf.control_dependencies([printed]):
-            kept = tf.cond(  # copies the batch only when it must
-                tf.reduce_any(beyond_bounds),
-                lambda: {key: tf.boolean_mask(value, tf.logical_not(beyond_bounds))
-                         for key, value in batch.items()},
-                lambda: {key: tf.identity(value) for key, value in batch.items()})
-        return skipped_before + tf.size(names, tf.int64), kept
+        def record():
+            outputs.update(attempt(element[_RECORD]))
+            return outputs
 
-    return (
-        records.batch(group_size)
-        .interleave(attempt_group, cycle_length=tf.data.AUTOTUNE,
-                    num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
-        .scan(tf.constant(0, tf.int64), name_the_skipped)
-    )
+        def zeros():
+            return {key: tf.zeros([size or 0 for size in value.shape], value.dtype)
+                    for key, value in outputs.items()}
+
+        return {**element, _RECORD: tf.cond(tf.logical_not(element[_MARKER]), record, zeros)}
+
+    def marked(records_of_window):
+        """A window's records, each with its slot, then its marker."""
+        count = tf.size(records_of_window["id"])
+        rows = tf.data.Dataset.from_tensor_slices({
+            _RECORD: records_of_window, _MARKER: tf.zeros([count], tf.bool),
+            _SLOT: tf.range(count, dtype=tf.int64), _WINDOW_IDS: tf.zeros([count, 0], tf.string)})
+        marker = tf.data.Dataset.from_tensors({
+            _RECORD: tf.nest.map_structure(lambda value: value[-1], records_of_window),
+            _MARKER: True, _SLOT: tf.cast(count, tf.int64), _WINDOW_IDS: records_of_window["id"]})
+        return rows.concatenate(marker)
+
+    def name_the_skipped(state, element):
+        skipped_before, came_through = state  # came_through: bit k for the window's k-th
+        record = dict(element[_RECORD])
+        problem = record.pop(_PROBLEM)
+
+        def at_marker():
+            ids = element[_WINDOW_IDS]
+            slots = tf.range(tf.size(ids, tf.int64), dtype=tf.int64)
+            lost = tf.equal(tf.bitwise.bitwise_and(
+                tf.bitwise.right_shift(came_through, slots), 1), 0)
+            skipped = tf.cond(
+                tf.reduce_any(lost),
+                lambda: _named(skipped_before, tf.boolean_mask(ids, lost), UNREADABLE),
+                lambda: skipped_before)
+            return skipped, tf.constant(0, tf.int64)
+
+        def at_record():
+            skipped = tf.cond(tf.equal(problem, ""), lambda: skipped_before,
+                              lambda: _named(skipped_before, record["id"][None], problem))
+            return skipped, tf.bitwise.bitwise_or(
+                came_through, tf.bitwise.left_shift(tf.constant(1, tf.int64), element[_SLOT]))
+
+        state = tf.cond(element[_MARKER], at_marker, at_record)
+        keep = tf.logical_and(tf.logical_not(element[_MARKER]), tf.equal(problem, ""))
+        return state, (record, keep)
+
+    windows = records.batch(window)
+    if records_can_fail:
+        # Windows transformed in parallel, each one's elements kept together and in order.
+        stream = windows.interleave(
+            lambda records_of_window: marked(records_of_window).map(attempted).ignore_errors(),
+            cycle_length=tf.data.AUTOTUNE, block_length=window + 1,
+            num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    else:
+        stream = (windows.flat_map(marked)
+                  .map(attempted, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+                  .ignore_errors())
+    return (stream.scan((tf.constant(0, tf.int64), tf.constant(0, tf.int64)), name_the_skipped)
+            .filter(lambda record, keep: keep)
+            .map(lambda record, keep: record))

@@ -81,12 +81,12 @@ def _require_boxes(source: str) -> None:
                          "'?boxes=XML_FOLDER_OR_LOC_CSV' (keras_vgg.sources)")
 
 
-def _boxed_records(source: str, split: str, **options) -> tf.data.Dataset:
+def _boxed_records(source: str, split: str, **options) -> sources.Records:
     _require_boxes(source)
-    return sources.open_source(source, split=split, **options).dataset
+    return sources.open_source(source, split=split, **options)
 
 
-def _batches(groups: tf.data.Dataset, batch_size: int, *, preprocessing: str,
+def _batches(records: tf.data.Dataset, batch_size: int, *, preprocessing: str,
              with_windows: bool = False) -> tf.data.Dataset:
     def output(record):
         image = data.preprocessed(record["image"], preprocessing)
@@ -95,8 +95,8 @@ def _batches(groups: tf.data.Dataset, batch_size: int, *, preprocessing: str,
                     record["box_count"], record["id"])
         return image, record["label"]
 
-    return groups.rebatch(batch_size).map(output, num_parallel_calls=tf.data.AUTOTUNE
-                                          ).prefetch(tf.data.AUTOTUNE)
+    return data.prefetched(
+        records.batch(batch_size).map(output, num_parallel_calls=tf.data.AUTOTUNE))
 
 
 def train_dataset(source: str, **options) -> tf.data.Dataset:
@@ -120,12 +120,13 @@ def centre_dataset(
     """Centre crops at Q with their targets, in source order, each image once."""
     crop = image_ops.parse_test_crop_size(crop_size, test_scale)
     records = _boxed_records(source, split, input_context=input_context)
-    groups = guard.map_skipping_undecodable(
-        records, lambda record: centre_transform(record, test_scale=test_scale,
-                                                 crop_size=crop))
+    transformed = guard.map_skipping_undecodable(
+        records.dataset,
+        lambda record: centre_transform(record, test_scale=test_scale, crop_size=crop),
+        records_can_fail=records.streamed)
     if input_context is not None:
         batch_size = input_context.get_per_replica_batch_size(batch_size)
-    return _batches(groups, batch_size, preprocessing=preprocessing,
+    return _batches(transformed, batch_size, preprocessing=preprocessing,
                     with_windows=with_windows)
 
 
@@ -133,9 +134,10 @@ def whole_images(source: str, *, split: str = "validation") -> tf.data.Dataset:
     """Whole decoded images with their boxes, for the dense protocol, in source order, one
     per element: `(image [1, h, w, 3] uint8, label, boxes [max boxes, 4] (original pixels),
     box count, id)`."""
-    groups = guard.map_skipping_undecodable(
-        _boxed_records(source, split),
-        lambda record: {"image": image_ops.decode_image(record["image"])}, group_size=1)
-    return groups.unbatch().map(lambda record: (
+    records = _boxed_records(source, split)
+    transformed = guard.map_skipping_undecodable(
+        records.dataset, lambda record: {"image": image_ops.decode_image(record["image"])},
+        records_can_fail=records.streamed)
+    return transformed.map(lambda record: (
         record["image"][None], record["label"], record["boxes"], record["box_count"],
         record["id"]))

@@ -72,6 +72,9 @@ class Records:
       boxes: whether records carry their class's ground-truth boxes (folders with
         `?boxes=`): `"boxes"` `[max boxes, 4]` float32 corners in the image's pixels, the
         first `"box_count"` (int32) of them real, the rest zeros.
+      streamed: whether the records are read from files as they are iterated (TFRecord,
+        TFDS), so that iterating them can fail (a damaged file), rather than listed in
+        memory (folders, whose files `encoded_image` reads).
     """
 
     dataset: tf.data.Dataset
@@ -79,6 +82,7 @@ class Records:
     class_ids: tuple[str, ...]
     multi_label: bool = False
     boxes: bool = False
+    streamed: bool = True
 
     @property
     def num_classes(self) -> int:
@@ -534,7 +538,7 @@ def _open_folder(spec, *, split, input_context, shuffle_files, seed, epoch) -> R
                        epoch=epoch)
     dataset = dataset.map(lambda path, label, size: {"path": path, "label": label, "id": path,
                                                      "bytes": size})
-    return Records(dataset, len(paths), tuple(classes), multi_label)
+    return Records(dataset, len(paths), tuple(classes), multi_label, streamed=False)
 
 
 def _with_boxes(root, location, paths, labels, classes, *, input_context, shuffle_files,
@@ -566,7 +570,7 @@ def _with_boxes(root, location, paths, labels, classes, *, input_context, shuffl
         lambda path, label, boxes, count, size: {
             "path": path, "label": label, "id": path, "bytes": size,
             "boxes": tf.cast(boxes, tf.float32), "box_count": count})
-    return Records(dataset, len(kept), tuple(classes), boxes=True)
+    return Records(dataset, len(kept), tuple(classes), boxes=True, streamed=False)
 
 
 # --- TFRecords ---------------------------------------------------------------------------

@@ -37,9 +37,9 @@ def test_every_valid_image_kept_every_broken_one_reported(tmp_path, capfd):
     assert [count for _, count in skips] == list(range(1, len(broken) + 1))
 
 
-def test_a_group_in_which_every_file_is_broken_is_skipped(tmp_path, capfd):
+def test_twenty_broken_files_beside_one_good_one(tmp_path, capfd):
     good = imagenet_folder(str(tmp_path), ["n01"], per_class=1)
-    for copy in range(4):  # 21 files: one group of 16 or of 5 holds only broken ones
+    for copy in range(4):
         write(str(tmp_path / "n01"), {f"{copy}_{name}": payload
                                       for name, payload in broken_files().items()})
     dataset = data.train_dataset(f"folder:{tmp_path}", global_batch_size=4, with_ids=True)
@@ -47,16 +47,41 @@ def test_a_group_in_which_every_file_is_broken_is_skipped(tmp_path, capfd):
     assert "(20 skipped so far)" in capfd.readouterr().err
 
 
-def test_a_dropped_record_is_reported_even_when_a_survivor_has_its_id(capfd):
+@pytest.mark.parametrize("records_can_fail", [True, False], ids=["streamed", "listed"])
+def test_each_dropped_record_is_named_in_order_whatever_its_window(records_can_fail, capfd):
+    """Windows of 4: the first all broken, a survivor sharing a dropped record's id, and a
+    last window of one."""
     good, bad = encode(photo("coffee")[:64, :64]), broken_files()["random.JPEG"]
-    records = tf.data.Dataset.from_tensor_slices(
-        {"image": [good, bad, good, bad], "id": ["twin", "twin", "kept", "lost"]})
-    groups = guard.map_skipping_undecodable(
+    records = tf.data.Dataset.from_tensor_slices({
+        "image": [bad, bad, bad, bad, good, bad, good, bad, bad],
+        "id": ["a", "b", "c", "d", "twin", "twin", "kept", "lost", "last"]})
+    transformed = guard.map_skipping_undecodable(
         records, lambda r: tf.image.resize(image_ops.decode_image(r["image"]), (8, 8)),
-        group_size=4)
-    assert [i.decode() for i in groups.unbatch().map(lambda r: r["id"]).as_numpy_iterator()
+        records_can_fail=records_can_fail, window=4)
+    assert [i.decode() for i in transformed.map(lambda r: r["id"]).as_numpy_iterator()
             ] == ["twin", "kept"]
-    assert skipped(capfd.readouterr().err) == [("twin", 1), ("lost", 2)]
+    assert skipped(capfd.readouterr().err) == [
+        ("a", 1), ("b", 2), ("c", 3), ("d", 4), ("twin", 5), ("lost", 6), ("last", 7)]
+
+
+def test_an_error_of_the_stream_itself_stops_a_streamed_pipeline():
+    """Only the transform's errors are skipped: a stream that fails (a damaged TFRecord
+    file, a label out of range) stops the pipeline with its own error."""
+    good = encode(photo("coffee")[:64, :64])
+
+    def record(index):
+        checked = tf.debugging.assert_less(index, tf.constant(4, tf.int64),
+                                           message="label out of range")
+        with tf.control_dependencies([checked]):
+            return {"image": tf.constant(good), "id": tf.strings.as_string(index),
+                    "label": tf.identity(index)}
+
+    records = tf.data.Dataset.range(6).map(record)
+    transformed = guard.map_skipping_undecodable(
+        records, lambda r: tf.image.resize(image_ops.decode_image(r["image"]), (8, 8)),
+        window=4)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="label out of range"):
+        list(transformed)
 
 
 # --- Bounded cost: images beyond the bounds are skipped before decoding, with the reason ---
@@ -134,16 +159,16 @@ def test_a_file_deleted_after_listing_is_skipped_and_named(tmp_path, capfd):
 
 
 def test_a_file_damaged_mid_epoch_is_named_once_and_the_rest_kept(tmp_path, capfd):
-    """A file that goes bad while the epoch is read, many groups after the first batch: it is
+    """A file that goes bad while the epoch is read, windows after the first batch: it is
     dropped and named, once, and every other image is kept, in order."""
     small = encode(photo("coffee")[:48, :48])
     files = write(str(tmp_path / "n01"), {f"{index:03d}.JPEG": small
-                                          for index in range(12 * guard.GROUP_SIZE + 5)})
+                                          for index in range(3 * guard.WINDOW + 5)})
     dataset = data.eval_dataset(f"folder:{tmp_path}", test_scale=32, crop_size=32,
                                 batch_size=4, with_ids=True)
     batches = iter(dataset)
     first = [i.decode() for i in next(batches)[2].numpy()]
-    victim = files[-2]  # not yet read: the pipeline reads a few groups ahead
+    victim = files[-2]  # not yet read: the pipeline reads ahead by a few batches
     with open(victim, "r+b") as file:
         file.truncate(40)
     rest = [i.decode() for _, _, ids in batches for i in ids.numpy()]
