@@ -100,13 +100,14 @@ def open_single_label(spec: str, *, split: str = "train", purpose: str) -> Recor
     return records
 
 
-def encoded_image(record: dict) -> tf.Tensor:
+def encoded_image(record: dict, read: tf.Tensor | bool = True) -> tf.Tensor:
     """A record's encoded image (tf.string): its bytes, read from its file for folders;
-    empty, unread, for a file larger than `MAX_FILE_BYTES` (`file_problem` says why)."""
+    empty, unread, for a file larger than `MAX_FILE_BYTES` (`file_problem` says why), and
+    where `read` (a scalar bool) is False."""
     if "image" in record:
-        return record["image"]
-    return tf.cond(record["bytes"] > MAX_FILE_BYTES, lambda: tf.constant(b""),
-                   lambda: tf.io.read_file(record["path"]))
+        return tf.where(read, record["image"], b"")
+    return tf.cond(tf.logical_or(tf.logical_not(read), record["bytes"] > MAX_FILE_BYTES),
+                   lambda: tf.constant(b""), lambda: tf.io.read_file(record["path"]))
 
 
 def file_problem(record: dict) -> tf.Tensor:
