@@ -179,18 +179,20 @@ def peer_rates(folder: str) -> dict[str, float] | str:
 
 def table(measured: dict[str, list[float]], rows: tuple[str, ...],
           peers_missing: str | None) -> str:
-    """A markdown table of `rows` (ours first): median and best images/s, and ours' median
-    over each row's."""
+    """A markdown table of `rows` (ours first): median, best and worst images/s, and ours'
+    median over each row's."""
     ours = statistics.median(measured[rows[0]])
-    lines = [f"| path | images/s per core, median | best | {rows[0].split(',')[0]} / this |",
-             "|---|---|---|---|"]
+    lines = [f"| path | images/s per core, median | best | worst | "
+             f"{rows[0].split(',')[0]} / this |",
+             "|---|---|---|---|---|"]
     for name in rows:
         rates = measured[name]
         if not rates:
-            lines.append(f"| {name} | {peers_missing} | | |")
+            lines.append(f"| {name} | {peers_missing} | | | |")
             continue
         median = statistics.median(rates)
-        lines.append(f"| {name} | {median:.0f} | {max(rates):.0f} | {ours / median:.2f}x |")
+        lines.append(f"| {name} | {median:.0f} | {max(rates):.0f} | {min(rates):.0f} | "
+                     f"{ours / median:.2f}x |")
     return "\n".join(lines)
 
 
@@ -231,8 +233,10 @@ def main(argv):
             "train_dataset runs at its defaults, as training iterates it; the torchvision "
             "rows run `benchmarks/torch_loaders.py` in an environment with torchvision, "
             "DataLoader(num_workers=0). Both processes pinned to the same core; "
-            f"{rounds} interleaved rounds. The profile rows are prefixes of train_dataset's "
-            "work on one tf.data thread. Evaluation: the test-time views at "
+            f"{rounds} interleaved rounds; worst is the slowest round (a pass in which the "
+            "pipeline stalls shows there). The profile rows are prefixes of train_dataset's "
+            "work on one tf.data thread, and train_dataset with tf.data's autotuning on, "
+            "which it turns off. Evaluation: the test-time views at "
             f"Q={image_ops.TEST_SCALE} in file order (multi-crop: the 5x5 grid, no flip), and "
             "torchvision's decode_jpeg loader with Resize(Q) + CenterCrop.\n\n" + tables
             + "\n",
