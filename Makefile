@@ -63,6 +63,7 @@ $(PEERS)/.installed:
 # dense_eval measures top-1 agreement with the demo's trained net: run `make demo` first.
 bench: $(VENV)/.test-installed $(PEERS)/.installed
 	$(BIN)/python -m benchmarks.pipeline --torch_python=$(PEERS)/bin/python
+	$(BIN)/python -m benchmarks.pipeline_all_cores --torch_python=$(PEERS)/bin/python
 	$(BIN)/python -m benchmarks.inference
 	$(BIN)/python -m benchmarks.training
 	$(BIN)/python -m benchmarks.initialisation

@@ -161,8 +161,9 @@ def peer_settings() -> dict:
             "bgr_mean": [-float(value) for value in bgr_shift]}
 
 
-def peer_rates(folder: str) -> dict[str, float] | str:
-    """torchvision's rows, pinned to this process's core, or why they were not measured."""
+def peer_rates(folder: str, *, workers: int = 0) -> dict[str, float] | str:
+    """torchvision's rows, or why they were not measured: pinned to this process's core,
+    or, with `workers` DataLoader worker processes, on every core."""
     python = FLAGS.torch_python
     if not os.path.exists(python):
         return (f"not measured: no {python} (`make bench` makes that environment, with "
@@ -170,7 +171,7 @@ def peer_rates(folder: str) -> dict[str, float] | str:
     script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "torch_loaders.py")
     result = subprocess.run(
         [python, script, f"--folder={folder}", f"--settings={json.dumps(peer_settings())}",
-         f"--core={min(os.sched_getaffinity(0))}"],
+         *([f"--workers={workers}"] if workers else [f"--core={min(os.sched_getaffinity(0))}"])],
         capture_output=True, text=True, check=False, timeout=1800)
     if result.returncode:
         raise RuntimeError(f"the torchvision loaders failed:\n{result.stderr[-3000:]}")
@@ -178,11 +179,11 @@ def peer_rates(folder: str) -> dict[str, float] | str:
 
 
 def table(measured: dict[str, list[float]], rows: tuple[str, ...],
-          peers_missing: str | None) -> str:
+          peers_missing: str | None, unit: str = "images/s per core") -> str:
     """A markdown table of `rows` (ours first): median, best and worst images/s, and ours'
     median over each row's."""
     ours = statistics.median(measured[rows[0]])
-    lines = [f"| path | images/s per core, median | best | worst | "
+    lines = [f"| path | {unit}, median | best | worst | "
              f"{rows[0].split(',')[0]} / this |",
              "|---|---|---|---|---|"]
     for name in rows:

@@ -18,6 +18,8 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED_PROCESS = [
     ("dense_eval", "| multi-crop, Q=256,384,512, 150 crops |"),
     ("initialisation", "| E | glorot |"),
+    # pipeline_all_cores uses pipeline's flags, which go when pipeline has run
+    ("pipeline_all_cores", "| train_dataset |"),
     ("pipeline", "| train_dataset |"),
     ("serving", "| SavedModel |"),
     ("small_data", "| freeze_convs |"),

@@ -16,7 +16,7 @@ from image_files import (
     write,
 )
 
-from keras_vgg import data, image_ops, imagenet
+from keras_vgg import data, image_ops, imagenet, localisation_data
 
 
 def test_input_pipelines_split_the_epoch_between_them(tmp_path):
@@ -44,6 +44,18 @@ def test_labels_follow_their_images(tmp_path):
     for _, labels, ids in dataset:
         for label, path in zip(labels.numpy(), ids.numpy(), strict=True):
             assert ["n01", "n02", "n03"][label] == path.decode().split(os.sep)[-2]
+
+
+def test_every_pipeline_runs_without_tf_data_autotuning(demo_images):
+    """Autotuning stalled one pass in four on one core (`data.prefetched`)."""
+    train = data.train_dataset(f"folder:{demo_images}/train", global_batch_size=2)
+    views = [data.eval_dataset(f"folder:{demo_images}/val", view=view, test_scale=32,
+                               crop_size=32) for view in data.TEST_VIEWS]
+    boxed = localisation_data.centre_dataset(
+        f"folder:{demo_images}/val?boxes={demo_images}/boxes/val", test_scale=32,
+        crop_size=32)
+    for dataset in [train, *views, boxed]:
+        assert dataset.options().autotune.enabled is False
 
 
 def batches(dataset):
