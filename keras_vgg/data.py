@@ -14,8 +14,8 @@ from keras_vgg.image_ops import (
     MAX_PIXELS,
     SCALE_JITTER,
     TEST_SCALE,
-    central_crop,
     colour_shift,
+    decode_central_crop,
     decode_image,
     derived_seed,
     multi_crop,
@@ -240,12 +240,10 @@ def eval_dataset(
     def transform(record):
         if view == "original":
             return decode_image(record["image"])[None]
-        image = rescale_shorter_side(decode_image(record["image"]), test_scale)
-        if view == "multi_crop":
-            return multi_crop(image, crop, flip=flip)
-        image = central_crop(image, crop)
-        image.set_shape([*crop, 3])
-        return image
+        if view == "center":
+            return decode_central_crop(record["image"], test_scale, crop)
+        return multi_crop(rescale_shorter_side(decode_image(record["image"]), test_scale),
+                          crop, flip=flip)
 
     transformed = guard.map_skipping_undecodable(
         records, transform, records_can_fail=opened.streamed, max_pixels=max_pixels)

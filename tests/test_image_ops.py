@@ -113,6 +113,22 @@ def test_non_jpeg_files_take_the_whole_decode_path_and_match():
     assert closest(png, rescale_then_crop(image, 384, window)) < 2
 
 
+@pytest.mark.parametrize("shape, test_scale, crop", [
+    ((375, 500), 384, 224), ((500, 375), 256, 224),  # ImageNet's shapes, downscaled
+    ((90, 120), 256, 224),  # upscaled: the crop's samples reach the image's edges
+    ((224, 300), 224, 224),  # the crop is the rescaled image's whole height
+    ((301, 300), 224, 224), ((144, 192), 110, 64)])
+def test_the_test_time_crop_is_rescale_then_crop_from_the_window_alone(shape, test_scale,
+                                                                        crop):
+    image = tf.image.resize(photo("astronaut"), shape).numpy().astype(np.uint8)
+    for contents in (encode(image), encode(image, "PNG")):
+        decoded = tf.io.decode_image(contents, channels=3)
+        reference = image_ops.central_crop(
+            image_ops.rescale_shorter_side(decoded, test_scale), (crop, crop))
+        ours = image_ops.decode_central_crop(contents, test_scale, (crop, crop))
+        np.testing.assert_allclose(ours, reference, atol=0.02)  # of 255: float rounding
+
+
 def test_jpeg_without_end_marker_but_trailing_bytes_is_still_read():
     clean = encode(photo("coffee"))
     trailed = fast_crop(clean + b"camera trailer", 256, [1, 2])
