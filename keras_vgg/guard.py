@@ -3,11 +3,11 @@ the records it cannot use instead of stopping the pipeline or losing them silent
 
 tf.data has no try/except: an error in a map ends the epoch, and `ignore_errors` drops the
 failing element without saying which it was. So the records go through the transform in
-windows of `WINDOW`, and after each window comes a marker: an element that skips the
-transform, so it cannot fail, and carries the ids of the window's records. A scan after
-`ignore_errors` notes which of the window's records came through; at the marker it names
-the others. The common case, where every record is good, pays for a marker per window and
-a few integer operations per record.
+windows of `WINDOW`, and after each window comes a marker: an element that goes through
+the transform unread, on a one-pixel image, so it cannot fail, and carries the ids of the
+window's records. A scan after `ignore_errors` notes which of the window's records came
+through; at the marker it names the others. The common case, where every record is good,
+pays for a marker per window and a few integer operations per record.
 
 Where the transform runs depends on whether iterating the records can fail:
   - records listed in memory (folders: a path per file, read by the transform) cannot, so

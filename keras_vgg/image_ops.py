@@ -179,6 +179,20 @@ def _header(contents: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
     return header, matches
 
 
+def _starts_as_jpeg(contents: tf.Tensor) -> tf.Tensor:
+    """Whether encoded bytes start with a JPEG's start marker (scalar bool)."""
+    return tf.equal(tf.strings.substr(contents, 0, len(_JPEG_START)), _JPEG_START)
+
+
+def _is_complete_jpeg(contents: tf.Tensor) -> tf.Tensor:
+    """Whether encoded bytes start and end as a JPEG does (scalar bool): what libjpeg's
+    window decoding needs."""
+    return tf.equal(
+        tf.strings.join([tf.strings.substr(contents, 0, len(_JPEG_START)),
+                         tf.strings.substr(contents, -len(_JPEG_END), len(_JPEG_END))]),
+        _JPEG_START + _JPEG_END)
+
+
 def is_image_format(contents: tf.Tensor) -> tf.Tensor:
     """Whether encoded bytes start as one of the formats the bounds read, `IMAGE_FORMATS`
     (scalar bool)."""
@@ -194,7 +208,7 @@ def declared_size(contents: tf.Tensor) -> tf.Tensor:
     first bytes, and one is selected, without a branch per format.
     """
     return tf.cond(
-        tf.equal(tf.strings.substr(contents, 0, len(_JPEG_START)), _JPEG_START),
+        _starts_as_jpeg(contents),
         lambda: tf.cast(tf.image.extract_jpeg_shape(contents)[:2], tf.int64),
         lambda: _declared_size_not_jpeg(contents))
 
@@ -237,7 +251,7 @@ def image_problem(contents: tf.Tensor, max_pixels: int = MAX_PIXELS) -> tf.Tenso
     height, width = tf.unstack(declared_size(contents))
     pixels = height * width
     length = tf.cast(tf.strings.length(contents), tf.int64)
-    is_jpeg = tf.equal(tf.strings.substr(contents, 0, 3), _JPEG_START)
+    is_jpeg = _starts_as_jpeg(contents)
     violated = tf.logical_and(height >= 0, tf.stack([
         tf.equal(pixels, 0),
         pixels > max_pixels,
@@ -292,10 +306,7 @@ def decode_resized_window(
     the DCT scales and the whole decode as branches around it, train_dataset ran 2-4%
     slower on one core, and with no branch at all (JPEGs alone) 10% faster.
     """
-    complete_jpeg = tf.equal(
-        tf.strings.join([tf.strings.substr(contents, 0, 3), tf.strings.substr(contents, -2, 2)]),
-        _JPEG_START + _JPEG_END,
-    )
+    complete_jpeg = _is_complete_jpeg(contents)
     window = window_of(tf.image.extract_jpeg_shape(
         tf.where(complete_jpeg, contents, _ONE_PIXEL_JPEG_HEADER)))
     y, x, height, width = tf.unstack(window)
@@ -402,10 +413,7 @@ def decode_central_crop(contents: tf.Tensor, size: int, crop_size: tuple[int, in
     def whole():
         return central_crop(rescale_shorter_side(decode_image(contents), size), crop_size)
 
-    complete_jpeg = tf.equal(
-        tf.strings.join([tf.strings.substr(contents, 0, 3), tf.strings.substr(contents, -2, 2)]),
-        _JPEG_START + _JPEG_END,
-    )
+    complete_jpeg = _is_complete_jpeg(contents)
     image = tf.cond(complete_jpeg, window_of_jpeg, whole)
     image.set_shape([*crop_size, 3])
     return image
