@@ -25,7 +25,7 @@ from keras_vgg.image_ops import (
     rescale_shorter_side,
     train_transform,
 )
-from keras_vgg.requires_tensorflow import tf
+from keras_vgg.requires_tensorflow import tf, unconverted
 
 
 def with_seeds(
@@ -37,8 +37,9 @@ def with_seeds(
         seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(
             2, drop_remainder=True)
         return tf.data.Dataset.zip(records, seeds).map(
-            lambda record, pair: {**record, "seed": pair})
+            unconverted(lambda record, pair: {**record, "seed": pair}))
 
+    @unconverted
     def keyed(position, record):
         stream = tf.cast(epoch.read_value(), tf.int64) * (1 << 32) + position
         return {**record, "seed": tf.stack([tf.constant(seed, tf.int64), stream])}
@@ -73,6 +74,7 @@ def _model_inputs(
     preprocessed for the weights (`preprocessed`, in an `imagenet.preprocess_input` mode;
     None: left as is)."""
 
+    @unconverted
     def output(record):
         image = record["image"]
         if colour:

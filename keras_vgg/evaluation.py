@@ -109,7 +109,8 @@ def _protocol_inputs(model: keras.Model, source: str, *, protocol: str,
     if any(q < crop_size for q in test_scales):
         raise ValueError(f"test scales {list(test_scales)} must be at least the crop {crop_size}")
     # One graph for every batch, traced here (not on the first timed image).
-    traced = tf.function(lambda images: model(images, training=False)).get_concrete_function(
+    traced = tf.function(lambda images: model(images, training=False),
+                         autograph=False).get_concrete_function(
         tf.TensorSpec([None, crop_size, crop_size, model.input_shape[-1]], tf.float32))
     return (lambda images: traced(images).numpy(),
             [data.eval_dataset(source, view="multi_crop", test_scale=q, crop_size=crop_size,

@@ -35,7 +35,7 @@ import sys
 from collections.abc import Callable
 
 from keras_vgg import image_ops, sources
-from keras_vgg.requires_tensorflow import tf
+from keras_vgg.requires_tensorflow import tf, unconverted
 
 # Records per marker: a failed record is named at most this many records after it; the
 # records that came through a window are bits of one int64.
@@ -90,6 +90,7 @@ def map_skipping_undecodable(
     if not 1 <= window <= 64:
         raise ValueError(f"window must be between 1 and 64 records, got {window}")
 
+    @unconverted
     def attempt(element):
         """A record through the transform; a marker through it too, unread, on the
         one-pixel image, so that it cannot fail. (A branch around the transform, to skip it
@@ -105,6 +106,7 @@ def map_skipping_undecodable(
         fields = outputs if isinstance(outputs, dict) else {"image": outputs}
         return {**element, _RECORD: {**record, **fields, _PROBLEM: problem}}
 
+    @unconverted
     def marked(records_of_window):
         """A window's records, each with its slot, then its marker."""
         count = tf.size(records_of_window["id"])
@@ -116,6 +118,7 @@ def map_skipping_undecodable(
             _MARKER: True, _SLOT: tf.cast(count, tf.int64), _WINDOW_IDS: records_of_window["id"]})
         return rows.concatenate(marker)
 
+    @unconverted
     def name_the_skipped(state, element):
         skipped_before, came_through = state  # came_through: bit k for the window's k-th
         record = dict(element[_RECORD])
@@ -146,7 +149,8 @@ def map_skipping_undecodable(
     if records_can_fail:
         # Windows transformed in parallel, each one's elements kept together and in order.
         stream = windows.interleave(
-            lambda records_of_window: marked(records_of_window).map(attempt).ignore_errors(),
+            unconverted(lambda records_of_window:
+                        marked(records_of_window).map(attempt).ignore_errors()),
             cycle_length=tf.data.AUTOTUNE, block_length=window + 1,
             num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     else:
@@ -154,5 +158,5 @@ def map_skipping_undecodable(
                   .map(attempt, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
                   .ignore_errors())
     return (stream.scan((tf.constant(0, tf.int64), tf.constant(0, tf.int64)), name_the_skipped)
-            .filter(lambda record, keep: keep)
-            .map(lambda record, keep: record))
+            .filter(unconverted(lambda record, keep: keep))
+            .map(unconverted(lambda record, keep: record)))

@@ -113,7 +113,7 @@ class DenseClassifier:
         `apply(*inputs(images, test_scale))`."""
         return self.apply(*self.inputs(images, test_scale))
 
-    @tf.function(reduce_retracing=True)
+    @tf.function(reduce_retracing=True, autograph=False)
     def __call__(self, images: tf.Tensor) -> tf.Tensor:
         """`[b, classes]` probabilities (`[b, D]` means for a cut) of `images` (`[b, h, w,
         3]` pixels, one size), averaged over the test scales."""

@@ -26,7 +26,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from keras_vgg import boxes, data, guard, image_ops, sources
-from keras_vgg.requires_tensorflow import tf
+from keras_vgg.requires_tensorflow import tf, unconverted
 
 
 def target(record: dict, window: tf.Tensor, mirrored: tf.Tensor | bool = False) -> tf.Tensor:
@@ -88,6 +88,7 @@ def _boxed_records(source: str, split: str, **options) -> sources.Records:
 
 def _batches(records: tf.data.Dataset, batch_size: int, *, preprocessing: str,
              with_windows: bool = False) -> tf.data.Dataset:
+    @unconverted
     def output(record):
         image = data.preprocessed(record["image"], preprocessing)
         if with_windows:
@@ -138,6 +139,6 @@ def whole_images(source: str, *, split: str = "validation") -> tf.data.Dataset:
     transformed = guard.map_skipping_undecodable(
         records.dataset, lambda record: {"image": image_ops.decode_image(record["image"])},
         records_can_fail=records.streamed)
-    return transformed.map(lambda record: (
+    return transformed.map(unconverted(lambda record: (
         record["image"][None], record["label"], record["boxes"], record["box_count"],
-        record["id"]))
+        record["id"])))

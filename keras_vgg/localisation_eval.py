@@ -126,7 +126,7 @@ def full(localisers: Sequence[keras.Model], classifier: keras.Model, source: str
     class_net = inference.DenseClassifier(classifier, test_scales=(test_scale,), flip=False,
                                           preprocessing=preprocessing)
 
-    @tf.function(reduce_retracing=True)
+    @tf.function(reduce_retracing=True, autograph=False)
     def dense_maps(image):
         x, factor = class_net.inputs(image, test_scale)  # one rescale for every net
         classes = class_net.apply(x, factor)

@@ -82,7 +82,7 @@ class Predictor:
         module = serving.ServingModule(net.build(), options=options,
                                        class_names=net.class_names)
         function, signature = module.signatures()[serving.SIGNATURE_BYTES]
-        self._serve = tf.function(function, input_signature=signature)
+        self._serve = tf.function(function, input_signature=signature, autograph=False)
 
     def predict_one(self, path: str) -> Prediction:
         """The answer for one image file."""

@@ -43,7 +43,7 @@ import urllib.parse
 import numpy as np
 
 from keras_vgg import annotations, image_ops, imagenet
-from keras_vgg.requires_tensorflow import tf
+from keras_vgg.requires_tensorflow import tf, unconverted
 
 SOURCE_KINDS = ("tfds", "folder", "tfrecord")
 # TFRecords written by the common ImageNet scripts (Inception's build_imagenet_data.py,
@@ -230,6 +230,7 @@ def shuffled(items: tuple, *, shuffle: bool, seed: int | None,
         )
     columns = tuple(tf.constant(column) for column in items)
 
+    @unconverted
     def row(position):
         key = tf.stack([tf.constant(seed, tf.int64), tf.cast(epoch.read_value(), tf.int64)])
         index = tf.random.experimental.index_shuffle(position, key, count - 1)
@@ -250,15 +251,15 @@ def sample(records: Records, count: int, *, seed: int = 0) -> tf.data.Dataset:
         raise ValueError(f"a sample needs a positive number of images, got {count!r}")
     total = records.num_examples
     if total is None:
-        total = int(records.dataset.reduce(0, lambda n, _: n + 1))
+        total = int(records.dataset.reduce(0, unconverted(lambda n, _: n + 1)))
     if count >= total:
         return records.dataset
     chosen = np.zeros(total, bool)
     chosen[np.random.default_rng(seed).choice(total, count, replace=False)] = True
     chosen = tf.constant(chosen)
     return records.dataset.enumerate().filter(
-        lambda position, record: tf.gather(chosen, position)).map(
-        lambda position, record: record)
+        unconverted(lambda position, record: tf.gather(chosen, position))).map(
+        unconverted(lambda position, record: record))
 
 
 # --- TFDS ------------------------------------------------------------------------------
@@ -303,6 +304,7 @@ def _open_tfds(spec, *, split, input_context, shuffle_files, seed, epoch) -> Rec
     name_key = next((key for key in ("file_name", "image/filename", "image/file_name")
                      if key in features), None)
 
+    @unconverted
     def record(position, example):
         if multi_label:
             label = _voc_targets(example, len(names))
@@ -537,8 +539,8 @@ def _open_folder(spec, *, split, input_context, shuffle_files, seed, epoch) -> R
     labels = [label for _, label in pairs]
     dataset = shuffled((paths, labels, _file_sizes(paths)), shuffle=shuffle_files, seed=seed,
                        epoch=epoch)
-    dataset = dataset.map(lambda path, label, size: {"path": path, "label": label, "id": path,
-                                                     "bytes": size})
+    dataset = dataset.map(unconverted(lambda path, label, size: {
+        "path": path, "label": label, "id": path, "bytes": size}))
     return Records(dataset, len(paths), tuple(classes), multi_label, streamed=False)
 
 
@@ -568,9 +570,9 @@ def _with_boxes(root, location, paths, labels, classes, *, input_context, shuffl
     columns = (kept_paths, [label for _, label, _ in kept], padded,
                [len(corners) for _, _, corners in kept], _file_sizes(kept_paths))
     dataset = shuffled(columns, shuffle=shuffle_files, seed=seed, epoch=epoch).map(
-        lambda path, label, boxes, count, size: {
+        unconverted(lambda path, label, boxes, count, size: {
             "path": path, "label": label, "id": path, "bytes": size,
-            "boxes": tf.cast(boxes, tf.float32), "box_count": count})
+            "boxes": tf.cast(boxes, tf.float32), "box_count": count}))
     return Records(dataset, len(kept), tuple(classes), boxes=True, streamed=False)
 
 
@@ -640,7 +642,9 @@ def _open_tfrecord(spec, *, split, input_context, shuffle_files, seed, epoch) ->
         "image/filename": tf.io.FixedLenFeature([], tf.string, default_value=""),
     }
 
+    @unconverted
     def read(path):
+        @unconverted
         def record(position, serialized):
             example = tf.io.parse_single_example(serialized, features)
             label = tf.cast(example["image/class/label"], tf.int32) - offset

@@ -70,7 +70,7 @@ class Describer:
         self.test_scales, self.flip, self.combine = classifier.test_scales, flip, combine
         self.preprocessing = preprocessing
 
-        @tf.function(input_signature=[tf.TensorSpec([None, None, 3], tf.uint8)])
+        @tf.function(input_signature=[tf.TensorSpec([None, None, 3], tf.uint8)], autograph=False)
         def describe(image):
             per_scale = [classifier.outputs(image[None], q)[inference.MEAN][0]
                          for q in classifier.test_scales]

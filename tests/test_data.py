@@ -1,5 +1,6 @@
 """keras_vgg.data: training and evaluation datasets, seeding, sharding, distribution."""
 
+import logging
 import os
 import textwrap
 
@@ -46,16 +47,29 @@ def test_labels_follow_their_images(tmp_path):
             assert ["n01", "n02", "n03"][label] == path.decode().split(os.sep)[-2]
 
 
-def test_every_pipeline_runs_without_tf_data_autotuning(demo_images):
-    """Autotuning stalled one pass in four on one core (`data.prefetched`)."""
-    train = data.train_dataset(f"folder:{demo_images}/train", global_batch_size=2)
-    views = [data.eval_dataset(f"folder:{demo_images}/val", view=view, test_scale=32,
-                               crop_size=32) for view in data.TEST_VIEWS]
-    boxed = localisation_data.centre_dataset(
-        f"folder:{demo_images}/val?boxes={demo_images}/boxes/val", test_scale=32,
-        crop_size=32)
+def test_every_pipeline_runs_without_tf_data_autotuning_or_autograph(demo_images, caplog):
+    """Autotuning stalled one pass in four on one core (`data.prefetched`); AutoGraph's
+    conversion of the pipelines' functions cost each process seconds
+    (`requires_tensorflow.unconverted`)."""
+    tf.autograph.set_verbosity(1)
+    try:
+        with caplog.at_level(logging.INFO, logger="tensorflow"):
+            train = data.train_dataset(f"folder:{demo_images}/train", global_batch_size=2)
+            views = [data.eval_dataset(f"folder:{demo_images}/val", view=view,
+                                       test_scale=32, crop_size=32)
+                     for view in data.TEST_VIEWS]
+            boxed = localisation_data.centre_dataset(
+                f"folder:{demo_images}/val?boxes={demo_images}/boxes/val", test_scale=32,
+                crop_size=32)
+            localisation_data.whole_images(
+                f"folder:{demo_images}/val?boxes={demo_images}/boxes/val")
+    finally:
+        tf.autograph.set_verbosity(0)
     for dataset in [train, *views, boxed]:
         assert dataset.options().autotune.enabled is False
+    converted = [record.getMessage() for record in caplog.records
+                 if "keras_vgg" in record.getMessage() or "<lambda>" in record.getMessage()]
+    assert not converted, converted[:3]
 
 
 def batches(dataset):
