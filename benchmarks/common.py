@@ -20,11 +20,12 @@ import numpy as np
 import tensorflow as tf
 from absl import flags
 
-flags.DEFINE_bool("quick", False, "Smoke run: 32 px images, a batch of 2 (4 with 4 replicas), "
-                 "BENCHMARKS.md untouched.")
+flags.DEFINE_bool("quick", False, "Smoke run: 32 px images, a batch of 2 (4 with 4 replicas; "
+                 "a 1/16-width net where no peer is timed), BENCHMARKS.md untouched.")
 
 BATCH, SIZE = 16, 224  # a batch of 16 at the paper's 224 px crop
 QUICK_BATCH, QUICK_SIZE = 2, 32  # --quick: a smoke run
+QUICK_WIDTH = 1 / 16  # --quick, where no peer is timed: 4..32 filters, 256 units
 LIBRARIES = ("keras.applications", "keras_vgg")
 
 
@@ -33,14 +34,19 @@ def shape(quick: bool) -> tuple[int, int]:
     return (QUICK_BATCH, QUICK_SIZE) if quick else (BATCH, SIZE)
 
 
-def build(library: str, policy: str, side: int) -> keras.Model:
-    """VGG16 with its head, random weights, `side` px input, under dtype `policy`."""
+def build(library: str, policy: str, side: int, width_multiplier: float = 1.0) -> keras.Model:
+    """VGG16 with its head, random weights, `side` px input, under dtype `policy`; keras_vgg's
+    can be narrower (`width_multiplier`), for a smoke run of a benchmark that times no peer."""
     import keras_vgg
 
     keras.config.set_dtype_policy(policy)
     try:
-        builder = keras_vgg.VGG16 if library == "keras_vgg" else keras.applications.VGG16
-        return builder(weights=None, input_shape=(side, side, 3))
+        if library == "keras_vgg":
+            return keras_vgg.VGG16(weights=None, input_shape=(side, side, 3),
+                                   width_multiplier=width_multiplier)
+        if width_multiplier != 1.0:
+            raise ValueError(f"{library} has no width_multiplier")
+        return keras.applications.VGG16(weights=None, input_shape=(side, side, 3))
     finally:
         keras.config.set_dtype_policy("float32")
 

@@ -57,7 +57,9 @@ def main(argv):
     for replicas in REPLICAS:
         strategy = tf.distribute.MirroredStrategy([f"/cpu:{i}" for i in range(replicas)])
         with strategy.scope():
-            model = common.compiled(common.build("keras_vgg", "float32", side))
+            model = common.compiled(common.build(
+                "keras_vgg", "float32", side,
+                width_multiplier=common.QUICK_WIDTH if FLAGS.quick else 1.0))
         timer = StepTimer()
         model.fit(batches, steps_per_epoch=1 + FLAGS.steps, epochs=1, verbose=0,
                   callbacks=[timer])
