@@ -15,6 +15,8 @@ command ask the run's task instead of branching on its name.
 
 from __future__ import annotations
 
+import math
+
 import keras
 
 from keras_vgg import configs, data, localisation, localisation_data, models
@@ -23,6 +25,9 @@ from keras_vgg.requires_tensorflow import tf
 
 # Sect. 3.1: "mini-batch gradient descent ... with momentum ... 0.9".
 PAPER_MOMENTUM = 0.9
+# A final accuracy that guessing reaches less often than this, yet not beyond chance by
+# `above_chance`'s margin, is too few images to tell: the run neither passes nor fails.
+GUESSING_RARELY = 0.05
 # Sect. 3.1: the S=384 net, initialised from the S=256 one, started at this rate (batch 256).
 FINE_TUNE_LEARNING_RATE = 1e-3
 # Sect. 3.1: "the learning rate was initially set to 10^-2" (batch 256).
@@ -119,12 +124,18 @@ class Classification:
 
     def learnt(self, result, above_chance) -> bool | None:
         """Whether the net ends beyond chance: top-1 validation accuracy above guessing
-        (`above_chance(accuracy, classes, images)`), None when the images are too few to
-        tell."""
+        (`above_chance(accuracy, classes, images)`). None when the images are too few to
+        tell: even all of them right would not count, or guessing reaches the accuracy
+        less often than `GUESSING_RARELY` (10 of 12 images right among 2 classes: once in
+        50) without it counting."""
         classes, images = result.run.num_classes, result.val_images
-        if not above_chance(1.0, classes, images):
+        if above_chance(result.val_accuracy, classes, images):
+            return True
+        if not above_chance(1.0, classes, images) or (
+                images and guessing_reaches(result.val_accuracy, classes, images)
+                < GUESSING_RARELY):
             return None
-        return above_chance(result.val_accuracy, classes, images)
+        return False
 
     def not_learnt(self, result) -> str:
         return (f"its validation accuracy {100 * result.val_accuracy:.1f}% on "
@@ -207,6 +218,20 @@ class Localisation(Classification):
 
 
 TASKS = {task.name: task for task in (Classification(), Localisation())}
+
+
+def guessing_reaches(accuracy: float, num_classes: int, images: int) -> float:
+    """The probability that guessing among `num_classes` classes gets at least `accuracy`
+    of `images` images right: the binomial tail, `accuracy`'s p-value against chance."""
+    right = round(accuracy * images)
+    chance = 1 / num_classes
+    if right <= 0:
+        return 1.0
+    log_terms = [math.lgamma(images + 1) - math.lgamma(k + 1) - math.lgamma(images - k + 1)
+                 + k * math.log(chance) + (images - k) * math.log1p(-chance)
+                 for k in range(right, images + 1)]
+    largest = max(log_terms)
+    return min(1.0, math.exp(largest) * math.fsum(math.exp(t - largest) for t in log_terms))
 
 
 def of(config) -> Classification:

@@ -63,3 +63,26 @@ def test_a_narrow_net_is_what_the_run_config_says():
     model = tasks.classifier(run_of("classification"))
     assert model.input_shape == (None, 32, 32, 3)
     assert model.get_layer("fc1").units == int(4096 * NARROW)
+
+
+@pytest.mark.parametrize("right, images, classes, learnt", [
+    (12, 12, 2, True),     # guessing does this once in 4096
+    (11, 12, 2, None),     # once in 313: not beyond three standard errors, yet rare
+    (10, 12, 2, None),     # once in 52
+    (8, 12, 2, False),     # once in 5
+    (2, 2, 2, None),       # too few even when every image is right
+    (250, 1000, 5, True),  # chance is 20%
+    (215, 1000, 5, False),  # once in 8
+])
+def test_a_classifiers_verdict_passes_fails_or_says_the_images_are_too_few(
+        right, images, classes, learnt):
+    result = types.SimpleNamespace(run=types.SimpleNamespace(num_classes=classes),
+                                   val_accuracy=right / images, val_images=images)
+    assert tasks.of("classification").learnt(result, callbacks.above_chance) is learnt
+
+
+def test_guessing_reaches_is_the_binomial_tail():
+    assert tasks.guessing_reaches(10 / 12, 2, 12) == pytest.approx(79 / 4096)
+    assert tasks.guessing_reaches(1.0, 4, 3) == pytest.approx(1 / 64)
+    assert tasks.guessing_reaches(0.0, 10, 50) == 1.0
+    assert tasks.guessing_reaches(0.101, 1000, 50_000) < 1e-300
