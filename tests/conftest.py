@@ -90,6 +90,12 @@ def tiny_run(demo_images, tmp_path_factory):
     return runs.load(config.model_dir)
 
 
+def forward(model, inputs):
+    """`model`'s outputs on `inputs` in inference mode, as NumPy (a dict stays a dict): what
+    `model.predict` gives on a small batch, without tracing a predict function per model."""
+    return keras.tree.map_structure(keras.ops.convert_to_numpy, model(inputs, training=False))
+
+
 def run_command(module, *args: str) -> int:
     """Runs a `keras_vgg.cli` command in this process, with flags of its own, as its console
     command would: returns its exit status; a message it exits with goes to stderr."""

@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 from absl import app, flags
-from conftest import NARROW
+from conftest import NARROW, forward
 from test_models import PAPER_PARAMETERS
 
 import keras_vgg
@@ -118,7 +118,7 @@ def _empirical_receptive_field(model: keras.Model, size: int) -> int:
     base = rng.uniform(1, 2, (1, size, size, 3)).astype("float32")
     probes = np.repeat(base, size, axis=0)
     probes[np.arange(size), np.arange(size), size // 2] += 1e4
-    outputs = model.predict(np.concatenate([base, probes]), verbose=0)
+    outputs = forward(model, np.concatenate([base, probes]))
     centre = outputs.shape[1] // 2, outputs.shape[2] // 2
     changed = ~np.isclose(outputs[1:, centre[0], centre[1]], outputs[0, centre[0], centre[1]],
                           rtol=1e-6).all(axis=-1)
@@ -140,7 +140,7 @@ def test_score_map_side_matches_the_fully_convolutional_net(images):
     costs = anatomy.dense_costs(model, [224, 256, 320, 384])
     assert [row.score_map_side for row in costs] == [q // 32 - 6 for q in (224, 256, 320, 384)]
     net = keras_vgg.fully_convolutional(model)
-    scores = net.predict(images(1, 320), verbose=0)[keras_vgg.dense.SCORE_MAP]
+    scores = forward(net, images(1, 320))[keras_vgg.dense.SCORE_MAP]
     assert scores.shape[1:3] == (costs[2].score_map_side,) * 2
     # At the crop size the fully-convolutional net does exactly the crop's work.
     crop_macs = sum(row.macs for row in anatomy.layer_rows(model))

@@ -12,7 +12,7 @@ import sys
 import keras
 import numpy as np
 import pytest
-from conftest import NARROW, ROOT
+from conftest import NARROW, ROOT, forward
 
 import keras_vgg
 from keras_vgg import anatomy, configs
@@ -92,7 +92,7 @@ def test_the_default_builds_predicts_and_round_trips(layout, images):
     top = keras_vgg.decode_predictions(probabilities, top=3)
     assert len(top[0]) == 3
     restored.set_weights(model.get_weights())
-    np.testing.assert_allclose(restored.predict(x, verbose=0), probabilities, atol=1e-6)
+    np.testing.assert_allclose(forward(restored, x), probabilities, atol=1e-6)
 
 
 # --- The same numbers in either layout ----------------------------------------------
@@ -113,8 +113,8 @@ def test_a_torchvision_checkpoint_loads_into_channels_first(tmp_path, images):
     finally:
         keras.config.set_image_data_format("channels_last")
     x = images(1, 224)
-    np.testing.assert_allclose(first.predict(x.transpose(0, 3, 1, 2), verbose=0),
-                               last.predict(x, verbose=0), rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(forward(first, x.transpose(0, 3, 1, 2)),
+                               forward(last, x), rtol=1e-4, atol=1e-6)
 
 
 def test_the_anatomy_reads_either_layout(layout):

@@ -11,7 +11,7 @@ kernels have no channels_first convolution, so that comparison runs on JAX.
 import keras
 import numpy as np
 import pytest
-from conftest import NARROW
+from conftest import NARROW, forward
 
 import keras_vgg
 from keras_vgg import configs, dense
@@ -40,11 +40,11 @@ def case(request):
     model = built(request.param)
     x = keras_vgg.preprocess_input(
         np.random.default_rng(1).uniform(0, 255, (2, CROP, CROP, 3)).astype("float32"))
-    return request.param, model, x, model.predict(x, verbose=0)
+    return request.param, model, x, forward(model, x)
 
 
 def test_it_has_table_1s_layers_and_predicts(case):
-    name, model, _, probabilities = case
+    name, model, x, probabilities = case
     config = configs.get(name)
     convs = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
     assert [conv.kernel_size[0] for conv in convs] == [
@@ -54,6 +54,7 @@ def test_it_has_table_1s_layers_and_predicts(case):
                 if isinstance(layer, keras.layers.BatchNormalization)]) == (
         config.num_convs if config.batch_norm else 0)
     assert probabilities.shape == (2, CLASSES)
+    np.testing.assert_allclose(model.predict(x, verbose=0), probabilities, atol=1e-6)
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
     assert not np.allclose(probabilities[0], probabilities[1], atol=1e-4)
 
@@ -63,7 +64,7 @@ def test_get_config_round_trips(case):
     clone = keras.Model.from_config(model.get_config())
     assert clone.get_config() == model.get_config()
     clone.set_weights(model.get_weights())
-    np.testing.assert_allclose(clone.predict(x, verbose=0), probabilities, atol=1e-6)
+    np.testing.assert_allclose(forward(clone, x), probabilities, atol=1e-6)
 
 
 def test_the_keras_file_round_trips_in_safe_mode(case, tmp_path):
@@ -71,7 +72,7 @@ def test_the_keras_file_round_trips_in_safe_mode(case, tmp_path):
     model.save(tmp_path / "model.keras")
     restored = keras.saving.load_model(tmp_path / "model.keras", safe_mode=True)
     assert [layer.name for layer in restored.layers] == [layer.name for layer in model.layers]
-    np.testing.assert_allclose(restored.predict(x, verbose=0), probabilities, atol=1e-6)
+    np.testing.assert_allclose(forward(restored, x), probabilities, atol=1e-6)
 
 
 def test_the_dense_form_is_the_model_at_the_crop_size(case):
@@ -99,7 +100,7 @@ def test_channels_first_computes_what_channels_last_does(case, tmp_path):
     finally:
         keras.config.set_image_data_format("channels_last")
     channels_first = x.transpose(0, 3, 1, 2)
-    np.testing.assert_allclose(first.predict(channels_first, verbose=0), probabilities,
+    np.testing.assert_allclose(forward(first, channels_first), probabilities,
                                rtol=1e-4, atol=1e-6)
     first_map = dense.fully_convolutional(first)(channels_first)[dense.SCORE_MAP]
     last_map = dense.fully_convolutional(model)(x)[dense.SCORE_MAP]

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import NARROW
+from conftest import NARROW, forward
 from image_files import photo
 
 import keras_vgg
@@ -34,7 +34,7 @@ def score_map_by_hand(model, image, q, head="predictions"):
     height, width = image.shape[:2]
     size = [round(height * q / min(height, width)), round(width * q / min(height, width))]
     x = tf.image.resize(image.astype("float32"), size, method="bilinear").numpy()
-    cells = trunk.predict(keras_vgg.preprocess_input(x[None].copy()), verbose=0)[0]
+    cells = forward(trunk, keras_vgg.preprocess_input(x[None].copy()))[0]
     (w1, b1), (w2, b2), (w3, b3) = (model.get_layer(name).get_weights()
                                     for name in ("fc1", "fc2", head))
     return np.maximum(np.maximum(cells @ w1 + b1, 0) @ w2 + b2, 0) @ w3 + b3
@@ -43,8 +43,8 @@ def score_map_by_hand(model, image, q, head="predictions"):
 def test_at_the_crop_size_it_is_the_plain_model_and_its_mirror(model):
     image = photo("coffee")[100:100 + CROP, 200:200 + CROP]
     x = keras_vgg.preprocess_input(image[None].astype("float32"))
-    plain = model.predict(x, verbose=0)[0]
-    mirrored = model.predict(x[:, :, ::-1].copy(), verbose=0)[0]
+    plain = forward(model, x)[0]
+    mirrored = forward(model, x[:, :, ::-1].copy())[0]
     assert not np.allclose(plain, mirrored, atol=1e-4)  # the mirror is a different view
     once = inference.DenseClassifier(model, test_scales=(CROP,), flip=False)
     np.testing.assert_allclose(once(image[None]).numpy()[0], plain, atol=1e-5)

@@ -3,7 +3,7 @@ import inspect
 import keras
 import numpy as np
 import pytest
-from conftest import NARROW
+from conftest import NARROW, forward
 
 import keras_vgg
 from keras_vgg import configs
@@ -130,20 +130,20 @@ def test_feature_extraction_from_block4_pool(images):
     base = keras_vgg.VGG16(weights=None, include_top=False, width_multiplier=NARROW)
     assert base.input_shape == (None, None, None, 3)
     extractor = keras.Model(base.input, base.get_layer("block4_pool").output)
-    assert extractor.predict(images(1, 96), verbose=0).shape == (1, 6, 6, 32)
-    assert base.predict(images(1, 96), verbose=0).shape == (1, 3, 3, 32)
+    assert forward(extractor, images(1, 96)).shape == (1, 6, 6, 32)
+    assert forward(base, images(1, 96)).shape == (1, 3, 3, 32)
 
 
 @pytest.mark.parametrize("pooling", ["avg", "max"])
 def test_global_pooling(pooling, images):
     model = keras_vgg.VGG19(weights=None, include_top=False, pooling=pooling,
                             width_multiplier=NARROW)
-    features = model.predict(images(2, 64), verbose=0)
+    features = forward(model, images(2, 64))
     assert features.shape == (2, 32)
     trunk = keras.Model(model.input, model.get_layer("block5_pool").output)
     reduce = np.mean if pooling == "avg" else np.max
     np.testing.assert_allclose(
-        features, reduce(trunk.predict(images(2, 64), verbose=0), axis=(1, 2)), rtol=1e-5
+        features, reduce(forward(trunk, images(2, 64)), axis=(1, 2)), rtol=1e-5
     )
 
 
@@ -161,7 +161,7 @@ def test_get_config_round_trips_with_batch_norm_and_the_papers_init(images):
     assert clone.get_config() == model.get_config()
     clone.set_weights(model.get_weights())
     x = images(2, 32)
-    np.testing.assert_allclose(clone.predict(x, verbose=0), model.predict(x, verbose=0),
+    np.testing.assert_allclose(forward(clone, x), forward(model, x),
                                atol=1e-6)
 
 

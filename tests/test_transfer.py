@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import NARROW
+from conftest import NARROW, forward
 from image_files import encode, photo, write
 
 import keras_vgg
@@ -35,7 +35,7 @@ def by_hand(model, image, scales, flip=True):
         views = [x, x[:, ::-1]] if flip else [x]
         per_view = []
         for view in views:
-            cells = trunk.predict(keras_vgg.preprocess_input(view[None].copy()), verbose=0)[0]
+            cells = forward(trunk, keras_vgg.preprocess_input(view[None].copy()))[0]
             hidden = np.maximum(np.maximum(cells @ w1 + b1, 0) @ w2 + b2, 0)
             per_view.append(hidden.mean(axis=(0, 1)))
         vectors.append(np.mean(per_view, axis=0))

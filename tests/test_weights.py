@@ -7,7 +7,7 @@ import h5py
 import keras
 import numpy as np
 import pytest
-from conftest import NARROW
+from conftest import NARROW, forward
 from keras.src.legacy.saving import legacy_h5_format
 from safetensors.numpy import save_file
 
@@ -77,12 +77,12 @@ def test_keras_applications_weights_give_the_same_outputs(
         reference.save(path)
     model = ours(weights=str(path), include_top=include_top)
     x = keras_vgg.preprocess_input(images(2, 224))
-    expected = reference.predict(x, verbose=0)
-    assert np.abs(model.predict(x, verbose=0) - expected).max() < 1e-5
+    expected = forward(reference, x)
+    assert np.abs(forward(model, x) - expected).max() < 1e-5
     # Keras' own loader reads the same file into our model too (dropout layers hold no weights).
     other = ours(weights=None, include_top=include_top)
     other.load_weights(path)
-    assert np.abs(other.predict(x, verbose=0) - expected).max() < 1e-5
+    assert np.abs(forward(other, x) - expected).max() < 1e-5
 
 
 @pytest.mark.full_size
@@ -103,7 +103,7 @@ def test_imagenet_download_loads_the_file_with_the_published_md5(tmp_path, monke
     model = keras_vgg.VGG16(include_top=False)  # weights="imagenet" is the default
     assert (cache / "models" / fname).is_file()
     x = keras_vgg.preprocess_input(images(1, 64))
-    np.testing.assert_allclose(model.predict(x, verbose=0), reference.predict(x, verbose=0),
+    np.testing.assert_allclose(forward(model, x), forward(reference, x),
                                atol=1e-5)
 
 
@@ -240,7 +240,7 @@ def test_torch_checkpoints_compute_the_same_forward_pass(name, layout, suffix, t
                           classifier_activation=None)
     x = np.random.default_rng(1).normal(0, 1, (2, 224, 224, 3)).astype("float32")
     expected = torch_reference_logits(state, config, x)
-    np.testing.assert_allclose(model.predict(x, verbose=0), expected, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(forward(model, x), expected, rtol=1e-4, atol=1e-4)
 
 
 def test_torch_checkpoint_without_the_top_feeds_feature_extraction(tmp_path):
@@ -395,7 +395,7 @@ def test_keras_archive_loads(tmp_path, narrow_d, images):
     source.save(tmp_path / "d.keras")
     keras_vgg.load_weights(narrow_d, tmp_path / "d.keras")
     x = images(2, 32)
-    np.testing.assert_allclose(narrow_d.predict(x, verbose=0), source.predict(x, verbose=0),
+    np.testing.assert_allclose(forward(narrow_d, x), forward(source, x),
                                atol=1e-6)
 
 
