@@ -42,9 +42,10 @@ lint: $(VENV)/.test-installed
 # full-size and slow ones: the shared runs train once), then the model tests on JAX
 # (full-size graph comparisons are backend-independent and run in the TensorFlow pass, and
 # the slow ones start processes of their own backend), then the package as pip installs
-# it: its wheel in a new environment, and an installed command run.
+# it: its wheel in a new environment, and an installed command run. The log ends the first
+# pass with its 20 slowest tests, where the suite's time goes.
 test: lint
-	$(BIN)/python -m pytest -m ""
+	$(BIN)/python -m pytest -m "" --durations=20
 	KERAS_BACKEND=jax $(BIN)/python -m pytest tests/test_backends.py tests/test_contract.py \
 	    tests/test_kerashub.py \
 	    -m "not full_size and not slow"
