@@ -4,7 +4,8 @@ The models (`keras_vgg.vgg`, `VGG16`..., `layers`, `weights`, `dense`, `imagenet
 `anatomy`) are Keras 3 code and run on any backend without TensorFlow. The input pipeline,
 training, evaluation and serving are built on `tf.data`, `tf.distribute` and SavedModel, so
 `image_ops`, `guard`, `data`, `sources`, `runs`, `callbacks`, `distribute`, `training`,
-`inference`, `evaluation` and `serving` import TensorFlow through here.
+`inference`, `evaluation` and `serving` import TensorFlow through here, and trace their
+functions with `unconverted`.
 """
 
 try:
@@ -16,7 +17,6 @@ except ImportError as error:
         "(keras_vgg.vgg, VGG16, weights, dense, anatomy) run without it on the JAX and "
         "PyTorch backends"
     ) from error
-
 
 
 def unconverted(function):

@@ -127,7 +127,7 @@ class Classification:
         (`above_chance(accuracy, classes, images)`). None when the images are too few to
         tell: even all of them right would not count, or guessing reaches the accuracy
         less often than `GUESSING_RARELY` (10 of 12 images right among 2 classes: once in
-        50) without it counting."""
+        52) without it counting."""
         classes, images = result.run.num_classes, result.val_images
         if above_chance(result.val_accuracy, classes, images):
             return True
