@@ -23,6 +23,7 @@ weights are written or accuracy printed.
 
 from __future__ import annotations
 
+import collections
 import math
 import os
 import time
@@ -39,6 +40,10 @@ DIVERGENCE_FACTOR = 100.0
 # The reference never drops below this fraction of the chance loss ln(classes), so a
 # nearly memorised batch's small loss rising a little is not called divergence.
 REFERENCE_FLOOR = 0.1
+# Growth is judged on the mean loss of the last steps that hold at least this many images:
+# one image's loss (a photo the net is sure is of the other class) can be 100 times the
+# lowest, as a small data set's batch of 1 or 2 shows it.
+DIVERGENCE_IMAGES = 32
 
 
 def learning_rate(model: keras.Model) -> float:
@@ -203,8 +208,10 @@ class DivergenceGuard(keras.callbacks.Callback):
     - a step's training loss is NaN or infinite;
     - the first step's is more than `DIVERGENCE_FACTOR` times ln(classes), where an
       untrained net starts (cause "start": the initialisation or the inputs);
-    - a later step's is more than `DIVERGENCE_FACTOR` times the lowest so far, never taken
-      below `REFERENCE_FLOOR` x ln(classes) (cause "growth": most often the learning rate);
+    - the mean of the last steps' losses (steps enough for `DIVERGENCE_IMAGES` images of
+      `global_batch_size`; one step at 32 or more) is more than `DIVERGENCE_FACTOR` times
+      the lowest such mean so far, never taken below `REFERENCE_FLOOR` x ln(classes)
+      (cause "growth": most often the learning rate);
     - a validation loss is NaN or infinite (cause "growth").
     Keras logs the epoch's running mean at each step; the step's own loss is recovered from
     two consecutive means. Raising (rather than `stop_training`) keeps Keras from finishing
@@ -214,7 +221,7 @@ class DivergenceGuard(keras.callbacks.Callback):
     """
 
     def __init__(self, state: checkpoints.RunState, *, num_classes: int, model_dir: str,
-                 advice: Callable[[str], str]):
+                 advice: Callable[[str], str], global_batch_size: int = DIVERGENCE_IMAGES):
         super().__init__()
         self.state = state
         self.chance = math.log(max(num_classes, 2))
@@ -222,6 +229,8 @@ class DivergenceGuard(keras.callbacks.Callback):
         self.advice = advice
         self._epoch = 0
         self._steps_and_mean = (0, 0.0)  # this epoch's steps so far and their mean loss
+        self._window = -(-DIVERGENCE_IMAGES // global_batch_size)  # steps judged together
+        self._recent = collections.deque(maxlen=self._window)  # their losses
 
     def _stop(self, what: str, cause: str):
         checkpoint = checkpoints.latest(self.model_dir)
@@ -246,16 +255,22 @@ class DivergenceGuard(keras.callbacks.Callback):
         if not math.isfinite(loss):
             self._stop(f"the training loss became {float(mean)} at {step}", "growth")
         lowest = self.state.reference_loss
-        if lowest is None and loss > DIVERGENCE_FACTOR * self.chance:
+        if lowest is None and not self._recent and loss > DIVERGENCE_FACTOR * self.chance:
             self._stop(f"the training loss started at {loss:.3g}, over {DIVERGENCE_FACTOR:g} "
                        f"times the {self.chance:.3g} (ln of the number of classes) that an "
                        "untrained net starts at", "start")
+        self._recent.append(loss)
+        if len(self._recent) < self._window:
+            return
+        judged = math.fsum(self._recent) / self._window
         if lowest is not None:
             reference = max(lowest, REFERENCE_FLOOR * self.chance)
-            if loss > DIVERGENCE_FACTOR * reference:
-                self._stop(f"the training loss grew from {reference:.3g} to {loss:.3g} at "
-                           f"{step}, over {DIVERGENCE_FACTOR:g} times", "growth")
-        self.state.reference_loss = loss if lowest is None else min(lowest, loss)
+            if judged > DIVERGENCE_FACTOR * reference:
+                over = (f" (the mean of the last {self._window} steps)" if self._window > 1
+                        else "")
+                self._stop(f"the training loss grew from {reference:.3g} to {judged:.3g}{over} "
+                           f"at {step}, over {DIVERGENCE_FACTOR:g} times", "growth")
+        self.state.reference_loss = judged if lowest is None else min(lowest, judged)
 
     def on_epoch_end(self, epoch, logs=None):
         val_loss = (logs or {}).get("val_loss")
@@ -379,7 +394,7 @@ def callbacks(
         DataGuard(training=config.data, validation=config.validation_source[0]),
         Throughput(config.batch_size),
         DivergenceGuard(state, num_classes=run.num_classes, model_dir=model_dir,
-                        advice=advice),
+                        advice=advice, global_batch_size=config.batch_size),
         schedule,
         Checkpoint(model_dir, run, state),
         keras.callbacks.CSVLogger(os.path.join(model_dir, "history.csv"), append=True),
