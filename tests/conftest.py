@@ -90,6 +90,16 @@ def tiny_run(demo_images, tmp_path_factory):
     return runs.load(config.model_dir)
 
 
+@pytest.fixture(scope="session")
+def tiny_export(tiny_run, tmp_path_factory):
+    """`tiny_run` exported for TF-Serving as `keras-vgg-export --model_dir` exports it
+    (without warm-up records): the version directory's path."""
+    from keras_vgg import nets, serving
+
+    return serving.export_net(nets.Net.of_run(tiny_run),
+                              str(tmp_path_factory.mktemp("tiny_export")), warmup=False)
+
+
 def forward(model, inputs):
     """`model`'s outputs on `inputs` in inference mode, as NumPy (a dict stays a dict): what
     `model.predict` gives on a small batch, without tracing a predict function per model."""

@@ -16,7 +16,7 @@ from conftest import NARROW, ROOT, run_command
 from image_files import imagenet_folder
 
 import keras_vgg
-from keras_vgg import linear, nets, runs, serving
+from keras_vgg import linear, runs, serving
 from keras_vgg.cli import evaluate, export, train, transfer
 
 
@@ -126,8 +126,8 @@ def test_eval_with_weights_takes_the_datas_classes_and_refuses_a_q_below_the_cro
 
 
 @pytest.mark.slow
-def test_eval_reads_an_exported_saved_model(tiny_run, demo_images, tmp_path, capsys):
-    path = serving.export_net(nets.Net.of_run(tiny_run), str(tmp_path), warmup=False)
+def test_eval_reads_an_exported_saved_model(tiny_export, demo_images, capsys):
+    path = tiny_export
     assert run_command(evaluate, f"--saved_model={path}",
                        f"--data=folder:{demo_images}/val") == 0
     assert "| dense (SavedModel) | 44 |" in capsys.readouterr().out
@@ -172,6 +172,7 @@ def test_export_takes_everything_from_a_run_directory(tiny_run, tmp_path, capsys
         capsys.readouterr().err)
 
 
+@pytest.mark.slow
 def test_export_of_a_two_class_run_names_both_classes(tiny_run, tmp_path, capsys):
     two = runs.Run.of(tiny_run.config, ["cat", "dog"])
     two.save(str(tmp_path / "two classes"))
@@ -188,6 +189,7 @@ def test_export_of_a_two_class_run_names_both_classes(tiny_run, tmp_path, capsys
     assert config.count("config {") == 1 and '"/models/two_classes"' in config
 
 
+@pytest.mark.slow
 def test_export_with_weights_writes_a_version_and_refuses_bad_flags(tmp_path, capsys):
     model = keras_vgg.vgg("A", width_multiplier=NARROW, input_shape=(64, 64, 3), classes=7)
     weights = str(tmp_path / "trained.weights.h5")

@@ -223,6 +223,7 @@ def test_four_replicas_see_every_image_exactly_once(tmp_path):
     assert (used, replicas) == ("4", "4")
 
 
+@pytest.mark.slow
 def test_tf_data_service_serves_each_image_once(tmp_path):
     good = imagenet_folder(str(tmp_path), ["n01", "n02"], per_class=5)
     dispatcher = tf.data.experimental.service.DispatchServer()

@@ -55,7 +55,8 @@ def plain_posteriors(model, encoded, flip):
     return p
 
 
-@pytest.mark.parametrize("flip", [False, True])
+# The quick pass checks the average with the mirror; the plain case runs with the slow tests.
+@pytest.mark.parametrize("flip", [pytest.param(False, marks=pytest.mark.slow), True])
 def test_protocols_at_the_crop_size_reduce_to_the_plain_model(square_images, flip):
     source, encoded = square_images
     model = small_model()
@@ -93,6 +94,7 @@ def test_several_scales_average_their_posteriors(square_images):
     np.testing.assert_allclose(crops[2], (crops[0] + crops[1]) / 2, rtol=1e-5)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("flip", [False, True])
 def test_an_exported_saved_model_evaluates_like_dense_evaluation(square_images, tmp_path,
                                                                  flip):
@@ -157,21 +159,18 @@ def test_a_run_is_evaluated_with_its_preprocessing_and_q_set(tiny_run, demo_imag
 
 
 def test_an_image_beyond_the_bounds_is_skipped_by_the_saved_model_evaluation(
-        tiny_run, demo_images, tmp_path, capfd):
+        tiny_export, demo_images, tmp_path, capfd):
     import shutil
 
     import numpy as np
     from image_files import encode
 
-    from keras_vgg import serving
 
     shutil.copytree(demo_images / "val", tmp_path / "val")
     first_class = sorted(p.name for p in (tmp_path / "val").iterdir())[0]
     strip = tmp_path / "val" / first_class / "strip.JPEG"
     strip.write_bytes(encode(np.full((1, 10000, 3), 128, np.uint8)))
-    version = serving.export_net(nets.Net.of_run(tiny_run), str(tmp_path / "export"),
-                                 warmup=False)
-    result = evaluation.evaluate_saved_model(version, f"folder:{tmp_path}/val")
+    result = evaluation.evaluate_saved_model(tiny_export, f"folder:{tmp_path}/val")
     assert result.images == 10
     reason = "is 10000x1 pixels, beyond the 8:1 aspect-ratio bound"
     assert f"{strip}: {reason}" in capfd.readouterr().err

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from conftest import NARROW
 
-from keras_vgg import imagenet, nets, serving
+from keras_vgg import imagenet, nets
 
 
 def test_a_run_gives_its_network_weights_preprocessing_scales_and_classes(tiny_run):
@@ -49,8 +49,8 @@ def test_weights_give_their_sources_preprocessing_and_scales(tiny_run, tmp_path)
         nets.Net.of_weights("D", "imagenet", classes=2, class_names=["a", "b", "c"])
 
 
-def test_an_export_gives_what_it_was_exported_with(tiny_run, tmp_path):
-    path = serving.export_net(nets.Net.of_run(tiny_run), str(tmp_path), warmup=False)
+def test_an_export_gives_what_it_was_exported_with(tiny_run, tiny_export, tmp_path):
+    path = tiny_export
     net = nets.Net.of_saved_model(path)
     assert (net.name, net.saved_model, net.test_scale, net.preprocessing) == (
         "tiny", path, 44, "caffe")

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from conftest import run_command
 
-from keras_vgg import evaluation, nets, prediction, serving
+from keras_vgg import evaluation, nets, prediction
 from keras_vgg.cli import predict
 
 
@@ -33,8 +33,8 @@ def _class_file(run, tmp_path):
     return path
 
 
-def test_an_export_answers_as_the_net_it_came_from(tiny_run, photographs, tmp_path):
-    path = serving.export_net(nets.Net.of_run(tiny_run), str(tmp_path), warmup=False)
+def test_an_export_answers_as_the_net_it_came_from(tiny_run, tiny_export, photographs):
+    path = tiny_export
     photo = str(photographs / "chelsea.png")
     exported = prediction.Predictor(nets.Net.of_saved_model(path), top_k=10)
     (served,) = exported.predict([photo])

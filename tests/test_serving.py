@@ -73,6 +73,7 @@ def loaded(exported):
     return tf.saved_model.load(exported[1]).signatures
 
 
+@pytest.mark.slow
 def test_tf_serving_layout_and_versions(exported, tmp_path):
     model, path = exported
     assert os.path.basename(path) == "1"
@@ -217,6 +218,7 @@ def test_bad_encoded_requests_get_clear_errors(loaded, files, message):
         loaded["image_bytes"](image_bytes=tf.constant(files, tf.string))
 
 
+@pytest.mark.slow
 def test_the_pixel_bound_is_an_export_option_checked_before_decoding():
     options = serving.ServingOptions(test_scale=Q, max_pixels=64 * 64, pixel_dtype="float32")
     functions = serving.ServingModule(narrow_model("A"), options=options).signatures()

@@ -493,6 +493,7 @@ def test_h5_reaching_outside_itself_is_refused(craft, error, tmp_path, narrow_d)
         keras_vgg.vgg("D", width_multiplier=NARROW, input_shape=(32, 32, 3), weights=str(path))
 
 
+@pytest.mark.slow
 def test_an_export_after_a_refused_file_holds_nothing_of_it(tmp_path, narrow_d):
     from keras_vgg import serving
 
