@@ -43,13 +43,20 @@ lint: $(VENV)/.test-installed
 # (full-size graph comparisons are backend-independent and run in the TensorFlow pass, and
 # the slow ones start processes of their own backend), then the package as pip installs
 # it: its wheel in a new environment, and an installed command run. The log ends the first
-# pass with its 20 slowest tests, where the suite's time goes.
+# pass with its 20 slowest tests, where the suite's time goes. The wheel's environment is
+# installed in the background meanwhile (pip, on the core the tests leave idle: they run
+# TensorFlow one process at a time); its log is printed if it fails.
+INSTALLED_LOG := build/installed_package.log
 test: lint
-	$(BIN)/python -m pytest -m "" --durations=20
-	KERAS_BACKEND=jax $(BIN)/python -m pytest tests/test_backends.py tests/test_contract.py \
-	    tests/test_kerashub.py \
-	    -m "not full_size and not slow"
-	bash .ci/installed_package.sh $(BIN)/python
+	mkdir -p build
+	bash .ci/installed_package.sh install $(BIN)/python > $(INSTALLED_LOG) 2>&1 & installing=$$!; \
+	$(BIN)/python -m pytest -m "" --durations=20 \
+	&& KERAS_BACKEND=jax $(BIN)/python -m pytest tests/test_backends.py tests/test_contract.py \
+	    tests/test_kerashub.py -m "not full_size and not slow"; \
+	tests=$$?; \
+	wait $$installing || { cat $(INSTALLED_LOG); exit 1; }; \
+	exit $$tests
+	bash .ci/installed_package.sh check $(BIN)/python
 
 # torchvision, the input pipeline's peer, in an environment of its own: its only wheels are
 # built against CUDA torch (they run on the CPU too), which must not replace the package's

@@ -2,14 +2,28 @@
 # The package as `pip install keras-vgg` gives it: builds the wheel, installs it with its
 # dependencies into a new virtual environment, and runs an installed console command on
 # an image and the anatomy module, away from the checkout.
+#
+#   bash .ci/installed_package.sh [install|check|all] [python]
+#
+# `install` builds and installs (no TensorFlow runs, so make test overlaps it with its
+# test passes), `check` runs the installed commands, `all` (the default) does both.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-python="${1:-.venv/bin/python}"
+phase="${1:-all}"
+python="${2:-.venv/bin/python}"
 work="build/installed"
-rm -rf "$work"
-"$python" -m pip wheel --quiet --no-deps --wheel-dir "$work/wheel" .
-"$python" -m venv "$work/venv"
-"$work/venv/bin/pip" install --quiet "$(ls "$work"/wheel/keras_vgg-*.whl)[cpu]"
+case "$phase" in install|check|all) ;; *) echo "unknown phase $phase" >&2; exit 2 ;; esac
+
+if [ "$phase" != check ]; then
+    rm -rf "$work"
+    "$python" -m pip wheel --quiet --no-deps --wheel-dir "$work/wheel" .
+    "$python" -m venv "$work/venv"
+    "$work/venv/bin/pip" install --quiet "$(ls "$work"/wheel/keras_vgg-*.whl)[cpu]"
+    touch "$work/.installed"
+fi
+[ "$phase" = install ] && exit 0
+
+test -f "$work/.installed" || { echo "$work has no installed package: run the install phase" >&2; exit 1; }
 cd "$work"
 test -f venv/lib/python*/site-packages/keras_vgg-*.dist-info/licenses/LICENSE
 venv/bin/python - <<'PY'
