@@ -9,8 +9,9 @@ The demo's run (config A at 1/8 width, 48 px crops of S in [54, 72], its 1,500 t
   2 epochs, gate  2 epochs, none counted at chance
   rate 0.01       the schedule as shipped, the paper's rate unscaled (0.01 at batch 32)
 Then the defaults' net is fine-tuned onto the demo's four new shapes (40 training and 20
-held-out images each, the default batch 4 and rate 0.001 x 4/256), all layers or
-`freeze_convs`.
+held-out images each, the default batch 4): all layers at the default rate (0.01 x 4/256,
+the classifier being new), all layers at the paper's fine-tuning rate (0.001 x 4/256, for a
+net whose every layer is loaded), or `freeze_convs`.
 
     python -m benchmarks.small_data [--epochs=25] [--fine_tune_epochs=40] [--quick]
 
@@ -28,7 +29,7 @@ import tempfile
 from absl import app, flags
 
 from benchmarks import report
-from keras_vgg import callbacks, runs, training
+from keras_vgg import callbacks, runs, tasks, training
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)), "recipes"))
 import demo  # noqa: E402
@@ -75,7 +76,7 @@ def row(name: str, config: runs.RunConfig, result: training.TrainingResult | Non
     drops = [str(int(entry["epoch"]) + 2) for entry, before, after in
              zip(history, rates, rates[1:], strict=False) if after < before]
     best = max(float(entry["val_accuracy"]) for entry in history)
-    return (f"| {name} | {result.run.config.initial_learning_rate:.3g} | {result.epochs} | "
+    return (f"| {name} | {result.run.initial_learning_rate:.3g} | {result.epochs} | "
             f"{', '.join(drops) or 'none'} | {100 * best:.1f} | "
             f"{100 * result.val_accuracy:.1f} |")
 
@@ -104,11 +105,18 @@ def main(argv):
                     val_per_class=20 if not FLAGS.quick else 1, classes=demo_data.NEW_CLASSES)
     tuning = ["| fine-tuning onto 4 new shapes | rate | epochs | rate drops before epoch | "
               "best top-1 (%) | final top-1 (%) |", "|---|---|---|---|---|---|"]
-    for name, freeze in (("all layers (default)", False), ("freeze_convs", True)):
+    default_batch = None
+    for name, changes in (("all layers (default)", {}),
+                          ("all layers, the fine-tuning rate", {"_fine_tuning_rate": True}),
+                          ("freeze_convs", {"freeze_convs": True})):
+        if changes.pop("_fine_tuning_rate", False):
+            changes["learning_rate"] = runs.scaled_learning_rate(
+                tasks.FINE_TUNE_LEARNING_RATE, default_batch)
         config = dataclasses.replace(demo.fine_tune_config(first.run.config, tune_epochs),
-                                     model_dir=os.path.join(work, f"tuned_{freeze}"),
-                                     freeze_convs=freeze)
+                                     model_dir=os.path.join(work, f"tuned_{len(tuning)}"),
+                                     **changes)
         result, history = trained(config)
+        default_batch = default_batch or result.run.config.batch_size
         tuning.append(row(name, config, result, history))
         print(tuning[-1], flush=True)
     body = (
@@ -116,7 +124,8 @@ def main(argv):
         f"in [54, 72], batch 32 from the default rule, seed 0; {per_class * 10} training and "
         f"{val_per_class * 10} held-out images), {epochs} epochs at most, from scratch under "
         "each schedule; then its default run fine-tuned onto the 4 new shapes "
-        f"({new_per_class} training and 20 held-out images each; batch 4, rate 0.001 x 4/256) "
+        f"({new_per_class} training and 20 held-out images each; batch 4; the default rate 0.01 "
+        "x 4/256, its classifier being new, or the paper's fine-tuning rate 0.001 x 4/256) "
         f"for {tune_epochs} epochs at most. Top-1 is centre-crop validation accuracy; the "
         "final one is the run's last epoch.\n\n"
         + "\n".join(lines) + "\n\n" + "\n".join(tuning))

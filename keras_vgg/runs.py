@@ -12,8 +12,11 @@ export, the demo and the benchmarks rebuild and use the trained net from the dir
 
 The defaults are the paper's (Sect. 3.1), with the readings that the paper leaves open:
 - the learning rate 1e-2 is for its batch of 256; by default it scales with the global
-  batch (`learning_rate = 1e-2 * batch_size / 256`, the linear rule), and a fine-tuning run
-  (`init_from`) starts from 1e-3 as the paper's S=384 net did;
+  batch (`learning_rate = 1e-2 * batch_size / 256`, the linear rule). A run started from
+  other weights (`init_from`) that provide every layer starts from 1e-3, as the paper's
+  S=384 net did from the S=256 one; one that leaves layers new (a classifier for other
+  classes) keeps 1e-2, as the paper's deeper nets did with random layers beside
+  pre-initialised ones (Sect. 3.1; `Run.new_layers`);
 - the batch is 256, or, for a training set too small for `MIN_STEPS_PER_EPOCH` steps of
   256, the power of two that gives that many (`default_batch_size`; `batch_size=None`
   until `training.train` reads the data);
@@ -44,7 +47,7 @@ import numbers
 import os
 import types
 import typing
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 import keras
 
@@ -172,7 +175,8 @@ class RunConfig:
         f"least {MIN_STEPS_PER_EPOCH} steps.")
     learning_rate: float | None = _field(
         None, "Initial learning rate; default the paper's 0.01 at batch 256 scaled to "
-        "--batch_size (0.01 x batch / 256), or 0.001 x batch / 256 with --init_from.")
+        "--batch_size (0.01 x batch / 256), or 0.001 x batch / 256 when --init_from provides "
+        "every layer (the same classes).")
     momentum: float = _field(tasks.PAPER_MOMENTUM, "SGD momentum.")
     weight_decay: float = _field(
         PAPER_WEIGHT_DECAY, "Caffe weight decay (gradient + wd * w), applied as L2(wd / 2).")
@@ -197,7 +201,8 @@ class RunConfig:
         None, "Weights to fine-tune: 'imagenet' (Keras' VGG16/VGG19), a run directory, a "
         "torchvision/timm checkpoint (.pth, .safetensors), a Keras weights file or a KerasHub "
         "preset folder. Every layer whose shape fits is loaded; the classifier is new when the "
-        "class count differs. The rate then defaults to 0.001 x batch / 256.")
+        "class count differs. The rate then defaults to 0.001 x batch / 256 when every layer "
+        "is loaded, and stays 0.01 x batch / 256 beside new layers.")
     freeze_convs: bool = _field(
         False, "With --init_from: train fc1, fc2 and the classifier only; the conv layers "
         "keep the loaded weights.")
@@ -313,23 +318,23 @@ class RunConfig:
         except ValueError as error:
             raise ValueError(f"init_from: {error}") from error
 
-    @property
-    def initial_learning_rate(self) -> float:
-        """The rate the run starts at: `learning_rate`, else the paper's for this batch."""
+    def initial_learning_rate(self, new_layers: Collection[str] = ()) -> float:
+        """The rate the run starts at: `learning_rate`, else the paper's for this batch and
+        for the layers `init_from` leaves new (`Run.new_layers`)."""
         if self.learning_rate is not None:
             return self.learning_rate
         if self.batch_size is None:
             raise ValueError("the default learning rate follows the batch size, which is set "
                              "from the training data when training starts")
-        return scaled_learning_rate(tasks.of(self).paper_learning_rate(self)[0],
+        return scaled_learning_rate(tasks.of(self).paper_learning_rate(self, new_layers)[0],
                                     self.batch_size)
 
-    def learning_rate_origin(self) -> str:
-        """Where `initial_learning_rate` comes from, for the log."""
+    def learning_rate_origin(self, new_layers: Collection[str] = ()) -> str:
+        """Where `initial_learning_rate(new_layers)` comes from, for the log."""
         if self.learning_rate is not None:
             return "--learning_rate"
-        rate, name = tasks.of(self).paper_learning_rate(self)
-        return (f"the paper's {name} {rate:g} at batch {PAPER_BATCH_SIZE}, x "
+        rate, name = tasks.of(self).paper_learning_rate(self, new_layers)
+        return (f"the paper's {name}, {rate:g} at batch {PAPER_BATCH_SIZE}, x "
                 f"{self.batch_size}/{PAPER_BATCH_SIZE}")
 
     @property
@@ -423,12 +428,16 @@ class Run:
       class_ids: the class identifiers in label order (synsets, folder names, or ids).
       class_names: readable names in label order (ImageNet's for synsets, else the ids).
       directory: where it was loaded from (None before it is saved).
+      new_layers: the layers `config.init_from` did not provide, initialised afresh (a
+        classifier for other classes); empty without `init_from`. They set the default
+        learning rate (`initial_learning_rate`).
     """
 
     config: RunConfig
     class_ids: tuple[str, ...]
     class_names: tuple[str, ...]
     directory: str | None = None
+    new_layers: tuple[str, ...] = ()
 
     @classmethod
     def of(cls, config: RunConfig, class_ids: Sequence[str]) -> Run:
@@ -440,6 +449,13 @@ class Run:
     @property
     def num_classes(self) -> int:
         return len(self.class_ids)
+
+    @property
+    def initial_learning_rate(self) -> float:
+        return self.config.initial_learning_rate(self.new_layers)
+
+    def learning_rate_origin(self) -> str:
+        return self.config.learning_rate_origin(self.new_layers)
 
     @property
     def test_scale(self) -> int:
@@ -475,6 +491,7 @@ class Run:
             "run_config": self.config.to_json(),
             "classes": [{"id": i, "name": n}
                         for i, n in zip(self.class_ids, self.class_names, strict=True)],
+            "new_layers": list(self.new_layers),
             "versions": {"keras_vgg": _package_version(), "keras": keras.__version__},
         }
         files.write_json(path, document)
@@ -520,8 +537,11 @@ def _run_of(document, directory: str) -> Run:
             and isinstance(entry.get("name"), str) for entry in classes):
         raise ValueError('\'classes\' must be a list of {"id": "...", "name": "..."}, one '
                          "per class")
+    new_layers = document.get("new_layers", [])
+    if not isinstance(new_layers, list) or not all(isinstance(n, str) for n in new_layers):
+        raise ValueError("'new_layers' must be a list of layer names")
     return Run(RunConfig.from_json(settings), tuple(c["id"] for c in classes),
-               tuple(c["name"] for c in classes), directory)
+               tuple(c["name"] for c in classes), directory, tuple(new_layers))
 
 
 def weights_file(path: str, *, what: str) -> str:

@@ -16,6 +16,7 @@ command ask the run's task instead of branching on its name.
 from __future__ import annotations
 
 import math
+from collections.abc import Collection
 
 import keras
 
@@ -30,7 +31,9 @@ PAPER_MOMENTUM = 0.9
 GUESSING_RARELY = 0.05
 # Sect. 3.1: the S=384 net, initialised from the S=256 one, started at this rate (batch 256).
 FINE_TUNE_LEARNING_RATE = 1e-3
-# Sect. 3.1: "the learning rate was initially set to 10^-2" (batch 256).
+# Sect. 3.1: "the learning rate was initially set to 10^-2" (batch 256), for the deeper nets
+# too, whose random layers trained beside ones from net A: "we did not decrease the
+# learning rate for the pre-initialised layers".
 PAPER_LEARNING_RATE = 1e-2
 
 
@@ -79,11 +82,17 @@ class Classification:
     name = "classification"
     monitor = "val_accuracy"
 
-    def paper_learning_rate(self, config) -> tuple[float, str]:
-        """The paper's starting rate at batch 256 for `config`, and its name for the log."""
-        if config.init_from:
+    def paper_learning_rate(self, config, new_layers: Collection[str] = ()
+                            ) -> tuple[float, str]:
+        """The paper's starting rate at batch 256 for `config`, and its name for the log:
+        its fine-tuning rate when `init_from` provides every layer (the same classes), its
+        initial rate from scratch, warm-started, or beside `new_layers` (the layers
+        `init_from` leaves new: a classifier for other classes)."""
+        if not config.init_from:
+            return PAPER_LEARNING_RATE, "rate"
+        if not new_layers:
             return FINE_TUNE_LEARNING_RATE, "fine-tuning rate"
-        return PAPER_LEARNING_RATE, "rate"
+        return PAPER_LEARNING_RATE, f"rate with new layers ({', '.join(new_layers)})"
 
     def check_data(self, opened, what: str) -> None:
         """Raises ValueError unless an opened training source (`what`: "the training data
@@ -111,9 +120,10 @@ class Classification:
         """The network to train, from `model` as it was built and initialised."""
         return model
 
-    def compile(self, model: keras.Model, config) -> None:
-        compile_for_training(model, learning_rate=config.initial_learning_rate,
-                             momentum=config.momentum)
+    def compile(self, model: keras.Model, run) -> None:
+        """Compiles `model` to train as `run` says (`runs.Run`: its rate and momentum)."""
+        compile_for_training(model, learning_rate=run.initial_learning_rate,
+                             momentum=run.config.momentum)
 
     def train_dataset(self, source: str, **options) -> tf.data.Dataset:
         return data.train_dataset(source, **options)
@@ -156,7 +166,8 @@ class Localisation(Classification):
     monitor = "val_loss"
     modes = localisation.MODES  # RunConfig.box_regression
 
-    def paper_learning_rate(self, config) -> tuple[float, str]:
+    def paper_learning_rate(self, config, new_layers: Collection[str] = ()
+                            ) -> tuple[float, str]:
         return localisation.BOX_LEARNING_RATE, "localisation rate"
 
     def check_data(self, opened, what: str) -> None:
@@ -193,10 +204,10 @@ class Localisation(Classification):
                 kernel_initializer or run.config.init),
             kernel_regularizer=kernel_regularizer)
 
-    def compile(self, model: keras.Model, config) -> None:
-        compile_for_localisation(model, config.box_regression,
-                                 learning_rate=config.initial_learning_rate,
-                                 momentum=config.momentum)
+    def compile(self, model: keras.Model, run) -> None:
+        compile_for_localisation(model, run.config.box_regression,
+                                 learning_rate=run.initial_learning_rate,
+                                 momentum=run.config.momentum)
 
     def train_dataset(self, source: str, **options) -> tf.data.Dataset:
         return localisation_data.train_dataset(source, **options)

@@ -17,7 +17,8 @@ stopped resumes when started again with the same config (with a seed, exactly).
 
 Fine-tuning (`init_from`) loads every layer whose shape fits (`initialise_from`): the
 classifier stays new when the class count differs, and the log names what was loaded and
-what is new; `freeze_convs` trains the head only.
+what is new. The default rate is the paper's fine-tuning rate when nothing is new, else its
+initial rate (`keras_vgg.runs`); `freeze_convs` trains the head only.
 
 Training needs Keras' TensorFlow backend (tf.data, tf.distribute) and refuses another. It
 refuses training data of one class, data smaller than a given batch (each step would be
@@ -92,9 +93,9 @@ class TrainingResult:
         """Why the run counts as not having learnt, and the flags to try."""
         config = self.run.config
         found = tasks.of(config).not_learnt(self)
-        rate = config.initial_learning_rate
+        rate = self.run.initial_learning_rate
         return (f"the run did not learn: {found}. Try a higher rate (--learning_rate="
-                f"{3 * rate:.3g}; it started at {rate:.3g}, {config.learning_rate_origin()}), "
+                f"{3 * rate:.3g}; it started at {rate:.3g}, {self.run.learning_rate_origin()}), "
                 f"more epochs (--epochs, now {config.epochs}), more images per class, or "
                 f"check that the classes differ in the images. The run is in "
                 f"{self.run.directory}; give a new --model_dir to train again.")
@@ -105,10 +106,11 @@ class TrainingResult:
                 f"{tasks.of(self.run.config).summary(self)}. Run: {self.run.directory}")
 
 
-def divergence_advice(config: runs.RunConfig, cause: str) -> str:
-    """What to change when `config` diverges, for `callbacks.DivergenceGuard`'s message:
+def divergence_advice(run: runs.Run, cause: str) -> str:
+    """What to change when `run` diverges, for `callbacks.DivergenceGuard`'s message:
     cause "start" (the first loss, before any update: the initialisation or the inputs) or
     "growth" (during training: most often the learning rate)."""
+    config = run.config
     restart = (" in a new --model_dir (resuming this one repeats the same steps and diverges "
                "again).")
     if cause == "start":
@@ -118,9 +120,9 @@ def divergence_advice(config: runs.RunConfig, cause: str) -> str:
         if config.init != "glorot":
             steps.append("start again with --init=glorot")
         return "; ".join(steps) + "," + restart
-    rate = config.initial_learning_rate
-    default = dataclasses.replace(config, learning_rate=None)
-    steps = [f"The learning rate {rate:.6g} ({config.learning_rate_origin()}) is likely too "
+    rate = run.initial_learning_rate
+    default = dataclasses.replace(run, config=dataclasses.replace(config, learning_rate=None))
+    steps = [f"The learning rate {rate:.6g} ({run.learning_rate_origin()}) is likely too "
              f"high: start again with --learning_rate={rate / 10:.3g} or lower"]
     if config.learning_rate is not None and config.learning_rate > default.initial_learning_rate:
         steps[0] += (f", or leave --learning_rate unset for "
@@ -214,11 +216,12 @@ def _checked_data(config: runs.RunConfig) -> _Data:
     return _Data(train.class_ids, train.num_examples, validation.num_examples)
 
 
-def initialise_from(model: keras.Model, config: runs.RunConfig) -> str:
+def initialise_from(model: keras.Model, config: runs.RunConfig) -> tuple[tuple[str, ...], str]:
     """Loads `config.init_from` into `model` (built for `config`): every layer whose shape
     fits, all checked (`keras_vgg.pretrained`). A classifier's `predictions` stays new when
     the class count differs, and fc1 and fc2 too from a KerasHub backbone preset, which has
-    no head. Returns the log line: what was loaded and what is new."""
+    no head. Returns the layers left new, and the log line: what was loaded and what is
+    new."""
     location = config.init_from
     if runs.is_run(location):
         source = pretrained.identify(runs.weights_file(location, what="init_from"))
@@ -231,7 +234,7 @@ def initialise_from(model: keras.Model, config: runs.RunConfig) -> str:
     if fresh:
         classes = model.get_layer(configs.PREDICTIONS_LAYER).units
         line += f"; new: {', '.join(fresh)} (initialised {config.init}; {classes} classes)"
-    return line + "."
+    return tuple(fresh), line + "."
 
 
 def _freeze_convs(model: keras.Model) -> list[str]:
@@ -244,8 +247,10 @@ def _freeze_convs(model: keras.Model) -> list[str]:
     return [layer.name for layer in frozen]
 
 
-def _model(run: runs.Run, strategy: tf.distribute.Strategy) -> keras.Model:
-    """The run's network, initialised as `run.config` says and compiled, under `strategy`."""
+def _model(run: runs.Run, strategy: tf.distribute.Strategy) -> tuple[keras.Model, runs.Run]:
+    """The run's network, initialised as `run.config` says and compiled, under `strategy`;
+    and the run with the layers `init_from` left new (`runs.Run.new_layers`), whose count
+    sets the default rate."""
     config = run.config
     task = tasks.of(config)
     options = {"kernel_initializer": config.init,
@@ -260,16 +265,18 @@ def _model(run: runs.Run, strategy: tf.distribute.Strategy) -> keras.Model:
                 model, runs.weights_file(config.warm_start, what="warm_start"))
             print(f"Warm start from {config.warm_start}: copied {', '.join(copied)}.")
         elif config.init_from:
-            print(initialise_from(model, config))
+            new_layers, line = initialise_from(model, config)
+            run = dataclasses.replace(run, new_layers=new_layers)
+            print(line)
         if config.freeze_convs:
             frozen = _freeze_convs(model)
             print(f"Frozen (--freeze_convs): {frozen[0]} ... {frozen[-1]} ({len(frozen)} "
                   "layers); training fc1, fc2 and the classifier.")
         model = task.training_model(run, model,
                                     kernel_regularizer=options["kernel_regularizer"])
-        task.compile(model, config)
+        task.compile(model, run)
     distribute.fit_under_multi_worker(model, strategy)
-    return model
+    return model, run
 
 
 def _evaluated_images(model: keras.Model) -> int:
@@ -329,7 +336,7 @@ def train(config: runs.RunConfig, *, verbose: str | int = "auto") -> TrainingRes
                 files.check_writable(run_dir, what="model_dir")
                 held.enter_context(files.locked(run_dir, what="model_dir"))
                 _check_resumable(run, run_dir)
-                model = _model(run, strategy)
+                model, run = _model(run, strategy)
                 state = checkpoints.RunState()
                 resumed_from = _resume(run, model, strategy, state)
             except ValueError as error:
@@ -348,7 +355,7 @@ def _fit(run: runs.Run, model: keras.Model, strategy: tf.distribute.Strategy,
     print(f"Training config {config.config} ({model.count_params():,} parameters, "
           f"{run.num_classes} classes) under {distribute.strategy_name(strategy)} with "
           f"{strategy.num_replicas_in_sync} replica(s), batch {config.batch_size}, learning "
-          f"rate {config.initial_learning_rate:.6g} ({config.learning_rate_origin()}); "
+          f"rate {run.initial_learning_rate:.6g} ({run.learning_rate_origin()}); "
           f"writing {run_dir}", flush=True)
     initial_epoch = state.epoch  # the restored checkpoint's, or 0
     if resumed_from:
@@ -375,7 +382,7 @@ def _fit(run: runs.Run, model: keras.Model, strategy: tf.distribute.Strategy,
     run_callbacks = [epoch_counter] if epoch_counter else []
     run_callbacks += callbacks.callbacks(
         run, state=state, monitor=task.monitor, validation_images=val_images,
-        advice=functools.partial(divergence_advice, config))
+        advice=functools.partial(divergence_advice, run))
     with warnings.catch_warnings():
         # Each epoch ends when the data does (its length is unknown up front: undecodable
         # files are skipped), which Keras reports as running out of data.

@@ -154,7 +154,7 @@ class Study:
         """`config` at `RATE_FACTOR` x the rate its task's defaults give it (the paper's,
         scaled to the batch), except in quick mode, whose few images make that too noisy."""
         factor = 1 if self.quick else RATE_FACTOR
-        return dataclasses.replace(config, learning_rate=factor * config.initial_learning_rate)
+        return dataclasses.replace(config, learning_rate=factor * config.initial_learning_rate())
 
     def run_dir(self, name: str) -> str:
         return os.path.join(self.workdir, "runs", name)
@@ -245,7 +245,7 @@ def main(argv):
     main_run = trained[MAIN].run
     measured = report.Measurements(quick=quick, epochs=epochs, localisation_epochs=loc_epochs,
                                    batch=main_run.config.batch_size,
-                                   learning_rate=main_run.config.initial_learning_rate,
+                                   learning_rate=main_run.initial_learning_rate,
                                    val_images=trained[MAIN].val_images,
                                    new_classes=len(TRANSFER_CLASSES))
     # Table 3: single-scale dense evaluation at each net's Q.

@@ -250,7 +250,7 @@ def test_an_interrupted_localisation_run_resumes(tiny_run, boxed_images, tmp_pat
 def test_localisation_trains_from_a_classification_run_and_is_tested(tiny_run, boxed_images,
                                                                      tmp_path, capfd):
     config = localisation_run_config(tmp_path / "loc", boxed_images, tiny_run.directory)
-    assert config.initial_learning_rate == pytest.approx(1e-3 * 4 / 256)
+    assert config.initial_learning_rate() == pytest.approx(1e-3 * 4 / 256)
     result = training.train(config, verbose=0)
     assert "the true class's box at IoU > 0.5" in result.summary()
     run = runs.load(config.model_dir)

@@ -22,8 +22,8 @@ def test_defaults_are_the_papers_with_glorot_and_a_rate_for_the_batch():
     assert default.learning_rate is None
     assert default.batch_size is None  # set from the training data when training starts
     with pytest.raises(ValueError, match="the default learning rate follows the batch size"):
-        default.initial_learning_rate  # noqa: B018
-    assert dataclasses.replace(default, batch_size=256).initial_learning_rate == (
+        default.initial_learning_rate()
+    assert dataclasses.replace(default, batch_size=256).initial_learning_rate() == (
         pytest.approx(0.01))
 
 
@@ -36,18 +36,23 @@ def test_the_default_batch_gives_small_data_sets_epochs_of_32_steps(images, batc
         assert images // batch_size >= runs.MIN_STEPS_PER_EPOCH
 
 
-@pytest.mark.parametrize("batch_size, init_from, expected", [
-    (256, None, 0.01), (32, None, 0.00125), (4, None, 1.5625e-4), (512, None, 0.02),
-    (256, "imagenet", 1e-3), (32, "imagenet", 1.25e-4)])
-def test_the_learning_rate_scales_with_the_batch(batch_size, init_from, expected):
+@pytest.mark.parametrize("batch_size, init_from, new_layers, expected", [
+    (256, None, (), 0.01), (32, None, (), 0.00125), (4, None, (), 1.5625e-4),
+    (512, None, (), 0.02), (256, "imagenet", (), 1e-3), (32, "imagenet", (), 1.25e-4),
+    (256, "imagenet", ("predictions",), 0.01), (1, "imagenet", ("predictions",), 0.01 / 256)])
+def test_the_learning_rate_scales_with_the_batch(batch_size, init_from, new_layers, expected):
     run = config(batch_size=batch_size, init_from=init_from)
-    assert run.initial_learning_rate == pytest.approx(expected)
-    assert f"x {batch_size}/256" in run.learning_rate_origin()
+    assert run.initial_learning_rate(new_layers) == pytest.approx(expected)
+    assert f"x {batch_size}/256" in run.learning_rate_origin(new_layers)
+    assert runs.Run.of(run, ["a", "b"]).initial_learning_rate == pytest.approx(
+        run.initial_learning_rate())
+    with_new = dataclasses.replace(runs.Run.of(run, ["a", "b"]), new_layers=new_layers)
+    assert with_new.initial_learning_rate == pytest.approx(expected)
 
 
 def test_an_explicit_learning_rate_wins():
     run = config(batch_size=4, learning_rate=0.01, init_from="imagenet")
-    assert run.initial_learning_rate == 0.01
+    assert run.initial_learning_rate() == 0.01
     assert run.learning_rate_origin() == "--learning_rate"
 
 

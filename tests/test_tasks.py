@@ -21,14 +21,18 @@ def test_every_task_of_a_run_config_has_an_object():
         tasks.of("detection")
 
 
-@pytest.mark.parametrize("task, init_from, rate, named", [
-    ("classification", None, 1e-2, "rate"),
-    ("classification", "imagenet", 1e-3, "fine-tuning rate"),
-    ("localisation", None, 1e-3, "localisation rate"),
+@pytest.mark.parametrize("task, init_from, new_layers, rate, named", [
+    ("classification", None, (), 1e-2, "rate"),
+    ("classification", "imagenet", (), 1e-3, "fine-tuning rate"),
+    ("classification", "imagenet", ("predictions",), 1e-2, "rate with new layers (predictions)"),
+    ("classification", "preset", ("fc1", "fc2", "predictions"), 1e-2,
+     "rate with new layers (fc1, fc2, predictions)"),
+    ("localisation", None, (), 1e-3, "localisation rate"),
+    ("localisation", "run", (), 1e-3, "localisation rate"),
 ])
-def test_the_papers_rate_is_the_tasks(task, init_from, rate, named):
+def test_the_papers_rate_is_the_tasks(task, init_from, new_layers, rate, named):
     config = types.SimpleNamespace(task=task, init_from=init_from)
-    assert tasks.of(task).paper_learning_rate(config) == (rate, named)
+    assert tasks.of(task).paper_learning_rate(config, new_layers) == (rate, named)
 
 
 @pytest.mark.parametrize("task, outputs, loss, monitor", [
@@ -39,7 +43,7 @@ def test_each_task_builds_and_compiles_its_net(task, outputs, loss, monitor):
     run = run_of(task)
     model = tasks.of(task).build(run)
     assert model.output_shape == (None, outputs)
-    tasks.of(task).compile(model, run.config)
+    tasks.of(task).compile(model, run)
     assert type(model.loss).__name__ == loss
     assert tasks.of(task).monitor == monitor
     scr = run_of("localisation", box_regression="scr")

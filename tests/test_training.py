@@ -152,18 +152,19 @@ def test_a_rate_too_high_stops_with_what_to_change(demo_images, tmp_path):
     assert message.startswith("training diverged in epoch 1: the training loss")
     assert ("The learning rate 50 (--learning_rate) is likely too high: start again with "
             "--learning_rate=5 or lower, or leave --learning_rate unset for 0.00015625 (the "
-            "paper's rate 0.01 at batch 256, x 4/256), in a new --model_dir (resuming this one "
+            "paper's rate, 0.01 at batch 256, x 4/256), in a new --model_dir (resuming this one "
             "repeats the same steps and diverges again).") in message
     assert not (tmp_path / "run" / "final.weights.h5").exists()
 
 
 def test_divergence_advice_names_the_initialisation_where_it_is_the_cause():
     config = tiny_run_config("/tmp/run", "/images", config="D", init="gaussian")
-    advice = training.divergence_advice(config, "growth")
+    run = runs.Run.of(config, ["a", "b"])
+    advice = training.divergence_advice(run, "growth")
     assert "--learning_rate=1.56e-05 or lower" in advice
     assert "with --init=glorot, which trains every config from scratch" in advice
     assert "leave --learning_rate unset" not in advice
-    start = training.divergence_advice(config, "start")  # before any update: not the rate
+    start = training.divergence_advice(run, "start")  # before any update: not the rate
     assert start.startswith("The initialisation (--init=gaussian) or the inputs are likely "
                             "off: check that --preprocessing=caffe is the one the data needs; "
                             "start again with --init=glorot, in a new --model_dir")
@@ -222,7 +223,7 @@ def test_warm_start_and_init_from_take_run_directories(tiny_run, demo_images, tm
     training.train(tuned, verbose=0)
     output = capsys.readouterr().out
     assert f"Initialised from {tiny_run.directory}: loaded 11 layers (" in output
-    assert "learning rate 1.5625e-05 (the paper's fine-tuning rate 0.001 at batch 256, " \
+    assert "learning rate 1.5625e-05 (the paper's fine-tuning rate, 0.001 at batch 256, " \
            "x 4/256)" in output
     with pytest.raises(ValueError, match="init_from: /no/run: no such weights file, preset or "
                                          "run directory"):
@@ -336,7 +337,8 @@ def test_fine_tuning_a_run_onto_other_classes_loads_all_but_the_classifier(tiny_
         "A", NARROW, 32, (40, 48))
     run = runs.Run.of(dataclasses.replace(config, batch_size=1), ["a", "b", "c"])
     model = tasks.classifier(run)
-    line = training.initialise_from(model, config)
+    new_layers, line = training.initialise_from(model, config)
+    assert new_layers == ("predictions",)
     trunk = [layer.name for layer in model.layers if layer.weights][:-1]
     assert line == (f"Initialised from {tiny_run.directory}: loaded 10 layers "
                     f"({', '.join(trunk)}); new: predictions (initialised glorot; 3 classes).")
@@ -353,7 +355,8 @@ def test_fine_tuning_from_a_keras_hub_backbone_makes_the_head_new(tmp_path):
     assert (config.config, config.width_multiplier) == ("A", NARROW)
     model = tasks.classifier(runs.Run.of(dataclasses.replace(config, batch_size=1),
                                          ["a", "b", "c"]))
-    line = training.initialise_from(model, config)
+    new_layers, line = training.initialise_from(model, config)
+    assert new_layers == ("fc1", "fc2", "predictions")
     assert line.endswith("; new: fc1, fc2, predictions (initialised glorot; 3 classes).")
     loaded_as(model, source, [layer.name for layer in model.layers
                               if layer.name.startswith("block") and layer.weights])
@@ -373,7 +376,8 @@ def test_fine_tuning_from_a_torchvision_checkpoint_onto_other_classes(tmp_path):
     assert (config.config, config.preprocessing, config.crop_size) == ("A", "torch", 224)
     model = tasks.classifier(runs.Run.of(dataclasses.replace(config, batch_size=1),
                                          ["a", "b", "c"]))
-    line = training.initialise_from(model, config)
+    new_layers, line = training.initialise_from(model, config)
+    assert new_layers == ("predictions",)
     assert "loaded 10 layers" in line and line.endswith("new: predictions (initialised "
                                                         "glorot; 3 classes).")
     np.testing.assert_array_equal(model.get_layer("fc2").get_weights()[1],
@@ -395,5 +399,5 @@ def test_the_default_batch_is_set_from_the_training_data(demo_images, tmp_path, 
     training.train(config, verbose=0)
     # 20 images: batch 1 gives 20 steps, the 32 of MIN_STEPS_PER_EPOCH being out of reach
     assert runs.load(tmp_path / "run").config.batch_size == 1
-    assert ("batch 1, learning rate 3.90625e-05 (the paper's rate 0.01 at batch 256, x "
+    assert ("batch 1, learning rate 3.90625e-05 (the paper's rate, 0.01 at batch 256, x "
             "1/256)") in capsys.readouterr().out
