@@ -149,7 +149,7 @@ def test_demo_localisation_reports_both_protocols_and_draws_boxes(demo, capsys):
     # One epoch of 12 images a class puts no box right yet: the run says so (status 2).
     assert status == NOT_LEARNT, cli.err[-3000:]
     assert "no validation box overlaps its target by IoU > 0.5" in cli.err
-    assert "the paper's localisation rate 0.001 at batch 256, x 16/256" in cli.out
+    assert "the paper's localisation rate, 0.001 at batch 256, x 16/256" in cli.out
     assert runs.load(tmp_path / "scr").build_model().output_shape == (None, 4)
     status = run_command(train, "--task=localisation", f"--init_from={tmp_path}/shapes",
                          f"--data=folder:{tmp_path}/images/train",

@@ -183,6 +183,14 @@ def test_run_json_round_trips_and_rebuilds_the_net(tmp_path):
     loaded = runs.load(tmp_path)
     assert loaded == dataclasses.replace(run, directory=str(tmp_path))
     assert runs.load(path) == loaded
+    tuned = dataclasses.replace(loaded, new_layers=("fc2", "predictions"))
+    tuned.save()
+    assert runs.load(tmp_path).new_layers == ("fc2", "predictions")
+    document["new_layers"] = "predictions"
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "run.json").write_text(json.dumps(document))
+    with pytest.raises(ValueError, match="'new_layers' must be a list of layer names"):
+        runs.load(tmp_path / "bad")
     model = loaded.build_model(weights=False)
     assert model.input_shape == (None, 32, 32, 3) and model.output_shape == (None, 2)
     assert model.get_layer("block1_conv1").filters == 4
