@@ -153,9 +153,13 @@ class Classification:
                 f"{result.run.num_classes} classes ({100 / result.run.num_classes:.1f}%)")
 
     def summary(self, result) -> str:
-        return (f"loss {result.val_loss:.4g}, top-1 accuracy {100 * result.val_accuracy:.1f}% "
-                f"(error {100 * (1 - result.val_accuracy):.1f}%), top-5 accuracy "
-                f"{100 * result.val_top5:.1f}%")
+        """Loss and top-1 accuracy; top-5 too beyond 5 classes (with 5 or fewer, the best 5
+        hold every class)."""
+        line = (f"loss {result.val_loss:.4g}, top-1 accuracy {100 * result.val_accuracy:.1f}% "
+                f"(error {100 * (1 - result.val_accuracy):.1f}%)")
+        if result.run.num_classes > 5:
+            line += f", top-5 accuracy {100 * result.val_top5:.1f}%"
+        return line
 
 
 class Localisation(Classification):

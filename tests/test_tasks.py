@@ -8,9 +8,9 @@ from conftest import NARROW, tiny_run_config
 from keras_vgg import callbacks, localisation, runs, tasks
 
 
-def run_of(task, **overrides):
+def run_of(task, classes=5, **overrides):
     config = tiny_run_config("/tmp/run", "/images", task=task, batch_size=32, **overrides)
-    return runs.Run.of(config, [f"c{i}" for i in range(5)])
+    return runs.Run.of(config, [f"c{i}" for i in range(classes)])
 
 
 def test_every_task_of_a_run_config_has_an_object():
@@ -57,7 +57,10 @@ def test_each_task_reads_its_validation():
     task = tasks.of("classification")
     assert task.learnt(classification, callbacks.above_chance) is False  # chance is 20%
     assert "no better than guessing among 5 classes (20.0%)" in task.not_learnt(classification)
-    assert task.summary(classification).startswith("loss 1.5, top-1 accuracy 20.0%")
+    assert task.summary(classification) == "loss 1.5, top-1 accuracy 20.0% (error 80.0%)"
+    six = types.SimpleNamespace(**{**vars(classification), "run": run_of(
+        "classification", classes=6)})
+    assert task.summary(six).endswith("(error 80.0%), top-5 accuracy 90.0%")
     boxes = types.SimpleNamespace(run=run_of("localisation"), val_accuracy=0.0, val_loss=0.2)
     assert tasks.of("localisation").learnt(boxes, callbacks.above_chance) is False
     assert "box loss 0.2" in tasks.of("localisation").summary(boxes)
