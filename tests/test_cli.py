@@ -152,6 +152,7 @@ def test_eval_fuses_several_runs_in_a_table_6(tiny_run, demo_images, capsys):
 # --- keras-vgg-export --------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_export_takes_everything_from_a_run_directory(tiny_run, tmp_path, capsys):
     assert run_command(export, f"--model_dir={tiny_run.directory}",
                        f"--export_base={tmp_path}", "--nowarmup") == 0

@@ -55,8 +55,9 @@ def plain_posteriors(model, encoded, flip):
     return p
 
 
-# The quick pass checks the average with the mirror; the plain case runs with the slow tests.
-@pytest.mark.parametrize("flip", [pytest.param(False, marks=pytest.mark.slow), True])
+# Through evaluation's pipelines; tests/test_inference.py checks the dense path itself.
+@pytest.mark.slow
+@pytest.mark.parametrize("flip", [False, True])
 def test_protocols_at_the_crop_size_reduce_to_the_plain_model(square_images, flip):
     source, encoded = square_images
     model = small_model()
@@ -80,6 +81,7 @@ def test_protocols_at_the_crop_size_reduce_to_the_plain_model(square_images, fli
         np.testing.assert_allclose(found, expected[found_labels], atol=1e-5)
 
 
+@pytest.mark.slow  # through evaluation's pipelines; the dense path's own is test_inference's
 def test_several_scales_average_their_posteriors(square_images):
     source, _ = square_images
     model = small_model()
