@@ -76,7 +76,7 @@ def row(name: str, config: runs.RunConfig, result: training.TrainingResult | Non
     drops = [str(int(entry["epoch"]) + 2) for entry, before, after in
              zip(history, rates, rates[1:], strict=False) if after < before]
     best = max(float(entry["val_accuracy"]) for entry in history)
-    return (f"| {name} | {result.run.initial_learning_rate:.3g} | {result.epochs} | "
+    return (f"| {name} | {result.run.initial_learning_rate():.3g} | {result.epochs} | "
             f"{', '.join(drops) or 'none'} | {100 * best:.1f} | "
             f"{100 * result.val_accuracy:.1f} |")
 
@@ -105,18 +105,17 @@ def main(argv):
                     val_per_class=20 if not FLAGS.quick else 1, classes=demo_data.NEW_CLASSES)
     tuning = ["| fine-tuning onto 4 new shapes | rate | epochs | rate drops before epoch | "
               "best top-1 (%) | final top-1 (%) |", "|---|---|---|---|---|---|"]
-    default_batch = None
+    # At the batch the default rule gives the new shapes' training images.
+    fine_tuning_rate = runs.scaled_learning_rate(tasks.FINE_TUNE_LEARNING_RATE,
+                                                 runs.default_batch_size(
+                                                     len(demo_data.NEW_CLASSES) * new_per_class))
     for name, changes in (("all layers (default)", {}),
-                          ("all layers, the fine-tuning rate", {"_fine_tuning_rate": True}),
+                          ("all layers, the fine-tuning rate", {"learning_rate": fine_tuning_rate}),
                           ("freeze_convs", {"freeze_convs": True})):
-        if changes.pop("_fine_tuning_rate", False):
-            changes["learning_rate"] = runs.scaled_learning_rate(
-                tasks.FINE_TUNE_LEARNING_RATE, default_batch)
         config = dataclasses.replace(demo.fine_tune_config(first.run.config, tune_epochs),
                                      model_dir=os.path.join(work, f"tuned_{len(tuning)}"),
                                      **changes)
         result, history = trained(config)
-        default_batch = default_batch or result.run.config.batch_size
         tuning.append(row(name, config, result, history))
         print(tuning[-1], flush=True)
     body = (

@@ -430,7 +430,7 @@ class Run:
       directory: where it was loaded from (None before it is saved).
       new_layers: the layers `config.init_from` did not provide, initialised afresh (a
         classifier for other classes); empty without `init_from`. They set the default
-        learning rate (`initial_learning_rate`).
+        learning rate (`initial_learning_rate()`).
     """
 
     config: RunConfig
@@ -450,7 +450,6 @@ class Run:
     def num_classes(self) -> int:
         return len(self.class_ids)
 
-    @property
     def initial_learning_rate(self) -> float:
         return self.config.initial_learning_rate(self.new_layers)
 

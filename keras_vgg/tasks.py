@@ -122,7 +122,7 @@ class Classification:
 
     def compile(self, model: keras.Model, run) -> None:
         """Compiles `model` to train as `run` says (`runs.Run`: its rate and momentum)."""
-        compile_for_training(model, learning_rate=run.initial_learning_rate,
+        compile_for_training(model, learning_rate=run.initial_learning_rate(),
                              momentum=run.config.momentum)
 
     def train_dataset(self, source: str, **options) -> tf.data.Dataset:
@@ -210,7 +210,7 @@ class Localisation(Classification):
 
     def compile(self, model: keras.Model, run) -> None:
         compile_for_localisation(model, run.config.box_regression,
-                                 learning_rate=run.initial_learning_rate,
+                                 learning_rate=run.initial_learning_rate(),
                                  momentum=run.config.momentum)
 
     def train_dataset(self, source: str, **options) -> tf.data.Dataset:

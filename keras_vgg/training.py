@@ -93,7 +93,7 @@ class TrainingResult:
         """Why the run counts as not having learnt, and the flags to try."""
         config = self.run.config
         found = tasks.of(config).not_learnt(self)
-        rate = self.run.initial_learning_rate
+        rate = self.run.initial_learning_rate()
         return (f"the run did not learn: {found}. Try a higher rate (--learning_rate="
                 f"{3 * rate:.3g}; it started at {rate:.3g}, {self.run.learning_rate_origin()}), "
                 f"more epochs (--epochs, now {config.epochs}), more images per class, or "
@@ -120,13 +120,13 @@ def divergence_advice(run: runs.Run, cause: str) -> str:
         if config.init != "glorot":
             steps.append("start again with --init=glorot")
         return "; ".join(steps) + "," + restart
-    rate = run.initial_learning_rate
+    rate = run.initial_learning_rate()
     default = dataclasses.replace(run, config=dataclasses.replace(config, learning_rate=None))
     steps = [f"The learning rate {rate:.6g} ({run.learning_rate_origin()}) is likely too "
              f"high: start again with --learning_rate={rate / 10:.3g} or lower"]
-    if config.learning_rate is not None and config.learning_rate > default.initial_learning_rate:
+    if config.learning_rate is not None and config.learning_rate > default.initial_learning_rate():
         steps[0] += (f", or leave --learning_rate unset for "
-                     f"{default.initial_learning_rate:.6g} ({default.learning_rate_origin()})")
+                     f"{default.initial_learning_rate():.6g} ({default.learning_rate_origin()})")
     if config.init == "gaussian" and not (config.warm_start or config.init_from):
         steps.append("with --init=glorot, which trains every config from scratch")
     return "; ".join(steps) + "," + restart
@@ -355,7 +355,7 @@ def _fit(run: runs.Run, model: keras.Model, strategy: tf.distribute.Strategy,
     print(f"Training config {config.config} ({model.count_params():,} parameters, "
           f"{run.num_classes} classes) under {distribute.strategy_name(strategy)} with "
           f"{strategy.num_replicas_in_sync} replica(s), batch {config.batch_size}, learning "
-          f"rate {run.initial_learning_rate:.6g} ({run.learning_rate_origin()}); "
+          f"rate {run.initial_learning_rate():.6g} ({run.learning_rate_origin()}); "
           f"writing {run_dir}", flush=True)
     initial_epoch = state.epoch  # the restored checkpoint's, or 0
     if resumed_from:

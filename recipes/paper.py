@@ -245,7 +245,7 @@ def main(argv):
     main_run = trained[MAIN].run
     measured = report.Measurements(quick=quick, epochs=epochs, localisation_epochs=loc_epochs,
                                    batch=main_run.config.batch_size,
-                                   learning_rate=main_run.initial_learning_rate,
+                                   learning_rate=main_run.initial_learning_rate(),
                                    val_images=trained[MAIN].val_images,
                                    new_classes=len(TRANSFER_CLASSES))
     # Table 3: single-scale dense evaluation at each net's Q.

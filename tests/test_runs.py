@@ -44,10 +44,10 @@ def test_the_learning_rate_scales_with_the_batch(batch_size, init_from, new_laye
     run = config(batch_size=batch_size, init_from=init_from)
     assert run.initial_learning_rate(new_layers) == pytest.approx(expected)
     assert f"x {batch_size}/256" in run.learning_rate_origin(new_layers)
-    assert runs.Run.of(run, ["a", "b"]).initial_learning_rate == pytest.approx(
+    assert runs.Run.of(run, ["a", "b"]).initial_learning_rate() == pytest.approx(
         run.initial_learning_rate())
     with_new = dataclasses.replace(runs.Run.of(run, ["a", "b"]), new_layers=new_layers)
-    assert with_new.initial_learning_rate == pytest.approx(expected)
+    assert with_new.initial_learning_rate() == pytest.approx(expected)
 
 
 def test_an_explicit_learning_rate_wins():
