@@ -36,17 +36,21 @@ def _trunk_layers(model: keras.Model, head: str) -> list[keras.layers.Layer]:
 
 def _as_conv(dense: keras.layers.Dense, kernel_size: tuple[int, int], name: str,
              activation, data_format: str) -> keras.layers.Conv2D:
-    """A Conv2D computing `dense` at every position; kernel `[kh, kw, c_in, units]`."""
+    """A Conv2D computing `dense` at every position; kernel `[kh, kw, c_in, units]`.
+
+    The kernel starts at zero (fc1's random draw would take a second at full size) and is
+    copied from `dense`'s on the backend's device, not through NumPy."""
     conv = keras.layers.Conv2D(
         dense.units, kernel_size, padding="valid", activation=activation, name=name,
-        dtype=dense.dtype_policy, data_format=data_format,
+        dtype=dense.dtype_policy, data_format=data_format, kernel_initializer="zeros",
     )
-    kernel, bias = dense.get_weights()
-    channels_in = kernel.shape[0] // (kernel_size[0] * kernel_size[1])
+    channels_in = dense.kernel.shape[0] // (kernel_size[0] * kernel_size[1])
     conv.build((None, channels_in, None, None) if data_format == "channels_first"
                else (None, None, None, channels_in))
     # Keras' Flatten yields (h, w, c) rows under either layout, the kernel's order.
-    conv.set_weights([kernel.reshape(*kernel_size, channels_in, dense.units), bias])
+    conv.kernel.assign(keras.ops.reshape(dense.kernel, (*kernel_size, channels_in,
+                                                        dense.units)))
+    conv.bias.assign(dense.bias)
     return conv
 
 

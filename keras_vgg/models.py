@@ -309,10 +309,15 @@ def vgg(
     source = (weight_files.fetch_imagenet_weights(config, include_top=include_top)
               if weights == "imagenet" else weights)
     inputs = _input_layer(input_tensor, shape)
+    kernel_initializer_from(kernel_initializer)  # an unknown one is refused before the build
 
     def kernel_options():
+        # A source replaces every weight (all or nothing), so the kernels start at zero
+        # rather than drawing 138M random numbers, a second at full size; the requested
+        # initializer is put back in their configs below.
         return {
-            "kernel_initializer": kernel_initializer_from(kernel_initializer),
+            "kernel_initializer": ("zeros" if source is not None
+                                   else kernel_initializer_from(kernel_initializer)),
             "kernel_regularizer": kernel_regularizer,
         }
 
@@ -338,6 +343,9 @@ def vgg(
 
     if source is not None:
         pretrained.load(model, source, config=config)
+        for layer in model.layers:
+            if isinstance(layer, (keras.layers.Conv2D, keras.layers.Dense)):
+                layer.kernel_initializer = kernel_initializer_from(kernel_initializer)
     return model
 
 

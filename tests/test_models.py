@@ -165,6 +165,21 @@ def test_get_config_round_trips_with_batch_norm_and_the_papers_init(images):
                                atol=1e-6)
 
 
+def test_a_model_built_with_weights_has_them_and_the_requested_initializer(tmp_path, images):
+    options = dict(width_multiplier=NARROW, kernel_initializer="gaussian",
+                   input_shape=(32, 32, 3))
+    source = keras_vgg.vgg("A", **options)
+    source.save_weights(tmp_path / "a.weights.h5")
+    loaded = keras_vgg.vgg("A", weights=tmp_path / "a.weights.h5", **options)
+    x = images(2, 32)
+    np.testing.assert_array_equal(forward(loaded, x), forward(source, x))
+    assert [layer.get_config() for layer in loaded.layers[1:]] == [
+        layer.get_config() for layer in source.layers[1:]]  # all but the input's own name
+    # A clone draws the paper's N(0, 0.01^2), not the zeros the loaded layers started from.
+    clone = keras.Model.from_config(loaded.get_config())
+    assert abs(np.asarray(clone.get_layer("fc1").kernel).std() - 0.01) < 0.0005
+
+
 @pytest.mark.parametrize(
     "kwargs, error",
     [
