@@ -309,7 +309,6 @@ def vgg(
     source = (weight_files.fetch_imagenet_weights(config, include_top=include_top)
               if weights == "imagenet" else weights)
     inputs = _input_layer(input_tensor, shape)
-    kernel_initializer_from(kernel_initializer)  # an unknown one is refused before the build
 
     def kernel_options():
         # A source replaces every weight (all or nothing), so the kernels start at zero
