@@ -55,6 +55,11 @@ from keras_vgg import (
 )
 from keras_vgg.requires_tensorflow import tf
 
+# Validation sets up to this size (as float32 crops) are decoded once and kept in memory:
+# each epoch after the first reads them from there, without decoding or starting the
+# pipeline's functions again.
+VALIDATION_CACHE_BYTES = 1 << 30
+
 
 def _starts_from_its_own_task(config: runs.RunConfig) -> bool:
     """Whether `init_from` is a run of the same task (a box net fine-tuned as a box net)."""
@@ -371,12 +376,15 @@ def _fit(run: runs.Run, model: keras.Model, strategy: tf.distribute.Strategy,
         ).take(config.steps_per_epoch or -1)  # a shorter epoch, still one iterator per epoch
     )
     val_spec, val_split = config.validation_source
+    cache_validation = (config.validation_steps is None and val_images is not None
+                        and val_images * config.crop_size**2 * 3 * 4 <= VALIDATION_CACHE_BYTES)
 
     def val_pipeline(context):
-        return task.val_dataset(
+        dataset = task.val_dataset(
             val_spec, split=val_split, test_scale=run.test_scale, crop_size=config.crop_size,
             batch_size=config.batch_size, preprocessing=config.preprocessing,
             input_context=context)
+        return dataset.cache() if cache_validation else dataset
 
     val_data = strategy.distribute_datasets_from_function(val_pipeline)
     run_callbacks = [epoch_counter] if epoch_counter else []

@@ -257,6 +257,25 @@ def test_validation_data_that_yields_no_image_stops_the_run(demo_images, tmp_pat
     assert not (tmp_path / "run" / "final.weights.h5").exists()
 
 
+@pytest.mark.slow
+def test_a_small_validation_set_is_decoded_once_per_run(demo_images, tmp_path, capfd):
+    """Kept in memory after the first epoch: a broken file among the validation images is
+    named once, not at each epoch and again at the end, and every epoch is validated."""
+    import shutil
+
+    from image_files import broken_files
+
+    shutil.copytree(Path(demo_images) / "val", tmp_path / "val")
+    write(str(tmp_path / "val" / "circle"), {"empty.JPEG": broken_files()["empty.JPEG"]})
+    config = tiny_run_config(tmp_path / "run", demo_images, val_data=f"folder:{tmp_path}/val",
+                             epochs=3)
+    result = training.train(config, verbose=0)
+    assert capfd.readouterr().err.count("empty.JPEG: unreadable or undecodable file") == 1
+    with open(tmp_path / "run" / "history.csv") as file:
+        assert len([row["val_accuracy"] for row in csv.DictReader(file)]) == 3
+    assert result.val_images == 10
+
+
 @pytest.mark.parametrize("model_dir, overrides, message", [
     ("/tmp/unused", {"data": "folder:/no/such/folder"},
      "image folder '/no/such/folder' does not exist"),
