@@ -13,7 +13,9 @@ rate divided by 10 when validation accuracy stops improving, three times, then s
 The run directory receives `run.json` (the run's description, see `keras_vgg.runs`),
 `final.weights.h5`, `history.csv`, TensorBoard logs, and `checkpoint/` while it runs: one
 atomic checkpoint per completed epoch (`keras_vgg.checkpoints`), from which a run that is
-stopped resumes when started again with the same config (with a seed, exactly).
+stopped resumes when started again with the same config (with a seed, exactly). A
+validation set whose crops fit in `VALIDATION_CACHE_BYTES` is decoded in the first epoch
+and read from memory after it.
 
 Fine-tuning (`init_from`) loads every layer whose shape fits (`initialise_from`): the
 classifier stays new when the class count differs, and the log names what was loaded and
