@@ -73,6 +73,7 @@ bench: $(VENV)/.test-installed $(PEERS)/.installed
 	$(BIN)/python -m benchmarks.pipeline --torch_python=$(PEERS)/bin/python
 	$(BIN)/python -m benchmarks.pipeline_all_cores --torch_python=$(PEERS)/bin/python
 	$(BIN)/python -m benchmarks.inference
+	$(BIN)/python -m benchmarks.startup
 	$(BIN)/python -m benchmarks.training
 	$(BIN)/python -m benchmarks.initialisation
 	$(BIN)/python -m benchmarks.small_data --fine_tune_epochs=40

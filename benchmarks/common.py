@@ -4,6 +4,7 @@ side in one process are the result).
 
 Entry points, each writing its own BENCHMARKS.md section:
   python -m benchmarks.inference     keras_vgg vs keras.applications, float32 and bf16
+  python -m benchmarks.startup       the same pair, built with weights from a file
   python -m benchmarks.training      the same pair, one SGD step
   python -m benchmarks.distributed   keras_vgg training under MirroredStrategy, 1 vs 4 devices
   python -m benchmarks.gpu_training  one GPU, mixed precision, XLA off/on (GPU machines only)

@@ -24,6 +24,7 @@ SHARED_PROCESS = [
     ("serving", "| SavedModel |"),
     ("small_data", "| freeze_convs |"),
     ("inference", "| keras_vgg mixed_bfloat16 |"),
+    ("startup", "| keras_vgg.VGG16(weights=file) |"),
     ("training", "| keras_vgg |"),
 ]
 
