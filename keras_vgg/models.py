@@ -310,13 +310,16 @@ def vgg(
               if weights == "imagenet" else weights)
     inputs = _input_layer(input_tensor, shape)
 
+    # A source replaces every weight (all or nothing), so its kernels start at zero rather
+    # than drawing 138M random numbers, a second at full size. Each layer's initializer is
+    # still made in its turn (Keras seeds it from Python's random module, as it does each
+    # Dropout), and is put back in the layer's config once the weights are loaded.
+    initializers = []
+
     def kernel_options():
-        # A source replaces every weight (all or nothing), so the kernels start at zero
-        # rather than drawing 138M random numbers, a second at full size; the requested
-        # initializer is put back in their configs below.
+        initializers.append(kernel_initializer_from(kernel_initializer))
         return {
-            "kernel_initializer": ("zeros" if source is not None
-                                   else kernel_initializer_from(kernel_initializer)),
+            "kernel_initializer": initializers[-1] if source is None else "zeros",
             "kernel_regularizer": kernel_regularizer,
         }
 
@@ -342,9 +345,10 @@ def vgg(
 
     if source is not None:
         pretrained.load(model, source, config=config)
-        for layer in model.layers:
-            if isinstance(layer, (keras.layers.Conv2D, keras.layers.Dense)):
-                layer.kernel_initializer = kernel_initializer_from(kernel_initializer)
+        kernels = [layer for layer in model.layers
+                   if isinstance(layer, (keras.layers.Conv2D, keras.layers.Dense))]
+        for layer, initializer in zip(kernels, initializers, strict=True):
+            layer.kernel_initializer = initializer
     return model
 
 

@@ -14,8 +14,9 @@ The run directory receives `run.json` (the run's description, see `keras_vgg.run
 `final.weights.h5`, `history.csv`, TensorBoard logs, and `checkpoint/` while it runs: one
 atomic checkpoint per completed epoch (`keras_vgg.checkpoints`), from which a run that is
 stopped resumes when started again with the same config (with a seed, exactly). A
-validation set whose crops fit in `VALIDATION_CACHE_BYTES` is decoded in the first epoch
-and read from memory after it.
+validation set read whole (no `validation_steps`), of a known size whose crops fit in
+`VALIDATION_CACHE_BYTES`, is decoded in the first epoch and read from memory after it (an
+image skipped then stays skipped).
 
 Fine-tuning (`init_from`) loads every layer whose shape fits (`initialise_from`): the
 classifier stays new when the class count differs, and the log names what was loaded and
@@ -57,9 +58,9 @@ from keras_vgg import (
 )
 from keras_vgg.requires_tensorflow import tf
 
-# Validation sets up to this size (as float32 crops) are decoded once and kept in memory:
-# each epoch after the first reads them from there, without decoding or starting the
-# pipeline's functions again.
+# Validation sets read whole, their size known, up to this size as float32 crops, are
+# decoded once and kept in memory: each epoch after the first reads them from there,
+# without decoding or starting the pipeline's functions again.
 VALIDATION_CACHE_BYTES = 1 << 30
 
 

@@ -1,4 +1,5 @@
 import inspect
+import random
 
 import keras
 import numpy as np
@@ -178,6 +179,22 @@ def test_a_model_built_with_weights_has_them_and_the_requested_initializer(tmp_p
     # A clone draws the paper's N(0, 0.01^2), not the zeros the loaded layers started from.
     clone = keras.Model.from_config(loaded.get_config())
     assert abs(np.asarray(clone.get_layer("fc1").kernel).std() - 0.01) < 0.0005
+
+
+def test_a_model_built_with_weights_is_seeded_as_one_loaded_after_its_build(tmp_path, images):
+    """Under a seed, the same dropout masks, and the same random state after the build."""
+    options = dict(width_multiplier=NARROW, input_shape=(32, 32, 3), dropout=0.5)
+    keras_vgg.vgg("A", **options).save_weights(tmp_path / "a.weights.h5")
+    x = images(2, 32)
+    keras.utils.set_random_seed(1)
+    built = keras_vgg.vgg("A", weights=tmp_path / "a.weights.h5", **options)
+    state_after_built = random.getstate()
+    keras.utils.set_random_seed(1)
+    loaded = keras_vgg.vgg("A", **options)
+    loaded.load_weights(tmp_path / "a.weights.h5")
+    assert random.getstate() == state_after_built
+    np.testing.assert_array_equal(forward(lambda v, training: built(v, training=True), x),
+                                  forward(lambda v, training: loaded(v, training=True), x))
 
 
 @pytest.mark.parametrize(
