@@ -167,7 +167,6 @@ def test_an_image_beyond_the_bounds_is_skipped_by_the_saved_model_evaluation(
     import numpy as np
     from image_files import encode
 
-
     shutil.copytree(demo_images / "val", tmp_path / "val")
     first_class = sorted(p.name for p in (tmp_path / "val").iterdir())[0]
     strip = tmp_path / "val" / first_class / "strip.JPEG"
