@@ -97,3 +97,26 @@ def test_the_command_writes_json_and_exits_1_for_a_skipped_file(tiny_run, photog
     assert set(answers[0]["predictions"][0]) == {"class", "name", "probability"}
     assert answers[1] == {"image": str(tmp_path / "notes.txt"), "error": answers[1]["error"]}
     assert f"keras-vgg-predict: skipped {tmp_path / 'notes.txt'}: is not a JPEG" in output.err
+
+
+@pytest.mark.slow
+def test_output_cut_short_by_its_reader_ends_the_command_quietly(tiny_run, photographs,
+                                                                 tmp_path):
+    """`keras-vgg-predict ... | head -1`: the command stops at the closed pipe with the
+    shell's status for it, and no traceback."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    from keras_vgg.cli import EXIT_BROKEN_PIPE
+
+    for index in range(200):
+        shutil.copy(photographs / "chelsea.png", tmp_path / f"{index:03d}.png")
+    command = os.path.join(os.path.dirname(sys.executable), "keras-vgg-predict")
+    process = subprocess.Popen([command, f"--model_dir={tiny_run.directory}", str(tmp_path)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert process.stdout.readline().startswith(f"{tmp_path}/000.png: ")
+    process.stdout.close()  # as head does after its line
+    assert process.wait(timeout=300) == EXIT_BROKEN_PIPE
+    assert "Traceback" not in process.stderr.read()

@@ -8,15 +8,31 @@ scripts in `recipes/` and `export/` run the same code.
     keras-vgg-transfer   Appendix B: a linear SVM on a net's descriptors (`keras_vgg.transfer`)
 
 Each module has `define_flags(flag_values)` and `main(argv, flag_values)`, which tests call
-in-process, and `run()`, the console command. Bad settings end in one line on stderr that
-names the problem (exit 1), never a traceback.
+in-process, and `run()`, the console command (`run_console`). Bad settings end in one line
+on stderr that names the problem (exit 1), never a traceback.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
+import sys
 
 from absl import app
+
+# A shell's status for a writer whose reader went away (128 + SIGPIPE).
+EXIT_BROKEN_PIPE = 141
+
+
+def run_console(main) -> None:
+    """Runs a command's `main` as its console command, under absl. Output cut short by its
+    reader (`keras-vgg-predict ... | head`) ends the command quietly, as Unix tools do."""
+    try:
+        app.run(main)
+    except BrokenPipeError:
+        # Python would fail again flushing stdout at exit: the rest goes nowhere.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(EXIT_BROKEN_PIPE)
 
 
 def shown(name: str) -> str:

@@ -25,10 +25,10 @@ localisation runs merge the union of their boxes.
 
 from __future__ import annotations
 
-from absl import app, flags
+from absl import flags
 
 from keras_vgg import evaluation, localisation_eval, runs, sources
-from keras_vgg.cli import net_flags, one_line_errors, refuse_arguments
+from keras_vgg.cli import net_flags, one_line_errors, refuse_arguments, run_console
 
 FLAGS = flags.FLAGS
 PROGRAM = "keras-vgg-eval"
@@ -116,4 +116,4 @@ def main(argv, flag_values: flags.FlagValues = FLAGS) -> None:
 def run() -> None:
     """The console command."""
     define_flags()
-    app.run(main)
+    run_console(main)

@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import os
 
-from absl import app, flags
+from absl import flags
 
 from keras_vgg import image_ops, runs, serving
-from keras_vgg.cli import net_flags, one_line_errors, refuse_arguments
+from keras_vgg.cli import net_flags, one_line_errors, refuse_arguments, run_console
 
 FLAGS = flags.FLAGS
 PROGRAM = "keras-vgg-export"
@@ -103,4 +103,4 @@ def main(argv, flag_values: flags.FlagValues = FLAGS) -> None:
 def run() -> None:
     """The console command."""
     define_flags()
-    app.run(main)
+    run_console(main)

@@ -19,7 +19,7 @@ import sys
 from absl import app, flags
 
 from keras_vgg import prediction
-from keras_vgg.cli import net_flags, one_line_errors, shown
+from keras_vgg.cli import net_flags, one_line_errors, run_console, shown
 
 FLAGS = flags.FLAGS
 PROGRAM = "keras-vgg-predict"
@@ -68,4 +68,4 @@ def main(argv, flag_values: flags.FlagValues = FLAGS) -> None:
 def run() -> None:
     """The console command."""
     define_flags()
-    app.run(main)
+    run_console(main)

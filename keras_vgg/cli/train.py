@@ -23,10 +23,10 @@ import signal
 import sys
 import typing
 
-from absl import app, flags
+from absl import flags
 
 from keras_vgg import callbacks, checkpoints, curves, files, runs, training
-from keras_vgg.cli import one_line_errors, refuse_arguments
+from keras_vgg.cli import one_line_errors, refuse_arguments, run_console
 
 FLAGS = flags.FLAGS
 PROGRAM = "keras-vgg-train"
@@ -122,4 +122,4 @@ def main(argv, flag_values: flags.FlagValues = FLAGS) -> None:
 def run() -> None:
     """The console command."""
     define_flags()
-    app.run(main)
+    run_console(main)

@@ -29,10 +29,10 @@ import math
 import os
 
 import numpy as np
-from absl import app, flags
+from absl import flags
 
 from keras_vgg import files, linear, nets, runs, sources, transfer
-from keras_vgg.cli import net_flags, one_line_errors, refuse_arguments
+from keras_vgg.cli import net_flags, one_line_errors, refuse_arguments, run_console
 
 FLAGS = flags.FLAGS
 PROGRAM = "keras-vgg-transfer"
@@ -171,4 +171,4 @@ def main(argv, flag_values: flags.FlagValues = FLAGS) -> None:
 def run() -> None:
     """The console command."""
     define_flags()
-    app.run(main)
+    run_console(main)
