@@ -11,7 +11,8 @@ Multinomial logistic regression; mini-batch SGD with momentum 0.9; weight decay 
 rate divided by 10 when validation accuracy stops improving, three times, then stop.
 
 The run directory receives `run.json` (the run's description, see `keras_vgg.runs`),
-`final.weights.h5`, `history.csv`, TensorBoard logs, and `checkpoint/` while it runs: one
+`final.weights.h5` (the net's weights, in `model.save_weights`' layout, without the
+optimizer's state, which is as large again), `history.csv`, TensorBoard logs, and `checkpoint/` while it runs: one
 atomic checkpoint per completed epoch (`keras_vgg.checkpoints`), from which a run that is
 stopped resumes when started again with the same config (with a seed, exactly). A
 validation set read whole (no `validation_steps`), of a known size whose crops fit in
@@ -410,7 +411,8 @@ def _fit(run: runs.Run, model: keras.Model, strategy: tf.distribute.Strategy,
                 f"with {config.crop_size} px crops: give a smaller --batch_size (the learning "
                 "rate follows it), or --mixed_precision=bfloat16; the completed epochs are "
                 "kept, and the same command resumes") from error
-        files.save_weights(model, run.weights_path)
+        files.save_weights(keras.Model(model.inputs, model.outputs, name=model.name),
+                           run.weights_path)  # the same layers, without the optimizer
         checkpoints.remove(run_dir)
         results = model.evaluate(val_data, steps=config.validation_steps, return_dict=True,
                                  verbose=0)

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import NARROW, run_python, tiny_run_config
+from conftest import NARROW, forward, run_python, tiny_run_config
 from image_files import imagenet_folder, write
 
 import keras_vgg
@@ -179,6 +179,19 @@ def test_the_run_directory_describes_the_run(tiny_run):
     for name in ("run.json", "final.weights.h5", "history.csv"):
         assert (Path(tiny_run.directory) / name).exists(), name
     assert checkpoints.latest(tiny_run.directory) is None  # removed when the run ends
+
+
+def test_the_final_weights_are_the_net_s_without_the_optimizer_s_state(tiny_run):
+    import h5py
+
+    with h5py.File(Path(tiny_run.directory) / "final.weights.h5") as file:
+        assert "layers" in file and "optimizer" not in file
+    # Keras' own load_weights reads the file into the run's net, as keras_vgg's loader does.
+    by_keras = tiny_run.build_model(weights=False)
+    by_keras.load_weights(tiny_run.weights_path)
+    images = random_batches(2)[0]
+    np.testing.assert_array_equal(forward(by_keras, images),
+                                  forward(tiny_run.build_model(), images))
 
 
 def test_a_model_dir_holding_another_run_is_refused(tiny_run, demo_images, tmp_path):
