@@ -12,9 +12,10 @@ rate divided by 10 when validation accuracy stops improving, three times, then s
 
 The run directory receives `run.json` (the run's description, see `keras_vgg.runs`),
 `final.weights.h5` (the net's weights, in `model.save_weights`' layout, without the
-optimizer's state, which is as large again), `history.csv`, TensorBoard logs, and `checkpoint/` while it runs: one
-atomic checkpoint per completed epoch (`keras_vgg.checkpoints`), from which a run that is
-stopped resumes when started again with the same config (with a seed, exactly). A
+optimizer's state, which is as large again), `history.csv`, TensorBoard logs, and
+`checkpoint/` while it runs: one atomic checkpoint per completed epoch
+(`keras_vgg.checkpoints`), from which a run that is stopped resumes when started again
+with the same config (with a seed, exactly). A
 validation set read whole (no `validation_steps`), of a known size whose crops fit in
 `VALIDATION_CACHE_BYTES`, is decoded in the first epoch and read from memory after it (an
 image skipped then stays skipped).

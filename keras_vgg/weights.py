@@ -15,7 +15,8 @@ Weight files come from anywhere, so nothing in one is trusted:
 - Arrays must be floating point and finite (HDF5 has no checksum: a damaged file reads as
   NaN or garbage rather than failing).
 - The official Keras files are downloaded into Keras' cache and checked against their
-  published MD5; a mismatch names the file and its URL.
+  published MD5; a mismatch names the file and its URL. The check is recorded beside the
+  file (`VERIFIED_SUFFIX`), and repeated once the file's size or modification time differs.
 - A checkpoint of non-float tensors (int8, boolean, float8, sparse, quantised) is refused,
   tensor by tensor, by name; bfloat16 loads from either format, as float32.
 - Torch pickles are read with `weights_only=True`: a full pickle can run code.
@@ -44,7 +45,7 @@ import h5py
 import keras
 import numpy as np
 
-from keras_vgg import configs
+from keras_vgg import configs, files
 
 # Arrays, or lazy h5py datasets (read with `np.asarray`) while their file is open.
 WeightsByLayer = dict[str, list[np.ndarray]]
@@ -120,7 +121,8 @@ def keras_cache_dir() -> str:
 def fetch_imagenet_weights(
     config: configs.VGGConfig, *, include_top: bool, cache_dir: str | None = None
 ) -> str:
-    """Downloads (once) the official Keras ImageNet file and checks its MD5; returns its path.
+    """Downloads (once) the official Keras ImageNet file and checks its MD5 (again only when
+    the file's size or modification time has changed since); returns its path.
 
     Raises:
       ValueError: the file does not match its published MD5, or it is not in the cache and
@@ -135,8 +137,12 @@ def fetch_imagenet_weights(
     if not os.access(cache_dir, os.W_OK):
         cache_dir = os.path.join("/tmp" if os.path.isdir("/tmp") else tempfile.gettempdir(),
                                  ".keras")
+    cached = os.path.join(cache_dir, "models", published.fname)
+    stamp = _stamp(cached, published.md5)
+    if stamp is not None and stamp == _recorded_stamp(cached):
+        return cached
     try:
-        return keras.utils.get_file(
+        path = keras.utils.get_file(
             published.fname,
             published.origin,
             cache_subdir="models",
@@ -155,6 +161,31 @@ def fetch_imagenet_weights(
             f"downloaded ({error}). Without a network, copy it (from {published.origin}, "
             f"MD5 {published.md5}) into {os.path.join(cache_dir, 'models')}"
         ) from error
+    with contextlib.suppress(OSError):
+        files.write_json(path + VERIFIED_SUFFIX, _stamp(path, published.md5))
+    return path
+
+
+# Beside a downloaded file whose MD5 matched: its size and modification time then. While
+# they hold, the file is not hashed again (VGG16's 528 MB take a second or more to hash).
+VERIFIED_SUFFIX = ".verified.json"
+
+
+def _stamp(path: str, md5: str) -> dict | None:
+    """`{md5, bytes, mtime_ns}` of the file at `path`; None where there is none."""
+    try:
+        status = os.stat(path)
+    except OSError:
+        return None
+    return {"md5": md5, "bytes": status.st_size, "mtime_ns": status.st_mtime_ns}
+
+
+def _recorded_stamp(path: str) -> dict | None:
+    """The stamp recorded beside `path` when its MD5 was last checked; None where none is."""
+    try:
+        return files.read_json(path + VERIFIED_SUFFIX)
+    except ValueError:
+        return None
 
 
 def load_weights(model: keras.Model, path: str | os.PathLike, *,

@@ -123,6 +123,34 @@ def test_imagenet_hash_mismatch_names_the_file(tmp_path, monkeypatch):
         )
 
 
+def test_the_imagenet_file_is_hashed_again_only_once_it_has_changed(tmp_path, monkeypatch):
+    served = tmp_path / "served.h5"
+    served.write_bytes(b"published weights" * 1000)
+    fname = "vgg16_weights_tf_dim_ordering_tf_kernels.h5"
+    table = dict(weight_files.IMAGENET_WEIGHTS)
+    table[("D", True)] = weight_files.PublishedWeights(
+        fname, served.as_uri(), hashlib.md5(served.read_bytes()).hexdigest())
+    monkeypatch.setattr(weight_files, "IMAGENET_WEIGHTS", table)
+    (tmp_path / "cache").mkdir()
+
+    def fetch():
+        return weight_files.fetch_imagenet_weights(configs.TABLE_1["D"], include_top=True,
+                                                   cache_dir=str(tmp_path / "cache"))
+
+    cached = fetch()
+    served.unlink()  # from now on, only the cached file
+    # Other bytes of the same size, under the same modification time: not hashed again.
+    written = os.stat(cached).st_mtime_ns
+    with open(cached, "r+b") as file:
+        file.write(b"P")
+    os.utime(cached, ns=(written, written))
+    assert fetch() == cached
+    # Touched: hashed, found to differ, and not to be fetched again.
+    os.utime(cached)
+    with pytest.raises(ValueError, match=fname):
+        fetch()
+
+
 def test_published_files_are_the_keras_applications_ones():
     assert weight_files.IMAGENET_WEIGHTS[("D", True)].origin == (
         keras.src.applications.vgg16.WEIGHTS_PATH
