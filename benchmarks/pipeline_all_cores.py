@@ -31,7 +31,8 @@ def main(argv):
         folder = pipeline.write_folder(root, imagenet_like_jpegs(), count)
         dataset = data.train_dataset(f"folder:{folder}", global_batch_size=pipeline.BATCH,
                                      seed=0)
-        pipeline.images_per_second(dataset, count)  # warm-up: trace, fill the file cache
+        if not FLAGS.quick:  # a quick run's figures are not reported: no warm-up
+            pipeline.images_per_second(dataset, count)  # warm-up: trace, fill the file cache
         measured = {name: [] for name in ROWS}
         peers_missing = None
         for round_ in range(rounds):
