@@ -73,21 +73,30 @@ def _model_inputs(
     colour-shifted (from a seed per batch, derived from its first image's), then
     preprocessed for the weights (`preprocessed`, in an `imagenet.preprocess_input` mode;
     None: left as is)."""
-
-    @unconverted
-    def output(record):
-        image = record["image"]
-        if colour:
-            image = colour_shift(image, derived_seed(record["seed"][0], 2))
-        if preprocessing:
-            image = preprocessed(image, preprocessing)
-        if with_ids:
-            return image, record["label"], record["id"]
-        return image, record["label"]
-
     # The colour shift and preprocessing run once per batch, not once per image.
     dataset = records.batch(batch_size) if batch_size else records
-    return dataset.map(output, num_parallel_calls=tf.data.AUTOTUNE)
+    return dataset.map(unconverted(lambda record: _model_input(record, colour, preprocessing,
+                                                              with_ids)),
+                       num_parallel_calls=tf.data.AUTOTUNE)
+
+
+# The pipelines' per-record functions are tf.functions of module scope, traced once per
+# process for each set of settings (their Python arguments): a pipeline built again with
+# the same settings, as every evaluation and training run builds one, reuses their graphs
+# instead of tracing them anew, which was most of a pipeline's build (`keras_vgg.guard`'s
+# do the same). tf.data calls them from its own functions: they run in the dataset's graph.
+@tf.function(autograph=False, reduce_retracing=True)
+def _model_input(record: dict, colour: bool, preprocessing: str | None, with_ids: bool
+                 ) -> tuple[tf.Tensor, ...]:
+    """A record (or batch) of the guard's as `_model_inputs` gives it."""
+    image = record["image"]
+    if colour:
+        image = colour_shift(image, derived_seed(record["seed"][0], 2))
+    if preprocessing:
+        image = preprocessed(image, preprocessing)
+    if with_ids:
+        return image, record["label"], record["id"]
+    return image, record["label"]
 
 
 def prefetched(dataset: tf.data.Dataset, *, deterministic: bool = True) -> tf.data.Dataset:
@@ -178,8 +187,7 @@ def train_dataset(
         records = records.shuffle(shuffle_buffer, seed=seed,
                                   reshuffle_each_iteration=epoch is None)
     if record_transform is None:
-        def record_transform(record, **geometry):
-            return train_transform(record["image"], record["seed"], **geometry)
+        record_transform = _train_record_transform
 
     transformed = guard.map_skipping_undecodable(
         with_seeds(records, seed, epoch),
@@ -193,6 +201,24 @@ def train_dataset(
             processing_mode=tf.data.experimental.service.ShardingPolicy.DYNAMIC,
             service=data_service, job_name=job_name))
     return prefetched(dataset, deterministic=deterministic)
+
+
+@tf.function(autograph=False, reduce_retracing=True)
+def _train_record_transform(record: dict, *, scale, crop_size, flip) -> tf.Tensor:
+    """`train_transform` of a record's encoded image, from its seed (see `_model_input`)."""
+    return train_transform(record["image"], record["seed"], scale=scale, crop_size=crop_size,
+                           flip=flip)
+
+
+@tf.function(autograph=False, reduce_retracing=True)
+def _test_view(contents: tf.Tensor, view: str, test_scale: int, crop: tuple[int, int],
+               flip: bool) -> tf.Tensor:
+    """An encoded image as `eval_dataset` presents it in `view` (see `_model_input`)."""
+    if view == "original":
+        return decode_image(contents)[None]
+    if view == "center":
+        return decode_central_crop(contents, test_scale, crop)
+    return multi_crop(rescale_shorter_side(decode_image(contents), test_scale), crop, flip=flip)
 
 
 # How `eval_dataset` presents each test image; the paper's protocols
@@ -239,16 +265,9 @@ def eval_dataset(
     records = (opened.dataset if max_images is None
                else sources.sample(opened, max_images, seed=sample_seed))
 
-    def transform(record):
-        if view == "original":
-            return decode_image(record["image"])[None]
-        if view == "center":
-            return decode_central_crop(record["image"], test_scale, crop)
-        return multi_crop(rescale_shorter_side(decode_image(record["image"]), test_scale),
-                          crop, flip=flip)
-
     transformed = guard.map_skipping_undecodable(
-        records, transform, records_can_fail=opened.streamed, max_pixels=max_pixels)
+        records, lambda record: _test_view(record["image"], view, test_scale, crop, flip),
+        records_can_fail=opened.streamed, max_pixels=max_pixels)
     return prefetched(_model_inputs(
         transformed, batch_size=batch_size,
         preprocessing=None if view == "original" else preprocessing, with_ids=with_ids,

@@ -64,6 +64,54 @@ def _named(skipped_before: tf.Tensor, names: tf.Tensor, reasons: tf.Tensor) -> t
         return skipped_before + tf.size(names, tf.int64)
 
 
+# The guard's own functions, as `keras_vgg.data`'s: tf.functions of module scope, traced
+# once per process for each record structure (and `max_pixels`), reused by every pipeline.
+@tf.function(autograph=False, reduce_retracing=True)
+def _usable_image(record: dict, marker: tf.Tensor, max_pixels: int
+                  ) -> tuple[tf.Tensor, tf.Tensor]:
+    """`(encoded image, problem)` of a record: its file's bytes and "" when it is within the
+    bounds; else the one-pixel image in their place, and the reason. A marker's record is
+    not read: it gets the one-pixel image, and its problem is not looked at."""
+    contents = sources.encoded_image(record, read=tf.logical_not(marker))
+    too_large = sources.file_problem(record)
+    problem = tf.where(tf.equal(too_large, ""),
+                       image_ops.image_problem(contents, max_pixels), too_large)
+    usable = tf.where(tf.logical_or(marker, tf.not_equal(problem, "")),
+                      image_ops.ONE_PIXEL_PNG, contents)
+    return usable, problem
+
+
+@tf.function(autograph=False, reduce_retracing=True)
+def _name_the_skipped(state, element):
+    """The scan after `ignore_errors`: names a window's lost records at its marker (see the
+    module's docstring); returns the new `(skipped so far, came_through)` and `(record,
+    keep)`."""
+    skipped_before, came_through = state  # came_through: bit k for the window's k-th
+    record = dict(element[_RECORD])
+    problem = record.pop(_PROBLEM)
+
+    def at_marker():
+        ids = element[_WINDOW_IDS]
+        slots = tf.range(tf.size(ids, tf.int64), dtype=tf.int64)
+        lost = tf.equal(tf.bitwise.bitwise_and(
+            tf.bitwise.right_shift(came_through, slots), 1), 0)
+        skipped = tf.cond(
+            tf.reduce_any(lost),
+            lambda: _named(skipped_before, tf.boolean_mask(ids, lost), UNREADABLE),
+            lambda: skipped_before)
+        return skipped, tf.constant(0, tf.int64)
+
+    def at_record():
+        skipped = tf.cond(tf.equal(problem, ""), lambda: skipped_before,
+                          lambda: _named(skipped_before, record["id"][None], problem))
+        return skipped, tf.bitwise.bitwise_or(
+            came_through, tf.bitwise.left_shift(tf.constant(1, tf.int64), element[_SLOT]))
+
+    state = tf.cond(element[_MARKER], at_marker, at_record)
+    keep = tf.logical_and(tf.logical_not(element[_MARKER]), tf.equal(problem, ""))
+    return state, (record, keep)
+
+
 def map_skipping_undecodable(
     records: tf.data.Dataset,
     transform: Callable[[dict], tf.Tensor | dict],
@@ -95,13 +143,8 @@ def map_skipping_undecodable(
         """A record through the transform; a marker through it too, unread, on the
         one-pixel image, so that it cannot fail. (A branch around the transform, to skip it
         for markers, made the pipeline 7% slower.)"""
-        record, marker = element[_RECORD], element[_MARKER]
-        contents = sources.encoded_image(record, read=tf.logical_not(marker))
-        too_large = sources.file_problem(record)
-        problem = tf.where(tf.equal(too_large, ""),
-                           image_ops.image_problem(contents, max_pixels), too_large)
-        usable = tf.where(tf.logical_or(marker, tf.not_equal(problem, "")),
-                          image_ops.ONE_PIXEL_PNG, contents)
+        record = element[_RECORD]
+        usable, problem = _usable_image(record, element[_MARKER], max_pixels)
         outputs = transform({**record, "image": usable})
         fields = outputs if isinstance(outputs, dict) else {"image": outputs}
         return {**element, _RECORD: {**record, **fields, _PROBLEM: problem}}
@@ -118,33 +161,6 @@ def map_skipping_undecodable(
             _MARKER: True, _SLOT: tf.cast(count, tf.int64), _WINDOW_IDS: records_of_window["id"]})
         return rows.concatenate(marker)
 
-    @unconverted
-    def name_the_skipped(state, element):
-        skipped_before, came_through = state  # came_through: bit k for the window's k-th
-        record = dict(element[_RECORD])
-        problem = record.pop(_PROBLEM)
-
-        def at_marker():
-            ids = element[_WINDOW_IDS]
-            slots = tf.range(tf.size(ids, tf.int64), dtype=tf.int64)
-            lost = tf.equal(tf.bitwise.bitwise_and(
-                tf.bitwise.right_shift(came_through, slots), 1), 0)
-            skipped = tf.cond(
-                tf.reduce_any(lost),
-                lambda: _named(skipped_before, tf.boolean_mask(ids, lost), UNREADABLE),
-                lambda: skipped_before)
-            return skipped, tf.constant(0, tf.int64)
-
-        def at_record():
-            skipped = tf.cond(tf.equal(problem, ""), lambda: skipped_before,
-                              lambda: _named(skipped_before, record["id"][None], problem))
-            return skipped, tf.bitwise.bitwise_or(
-                came_through, tf.bitwise.left_shift(tf.constant(1, tf.int64), element[_SLOT]))
-
-        state = tf.cond(element[_MARKER], at_marker, at_record)
-        keep = tf.logical_and(tf.logical_not(element[_MARKER]), tf.equal(problem, ""))
-        return state, (record, keep)
-
     windows = records.batch(window)
     if records_can_fail:
         # Windows transformed in parallel, each one's elements kept together and in order.
@@ -157,6 +173,6 @@ def map_skipping_undecodable(
         stream = (windows.flat_map(marked)
                   .map(attempt, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
                   .ignore_errors())
-    return (stream.scan((tf.constant(0, tf.int64), tf.constant(0, tf.int64)), name_the_skipped)
+    return (stream.scan((tf.constant(0, tf.int64), tf.constant(0, tf.int64)), _name_the_skipped)
             .filter(unconverted(lambda record, keep: keep))
             .map(unconverted(lambda record, keep: record)))
