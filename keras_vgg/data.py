@@ -85,6 +85,8 @@ def _model_inputs(
 # the same settings, as every evaluation and training run builds one, reuses their graphs
 # instead of tracing them anew, which was most of a pipeline's build (`keras_vgg.guard`'s
 # do the same). tf.data calls them from its own functions: they run in the dataset's graph.
+# Not the training crop: as a tf.function, its pipeline cannot start under
+# MultiWorkerMirroredStrategy ("Haven't set up remote eager worker").
 @tf.function(autograph=False, reduce_retracing=True)
 def _model_input(record: dict, colour: bool, preprocessing: str | None, with_ids: bool
                  ) -> tuple[tf.Tensor, ...]:
@@ -187,7 +189,8 @@ def train_dataset(
         records = records.shuffle(shuffle_buffer, seed=seed,
                                   reshuffle_each_iteration=epoch is None)
     if record_transform is None:
-        record_transform = _train_record_transform
+        def record_transform(record, **geometry):
+            return train_transform(record["image"], record["seed"], **geometry)
 
     transformed = guard.map_skipping_undecodable(
         with_seeds(records, seed, epoch),
@@ -203,13 +206,9 @@ def train_dataset(
     return prefetched(dataset, deterministic=deterministic)
 
 
-@tf.function(autograph=False, reduce_retracing=True)
-def _train_record_transform(record: dict, *, scale, crop_size, flip) -> tf.Tensor:
-    """`train_transform` of a record's encoded image, from its seed (see `_model_input`)."""
-    return train_transform(record["image"], record["seed"], scale=scale, crop_size=crop_size,
-                           flip=flip)
-
-
+    if record_transform is None:
+        def record_transform(record, **geometry):
+            return train_transform(record["image"], record["seed"], **geometry)
 @tf.function(autograph=False, reduce_retracing=True)
 def _test_view(contents: tf.Tensor, view: str, test_scale: int, crop: tuple[int, int],
                flip: bool) -> tf.Tensor:

@@ -54,6 +54,7 @@ def compile_for_training(model: keras.Model, *, learning_rate: float,
         ],
         steps_per_execution=steps_per_execution,
     )
+    _build_optimizer(model)
 
 
 def compile_for_localisation(model: keras.Model, mode: str, *, learning_rate: float,
@@ -63,6 +64,14 @@ def compile_for_localisation(model: keras.Model, mode: str, *, learning_rate: fl
     model.compile(
         optimizer=keras.optimizers.SGD(learning_rate=learning_rate, momentum=momentum),
         loss=localisation.BoxLoss(mode), metrics=[localisation.BoxAccuracy(mode)])
+    _build_optimizer(model)
+
+
+def _build_optimizer(model: keras.Model) -> None:
+    """Makes the optimizer's slots (momentum) for the trainable weights now, in the caller's
+    strategy scope. Left to Keras, they are made while the training step is traced, and
+    tf.function then traces the step a second time, without making them."""
+    model.optimizer.build(model.trainable_variables)
 
 
 def classifier(run, weights: str | None = None, **options) -> keras.Model:
