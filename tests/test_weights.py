@@ -50,6 +50,13 @@ def assert_refused(model, path, pattern):
 # --- Official Keras files --------------------------------------------------------------
 
 
+@pytest.fixture(scope="module")
+def references() -> dict:
+    """keras.applications' nets of random weights, `{(builder, include_top): model}`, made
+    by the first test that needs one."""
+    return {}
+
+
 @pytest.mark.full_size
 @pytest.mark.parametrize(
     "ours, theirs, include_top, writer",
@@ -64,9 +71,11 @@ def assert_refused(model, path, pattern):
     ],
 )
 def test_keras_applications_weights_give_the_same_outputs(
-    ours, theirs, include_top, writer, tmp_path, images
+    ours, theirs, include_top, writer, tmp_path, images, references
 ):
-    reference = theirs(weights=None, include_top=include_top)
+    if (theirs, include_top) not in references:  # one random net for each file writer
+        references[theirs, include_top] = theirs(weights=None, include_top=include_top)
+    reference = references[theirs, include_top]
     if writer == "official":
         path = save_official_layout(reference, tmp_path / "reference.h5")
     elif writer == "weights.h5":
@@ -79,8 +88,9 @@ def test_keras_applications_weights_give_the_same_outputs(
     x = keras_vgg.preprocess_input(images(2, 224))
     expected = forward(reference, x)
     assert np.abs(forward(model, x) - expected).max() < 1e-5
-    # Keras' own loader reads the same file into our model too (dropout layers hold no weights).
-    other = ours(weights=None, include_top=include_top)
+    # Keras' own loader reads the same file into our model too (dropout layers hold no
+    # weights), over kernels of zeros: a layer it left out would give other outputs.
+    other = ours(weights=None, include_top=include_top, kernel_initializer="zeros")
     other.load_weights(path)
     assert np.abs(forward(other, x) - expected).max() < 1e-5
 
