@@ -206,9 +206,6 @@ def train_dataset(
     return prefetched(dataset, deterministic=deterministic)
 
 
-    if record_transform is None:
-        def record_transform(record, **geometry):
-            return train_transform(record["image"], record["seed"], **geometry)
 @tf.function(autograph=False, reduce_retracing=True)
 def _test_view(contents: tf.Tensor, view: str, test_scale: int, crop: tuple[int, int],
                flip: bool) -> tf.Tensor:

@@ -15,10 +15,10 @@ The run directory receives `run.json` (the run's description, see `keras_vgg.run
 optimizer's state, which is as large again), `history.csv`, TensorBoard logs, and
 `checkpoint/` while it runs: one atomic checkpoint per completed epoch
 (`keras_vgg.checkpoints`), from which a run that is stopped resumes when started again
-with the same config (with a seed, exactly). A
-validation set read whole (no `validation_steps`), of a known size whose crops fit in
-`VALIDATION_CACHE_BYTES`, is decoded in the first epoch and read from memory after it (an
-image skipped then stays skipped).
+with the same config (with a seed, exactly). A validation set read whole (no
+`validation_steps`), of a known size whose crops fit in `VALIDATION_CACHE_BYTES`, is
+decoded in the first epoch and read from memory after it (an image skipped then stays
+skipped).
 
 Fine-tuning (`init_from`) loads every layer whose shape fits (`initialise_from`): the
 classifier stays new when the class count differs, and the log names what was loaded and
