@@ -8,6 +8,7 @@ here; the real URL and hash are `keras_vgg.weights`'), and the training gets `--
 endpoint is the stand-in of `serving_emulator`, as TF-Serving is not installable here.
 """
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -79,42 +80,12 @@ def quick_start_folder(tmp_path, monkeypatch, demo_images):
 
 @pytest.mark.full_size
 def test_the_quick_start_runs_as_written(quick_start_folder, capsys):
-    from serving_emulator import RestServer
-
     commands, python = quick_start()
     printed = {}
-    for line in commands:
-        words = shlex.split(line)
-        if words[0] in COMMANDS:
-            arguments = [path for word in words[1:] for path in (
-                sorted(str(p) for p in quick_start_folder.glob(word)) if "*" in word
-                else [word])]
-            if words[0] == "keras-vgg-train":
-                arguments.append("--epochs=1")
-            status = run_command(COMMANDS[words[0]], *arguments)
-            output = capsys.readouterr()
-            assert status == 0, (line, output.err[-2000:])
-            printed[words[0]] = printed.get(words[0], []) + [output.out]
-        elif words[0] == "tensorboard":
-            tensorboard_shows_the_scalars(words)
-        elif words[0] == "docker":
-            serve = next(out for out in printed["keras-vgg-export"][-1].splitlines()
-                         if out.strip().startswith("docker run"))
-            assert serve.strip() == line.replace('"$PWD', str(quick_start_folder)).replace(
-                ':/models"', ":/models")
-        else:  # curl, against the stand-in at the address docker would publish
-            ask = printed["keras-vgg-export"][-1].strip().splitlines()[-1].strip()
-            assert ask == line
-            version = quick_start_folder / "exported" / "mine" / "1"
-            server = RestServer("mine", tf.saved_model.load(str(version)).signatures)
-            try:
-                answer = subprocess.run(
-                    ["bash", "-c", line.replace("localhost:8501", server.address)
-                     .replace("IMAGE.jpg", "photos/cat.jpg")],
-                    capture_output=True, text=True, check=True, timeout=120).stdout
-            finally:
-                server.close()
-            assert '"top_k_names": ["' in answer and '"probabilities"' in answer
+    with contextlib.ExitStack() as running:
+        for line in commands:
+            run_quick_start_line(line, quick_start_folder, printed, running, capsys)
+        tensorboard_shows_the_scalars(printed["tensorboard"])
     # The predictions: ImageNet's names for the pretrained net, the two classes after.
     imagenet, mine = printed["keras-vgg-predict"]
     assert len(imagenet.strip().splitlines()) == 3 and "photos/cat.jpg: " in imagenet
@@ -129,8 +100,48 @@ def test_the_quick_start_runs_as_written(quick_start_folder, capsys):
                      shown, re.MULTILINE), shown
 
 
-def tensorboard_shows_the_scalars(words):
-    """Starts the command (on a free port) until it serves the run's scalars."""
+def run_quick_start_line(line, folder, printed, running, capsys):
+    """Runs a line of the quick start's shell block in `folder`: a package command in this
+    process (what it printed goes to `printed`), the others against their stand-ins.
+    TensorBoard keeps running (its port in `printed`) until `running` closes."""
+    from serving_emulator import RestServer
+
+    words = shlex.split(line)
+    if words[0] in COMMANDS:
+        arguments = [path for word in words[1:] for path in (
+            sorted(str(p) for p in folder.glob(word)) if "*" in word
+            else [word])]
+        if words[0] == "keras-vgg-train":
+            arguments.append("--epochs=1")
+        status = run_command(COMMANDS[words[0]], *arguments)
+        output = capsys.readouterr()
+        assert status == 0, (line, output.err[-2000:])
+        printed[words[0]] = printed.get(words[0], []) + [output.out]
+    elif words[0] == "tensorboard":  # it starts while the next lines run, as a user's
+        server, printed["tensorboard"] = start_tensorboard(words)
+        running.callback(stop, server)
+    elif words[0] == "docker":
+        serve = next(out for out in printed["keras-vgg-export"][-1].splitlines()
+                     if out.strip().startswith("docker run"))
+        assert serve.strip() == line.replace('"$PWD', str(folder)).replace(
+            ':/models"', ":/models")
+    else:  # curl, against the stand-in at the address docker would publish
+        ask = printed["keras-vgg-export"][-1].strip().splitlines()[-1].strip()
+        assert ask == line
+        version = folder / "exported" / "mine" / "1"
+        server = RestServer("mine", tf.saved_model.load(str(version)).signatures)
+        try:
+            answer = subprocess.run(
+                ["bash", "-c", line.replace("localhost:8501", server.address)
+                 .replace("IMAGE.jpg", "photos/cat.jpg")],
+                capture_output=True, text=True, check=True, timeout=120).stdout
+        finally:
+            server.close()
+        assert '"top_k_names": ["' in answer and '"probabilities"' in answer
+
+
+def start_tensorboard(words) -> tuple[subprocess.Popen, int]:
+    """Starts the command on a free port: the process and its port."""
     import socket
 
     with socket.socket() as probe:
@@ -139,20 +150,26 @@ def tensorboard_shows_the_scalars(words):
     server = subprocess.Popen([os.path.join(os.path.dirname(sys.executable), words[0]),
                                *words[1:], "--host=127.0.0.1", f"--port={port}"],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return server, port
+
+
+def tensorboard_shows_the_scalars(port: int) -> None:
+    """Waits until the TensorBoard at `port` serves the run's scalars, and checks them."""
     tags = ""
-    try:
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline and "epoch_loss" not in tags:
-            time.sleep(1)
-            try:
-                with urllib.request.urlopen(
-                        f"http://127.0.0.1:{port}/data/plugin/scalars/tags") as reply:
-                    tags = reply.read().decode()
-            except OSError:
-                continue
-        runs = json.loads(tags)
-        assert {"epoch_loss", "epoch_learning_rate", "epoch_images_per_second"} <= set(
-            runs["train"]) and "epoch_accuracy" in runs["validation"], tags
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline and "epoch_loss" not in tags:
+        try:
+            with urllib.request.urlopen(
+                    f"http://127.0.0.1:{port}/data/plugin/scalars/tags") as reply:
+                tags = reply.read().decode()
+        except OSError:
+            pass
+        time.sleep(0.2)
+    runs = json.loads(tags)
+    assert {"epoch_loss", "epoch_learning_rate", "epoch_images_per_second"} <= set(
+        runs["train"]) and "epoch_accuracy" in runs["validation"], tags
+
+
+def stop(server: subprocess.Popen) -> None:
+    server.terminate()
+    server.wait(timeout=30)
