@@ -83,6 +83,7 @@ class DenseClassifier:
                     else _cut_at(model, layer))
         self.test_scales = tuple(int(q) for q in test_scales)
         self.preprocessing, self.flip, self.layer = preprocessing, flip, layer
+        self._graphs = {}  # `__call__`'s, by the images' dtype
 
     def inputs(self, images: tf.Tensor, test_scale: int) -> tuple[tf.Tensor, tf.Tensor]:
         """`images` (`[b, h, w, 3]` pixels 0-255, uint8 or float, one size) rescaled to Q =
@@ -113,10 +114,18 @@ class DenseClassifier:
         `apply(*inputs(images, test_scale))`."""
         return self.apply(*self.inputs(images, test_scale))
 
-    @tf.function(reduce_retracing=True, autograph=False)
     def __call__(self, images: tf.Tensor) -> tf.Tensor:
         """`[b, classes]` probabilities (`[b, D]` means for a cut) of `images` (`[b, h, w,
-        3]` pixels, one size), averaged over the test scales."""
+        3]` pixels, one size), averaged over the test scales. One graph per pixel type
+        serves every size (whole images differ in size)."""
+        images = tf.convert_to_tensor(images)
+        if images.dtype not in self._graphs:
+            self._graphs[images.dtype] = tf.function(self._averaged, autograph=False
+                                                     ).get_concrete_function(
+                tf.TensorSpec([None, None, None, images.shape[-1]], images.dtype))
+        return self._graphs[images.dtype](images)
+
+    def _averaged(self, images: tf.Tensor) -> tf.Tensor:
         key = MEAN if self.layer is not None else PROBABILITIES
         return tf.add_n([self.outputs(images, q)[key] for q in self.test_scales]) / len(
             self.test_scales)

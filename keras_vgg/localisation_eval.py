@@ -126,8 +126,9 @@ def full(localisers: Sequence[keras.Model], classifier: keras.Model, source: str
     class_net = inference.DenseClassifier(classifier, test_scales=(test_scale,), flip=False,
                                           preprocessing=preprocessing)
 
-    @tf.function(reduce_retracing=True, autograph=False)
-    def dense_maps(image):
+    @tf.function(input_signature=[tf.TensorSpec([1, None, None, 3], tf.uint8)],
+                 autograph=False)
+    def dense_maps(image):  # one graph for whole images of any size
         x, factor = class_net.inputs(image, test_scale)  # one rescale for every net
         classes = class_net.apply(x, factor)
         return ([net.apply(x, factor)[inference.SCORE_MAP][0] for net in box_nets],

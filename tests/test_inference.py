@@ -76,6 +76,19 @@ def test_several_scales_average_the_posteriors_of_each(model):
     np.testing.assert_allclose(classify(image), np.mean(each, axis=0), atol=1e-6)
 
 
+def test_images_of_every_size_run_through_one_graph(model, monkeypatch):
+    classify = inference.DenseClassifier(model, test_scales=(32, 48), flip=False)
+    traced = []
+    monkeypatch.setattr(classify, "outputs", lambda images, q: traced.append(q) or (
+        inference.DenseClassifier.outputs(classify, images, q)))
+    for height, width in ((90, 70), (40, 60), (64, 64)):
+        image = photo("coffee")[None, :height, :width]
+        np.testing.assert_allclose(classify(image), np.mean(
+            [inference.DenseClassifier.outputs(classify, tf.constant(image), q)[
+                inference.PROBABILITIES] for q in (32, 48)], axis=0), atol=1e-6)
+    assert traced == [32, 48]  # traced once, for the first image
+
+
 def test_a_box_head_gives_a_map_of_boxes(model):
     boxes = localisation.localisation_model(model, "scr")
     dense_boxes = inference.DenseClassifier(boxes, test_scales=(64,), flip=False,
