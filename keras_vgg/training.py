@@ -402,10 +402,10 @@ def _fit(run: runs.Run, model: keras.Model, strategy: tf.distribute.Strategy,
         warnings.filterwarnings("ignore", message="Your input ran out of data")
         try:
             with sources.naming_damaged_records(config.data, val_spec):
-                model.fit(train_data, initial_epoch=initial_epoch, epochs=config.epochs,
-                          validation_data=val_data,
-                          validation_steps=config.validation_steps, callbacks=run_callbacks,
-                          shuffle=False, verbose=verbose)
+                history = model.fit(
+                    train_data, initial_epoch=initial_epoch, epochs=config.epochs,
+                    validation_data=val_data, validation_steps=config.validation_steps,
+                    callbacks=run_callbacks, shuffle=False, verbose=verbose)
         except tf.errors.ResourceExhaustedError as error:
             raise OutOfMemory(
                 f"out of memory training config {config.config} at batch {config.batch_size} "
@@ -415,8 +415,12 @@ def _fit(run: runs.Run, model: keras.Model, strategy: tf.distribute.Strategy,
         files.save_weights(keras.Model(model.inputs, model.outputs, name=model.name),
                            run.weights_path)  # the same layers, without the optimizer
         checkpoints.remove(run_dir)
-        results = model.evaluate(val_data, steps=config.validation_steps, return_dict=True,
-                                 verbose=0)
+        # The last epoch's validation saw the final weights; a run resumed after its last
+        # epoch has none, and is validated now.
+        results = {name.removeprefix("val_"): values[-1]
+                   for name, values in history.history.items() if name.startswith("val_")
+                   } or model.evaluate(val_data, steps=config.validation_steps,
+                                       return_dict=True, verbose=0)
     result = TrainingResult(run, state.epoch, _evaluated_images(model), results["loss"],
                             results["accuracy"], results.get("top5"))
     print(result.summary(), flush=True)

@@ -287,6 +287,21 @@ def test_a_small_validation_set_is_decoded_once_per_run(demo_images, tmp_path, c
     with open(tmp_path / "run" / "history.csv") as file:
         assert len([row["val_accuracy"] for row in csv.DictReader(file)]) == 3
     assert result.val_images == 10
+    # The final validation is the final weights' on the centre crops, computed here anew
+    # (Keras' loss adds the weight decay's).
+    from keras_vgg import data
+
+    run = runs.load(tmp_path / "run")
+    model = run.build_model()
+    crops, labels = zip(*data.eval_dataset(config.val_data, test_scale=run.test_scale,
+                                           crop_size=config.crop_size), strict=True)
+    labels = np.concatenate(labels)
+    probabilities = np.concatenate([forward(model, batch) for batch in crops])
+    assert result.val_accuracy == np.mean(probabilities.argmax(axis=1) == labels)
+    weight_decay = sum(config.weight_decay / 2 * np.sum(np.square(layer.kernel))
+                       for layer in model.layers if hasattr(layer, "kernel"))
+    np.testing.assert_allclose(result.val_loss, weight_decay - np.mean(np.log(
+        probabilities[np.arange(len(labels)), labels])), rtol=1e-5)
 
 
 @pytest.mark.parametrize("model_dir, overrides, message", [
@@ -338,6 +353,35 @@ def test_a_failed_checkpoint_write_keeps_the_last_one_and_the_run_resumes(
     result = training.train(config, verbose=0)
     assert result.epochs == 3
     assert [row["epoch"] for row in history(run_dir)] == ["0", "1", "2"]
+
+
+def test_a_run_stopped_after_its_last_epoch_is_validated_when_resumed(
+        demo_images, tmp_path, monkeypatch):
+    """Its final weights failed to write: the same call resumes past the last epoch, trains
+    no more, and validates the net it restored."""
+    import errno
+    import os
+
+    import keras
+
+    from keras_vgg import files
+
+    config = tiny_run_config(tmp_path / "run", demo_images, epochs=1)
+    save = keras.Model.save_weights
+
+    def full_disk(model, path, *args, **kwargs):
+        if not os.path.basename(path).startswith(".final."):  # the final weights' partial
+            return save(model, path, *args, **kwargs)
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(keras.Model, "save_weights", full_disk)
+    with pytest.raises(files.WriteFailed):
+        training.train(config, verbose=0)
+    monkeypatch.setattr(keras.Model, "save_weights", save)
+    result = training.train(config, verbose=0)
+    assert (result.epochs, result.val_images) == (1, 10)
+    assert 0 <= result.val_accuracy <= 1 and np.isfinite(result.val_loss)
+    assert len(history(tmp_path / "run")) == 1
 
 
 # --- Fine-tuning onto other classes ---------------------------------------------------------
