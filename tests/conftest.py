@@ -123,6 +123,41 @@ def run_command(module, *args: str) -> int:
     return 0
 
 
+def run_recipe(name: str, *args: str) -> tuple[int, str]:
+    """`python recipes/<name>.py <args>` in this process, as `app.run` runs its `main`: its
+    exit status and what it printed. A message it exits with goes to stderr. Then its flags
+    go, with the recipe modules it imported, so that another recipe can define its own of
+    the same names (the demo's and the paper's `--workdir`)."""
+    import importlib
+    import io
+
+    from absl import flags
+
+    imported = set(sys.modules)
+    printed = io.StringIO()
+    try:
+        module = importlib.import_module(name)
+        flags.FLAGS.unparse_flags()  # every flag but `args` at its default
+        flags.FLAGS([f"{name}.py", *args])
+        with contextlib.redirect_stdout(printed):
+            module.main([])
+        status = 0
+    except SystemExit as exit:
+        if isinstance(exit.code, str):
+            print(exit.code, file=sys.stderr)
+        status = 1 if isinstance(exit.code, str) else exit.code or 0
+    finally:
+        flags.FLAGS.unparse_flags()
+        by_module = flags.FLAGS.flags_by_module_dict()
+        for recipe in set(sys.modules) - imported:
+            if Path(getattr(sys.modules[recipe], "__file__", None) or "/").parent == (
+                    ROOT / "recipes"):
+                for flag in list(by_module.get(recipe, [])):
+                    delattr(flags.FLAGS, flag.name)
+                del sys.modules[recipe]
+    return status, printed.getvalue()
+
+
 @pytest.fixture(scope="session")
 def photographs(tmp_path_factory):
     """Real photographs (scikit-image's) as image files of several formats and sizes."""

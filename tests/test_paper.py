@@ -8,6 +8,7 @@ import numpy as np
 import paper_report
 import pytest
 import scene_data
+from conftest import run_recipe
 from PIL import Image
 
 
@@ -59,22 +60,9 @@ def test_verdicts_need_two_standard_errors():
 
 def run_paper(*args: str) -> str:
     """`python recipes/paper.py <args>`, in this process: what it printed."""
-    import contextlib
-    import io
-
-    from absl import flags
-
-    import paper
-
-    printed = io.StringIO()
-    flags.FLAGS.unparse_flags()
-    flags.FLAGS(["paper.py", *args])
-    try:
-        with contextlib.redirect_stdout(printed):
-            paper.main([])
-    finally:
-        flags.FLAGS.unparse_flags()
-    return printed.getvalue()
+    status, printed = run_recipe("paper", *args)
+    assert status == 0, printed[-3000:]
+    return printed
 
 
 @pytest.mark.slow

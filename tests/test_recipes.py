@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import ROOT, run_command, tmpfs
+from conftest import ROOT, run_command, run_recipe, tmpfs
 from image_files import imagenet_folder
 
 from keras_vgg import runs
@@ -111,11 +111,12 @@ def test_demo_localisation_reports_both_protocols_and_draws_boxes(demo, capsys):
     """`make demo-localisation` after `make demo`, as the README has it: box nets from the
     demo's classification run."""
     tmp_path, _, _ = demo
-    result = run("demo_localisation.py", f"--workdir={tmp_path}", "--train_per_class=12",
-                 "--val_per_class=4", "--localisation_epochs=2")
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "No finished classification run" not in result.stdout  # the demo's was used
-    line = result.stdout.splitlines()[-1]
+    status, printed = run_recipe("demo_localisation", f"--workdir={tmp_path}",
+                                 "--train_per_class=12", "--val_per_class=4",
+                                 "--localisation_epochs=2")  # in this process
+    assert status == 0, capsys.readouterr().err[-3000:]
+    assert "No finished classification run" not in printed  # the demo's was used
+    line = printed.splitlines()[-1]
     errors = re.fullmatch(
         r"Localisation \(Appendix A.2\), per-class regression, localisation error \(centre "
         r"crop, ground-truth class, Q=63\) on 40 images: top-1 ([0-9.]+)%; localisation "
