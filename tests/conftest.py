@@ -14,6 +14,17 @@ NARROW = 1 / 16
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "recipes"))
 
+# The CPU as four logical devices, for the tests of data parallelism (MirroredStrategy over
+# REPLICA_DEVICES) in this process; TensorFlow allows it only before it runs an operation.
+# Every other test runs on the first, as a user's process does.
+REPLICA_DEVICES = [f"/cpu:{index}" for index in range(4)]
+if keras.backend.backend() == "tensorflow":
+    import tensorflow as tf
+
+    tf.config.set_logical_device_configuration(
+        tf.config.list_physical_devices("CPU")[0],
+        [tf.config.LogicalDeviceConfiguration()] * len(REPLICA_DEVICES))
+
 
 @pytest.fixture(autouse=True)
 def _fresh_keras_session():
@@ -50,7 +61,7 @@ def tmpfs(path: Path, options: str):
 
 
 def run_python(script: str) -> subprocess.CompletedProcess:
-    """Runs `script` in a fresh Python (e.g. to set up logical devices before TF starts)."""
+    """Runs `script` in a fresh Python."""
     return subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
         check=False,

@@ -2,13 +2,12 @@
 
 import logging
 import os
-import textwrap
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import run_python
+from conftest import REPLICA_DEVICES
 from image_files import (
     broken_files,
     encode,
@@ -188,30 +187,19 @@ def test_eval_views(tmp_path):
 
 
 def collect_ids_with_replicas(source, replicas, batch):
-    """Runs the dataset under MirroredStrategy on `replicas` logical CPUs in a new process."""
-    script = textwrap.dedent(f"""
-        import tensorflow as tf
-        from keras_vgg import data
-        cpu = tf.config.list_physical_devices("CPU")[0]
-        tf.config.set_logical_device_configuration(
-            cpu, [tf.config.LogicalDeviceConfiguration()] * {replicas})
-        strategy = tf.distribute.MirroredStrategy([f"/cpu:{{i}}" for i in range({replicas})])
-        dataset = strategy.distribute_datasets_from_function(
-            lambda context: data.train_dataset({source!r}, global_batch_size={batch},
-                                               input_context=context, seed=0, with_ids=True))
-        used = set()
-        for _, _, ids in dataset:
-            for index, local in enumerate(strategy.experimental_local_results(ids)):
-                for i in local.numpy():
-                    print("ID", i.decode())
-                    used.add(index)
-        print("REPLICAS", len(used), strategy.num_replicas_in_sync)
-    """)
-    result = run_python(script)
-    assert result.returncode == 0, result.stderr[-3000:]
-    lines = result.stdout.splitlines()
-    return ([line[3:] for line in lines if line.startswith("ID ")],
-            [line for line in lines if line.startswith("REPLICAS")][0].split()[1:])
+    """The ids of the images the dataset gives under MirroredStrategy on `replicas` logical
+    CPUs, and `(the replicas that got some, the strategy's replicas)`."""
+    strategy = tf.distribute.MirroredStrategy(REPLICA_DEVICES[:replicas])
+    dataset = strategy.distribute_datasets_from_function(
+        lambda context: data.train_dataset(source, global_batch_size=batch,
+                                           input_context=context, seed=0, with_ids=True))
+    ids, used = [], set()
+    for _, _, per_replica in dataset:
+        for index, local in enumerate(strategy.experimental_local_results(per_replica)):
+            for image_id in local.numpy():
+                ids.append(image_id.decode())
+                used.add(index)
+    return ids, (len(used), strategy.num_replicas_in_sync)
 
 
 @pytest.mark.slow
@@ -220,7 +208,7 @@ def test_four_replicas_see_every_image_exactly_once(tmp_path):
     write(str(tmp_path / "n03"), broken_files())
     ids, (used, replicas) = collect_ids_with_replicas(f"folder:{tmp_path}", 4, batch=8)
     assert sorted(ids) == sorted(good)
-    assert (used, replicas) == ("4", "4")
+    assert (used, replicas) == (4, 4)
 
 
 @pytest.mark.slow
