@@ -109,12 +109,17 @@ def test_bad_export_options_are_refused(options, message, tmp_path):
                                    class_names=["a", "b", "c"])
 
 
-@pytest.mark.slow
-def test_loads_in_a_fresh_process_without_the_package(exported):
-    """Both signatures, images of three sizes, with keras_vgg unimportable; the answers
-    equal the package's own dense evaluation."""
-    model, path = exported
-    sizes = ((Q, Q), (100, 150), (50, 40))  # 50x40 is smaller than the crop: upscaled to Q
+# The images of `fresh_process`: 50x40 is smaller than the crop, upscaled to Q.
+FRESH_SIZES = ((Q, Q), (100, 150), (50, 40))
+
+
+@pytest.fixture(scope="module")
+def fresh_process(exported):
+    """The export as a fresh Python sees it, with keras_vgg unimportable: its two
+    signatures' answers on images of `FRESH_SIZES` (a batch of two of each size; then one of
+    each, encoded, in one request), and `saved_model_cli show --all` (the TensorFlow
+    command's own entry point, last: it exits)."""
+    path = exported[1]
     script = f"""
 import json, sys
 sys.modules["keras_vgg"] = None  # importing it would fail
@@ -122,7 +127,7 @@ import numpy as np, tensorflow as tf
 signatures = tf.saved_model.load({path!r}).signatures
 rng = np.random.default_rng(0)
 answers = {{"pixels": [], "bytes": []}}
-images = [rng.integers(0, 256, (2, h, w, 3), np.uint8) for h, w in {sizes!r}]
+images = [rng.integers(0, 256, (2, h, w, 3), np.uint8) for h, w in {FRESH_SIZES!r}]
 for batch in images:
     out = signatures["serving_default"](images=tf.constant(batch))
     answers["pixels"].append({{k: v.numpy().tolist() if v.dtype != tf.string else
@@ -130,14 +135,26 @@ for batch in images:
 files = [tf.io.encode_png(batch[0]).numpy() for batch in images]  # three sizes, one request
 out = signatures["image_bytes"](image_bytes=tf.constant(files))
 answers["bytes"] = out["probabilities"].numpy().tolist()
-print(json.dumps(answers))
+print(json.dumps(answers), flush=True)
+from tensorflow.python.tools import saved_model_cli
+sys.argv = ["saved_model_cli", "show", "--dir", {path!r}, "--all"]
+saved_model_cli.main()
 """
     result = run_python(script)
     assert result.returncode == 0, result.stderr[-3000:]
-    answers = json.loads(result.stdout.strip().splitlines()[-1])
+    answers, cli = result.stdout.split("\n", 1)
+    return json.loads(answers), cli
+
+
+@pytest.mark.slow
+def test_loads_in_a_fresh_process_without_the_package(exported, fresh_process):
+    """Both signatures, images of three sizes, with keras_vgg unimportable; the answers
+    equal the package's own dense evaluation."""
+    model, _ = exported
+    answers, _ = fresh_process
     rng = np.random.default_rng(0)
-    images = [rng.integers(0, 256, (2, h, w, 3), np.uint8) for h, w in sizes]
-    for (h, w), batch, answer in zip(sizes, images, answers["pixels"], strict=True):
+    images = [rng.integers(0, 256, (2, h, w, 3), np.uint8) for h, w in FRESH_SIZES]
+    for (h, w), batch, answer in zip(FRESH_SIZES, images, answers["pixels"], strict=True):
         expected = reference(model, batch)
         np.testing.assert_allclose(answer["probabilities"], expected, atol=1e-5)
         top = np.argsort(-expected, axis=1)[:, :5]
@@ -153,11 +170,8 @@ print(json.dumps(answers))
 
 
 @pytest.mark.slow
-def test_saved_model_cli_shows_unknown_height_and_width(exported):
-    cli = shutil.which("saved_model_cli", path=os.path.dirname(sys.executable))
-    result = subprocess.run([cli, "show", "--dir", exported[1], "--all"], capture_output=True,
-                            text=True, check=True, timeout=300)
-    text = result.stdout
+def test_saved_model_cli_shows_unknown_height_and_width(fresh_process):
+    _, text = fresh_process
     default = text[text.index("signature_def['serving_default']"):]
     pixels_info = "dtype: DT_UINT8\n        shape: (-1, -1, -1, 3)"
     assert f"inputs['images'] tensor_info:\n        {pixels_info}" in default
