@@ -24,8 +24,11 @@ weights are written or accuracy printed.
 from __future__ import annotations
 
 import collections
+import contextlib
 import math
 import os
+import signal
+import threading
 import time
 import warnings
 from collections.abc import Callable
@@ -348,6 +351,53 @@ class Throughput(keras.callbacks.Callback):
         elapsed = self._last - self._start
         if elapsed > 0:
             logs["images_per_second"] = self._steps * self.global_batch_size / elapsed
+
+
+class Terminated(Exception):
+    """SIGTERM arrived (a scheduler or `kill` stopping the run)."""
+
+
+class SignalStop(keras.callbacks.Callback):
+    """Stops `model.fit` at a signal between two steps. While `noting()` holds (in the main
+    thread), SIGINT and SIGTERM are only noted; the next step's end (or epoch's start)
+    raises them as KeyboardInterrupt and `Terminated`, as does `noting()`'s end. Raised
+    where a signal lands, the exception can fall inside TensorFlow's C++ (creating an
+    epoch's data iterator), which then aborts the process."""
+
+    EXCEPTIONS = {signal.SIGINT: KeyboardInterrupt, signal.SIGTERM: Terminated}
+
+    def __init__(self):
+        super().__init__()
+        self.arrived: int | None = None
+
+    @contextlib.contextmanager
+    def noting(self):
+        if threading.current_thread() is not threading.main_thread():
+            yield  # only the main thread receives signals
+            return
+        previous = {signum: signal.signal(signum, self._note) for signum in self.EXCEPTIONS}
+        try:
+            yield
+            self._raise_arrived()
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+
+    def _note(self, signum, frame):
+        self.arrived = signum
+
+    def _raise_arrived(self):
+        if self.arrived is not None:
+            raise self.EXCEPTIONS[self.arrived]()
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._raise_arrived()
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._raise_arrived()
+
+    def on_test_batch_end(self, batch, logs=None):
+        self._raise_arrived()
 
 
 class EpochCounter(keras.callbacks.Callback):

@@ -392,7 +392,8 @@ def _fit(run: runs.Run, model: keras.Model, strategy: tf.distribute.Strategy,
         return dataset.cache() if cache_validation else dataset
 
     val_data = strategy.distribute_datasets_from_function(val_pipeline)
-    run_callbacks = [epoch_counter] if epoch_counter else []
+    signal_stop = callbacks.SignalStop()
+    run_callbacks = [signal_stop, *([epoch_counter] if epoch_counter else [])]
     run_callbacks += callbacks.callbacks(
         run, state=state, monitor=task.monitor, validation_images=val_images,
         advice=functools.partial(divergence_advice, run))
@@ -401,7 +402,7 @@ def _fit(run: runs.Run, model: keras.Model, strategy: tf.distribute.Strategy,
         # files are skipped), which Keras reports as running out of data.
         warnings.filterwarnings("ignore", message="Your input ran out of data")
         try:
-            with sources.naming_damaged_records(config.data, val_spec):
+            with sources.naming_damaged_records(config.data, val_spec), signal_stop.noting():
                 history = model.fit(
                     train_data, initial_epoch=initial_epoch, epochs=config.epochs,
                     validation_data=val_data, validation_steps=config.validation_steps,

@@ -1,6 +1,8 @@
 import csv
 import math
 import os
+import signal
+import time
 
 import keras
 import numpy as np
@@ -275,3 +277,25 @@ def test_one_images_loss_at_a_batch_of_one_is_not_divergence(tmp_path):
                        match=r"grew from 0.0693 to 7.51 \(the mean of the last 32 steps\) at "
                              r"step 52, over 100 times"):
         step_losses_to_guard(growing, [0.01] * 40 + [20.0] * 40)
+
+
+@pytest.mark.parametrize("signum, raised", [(signal.SIGINT, KeyboardInterrupt),
+                                             (signal.SIGTERM, callbacks.Terminated)])
+def test_a_signal_during_fit_is_raised_between_two_steps(signum, raised):
+    """Noted where it lands (inside TensorFlow, raising would abort the process), raised at
+    the next step's end; the handlers before are back afterwards."""
+    before = signal.getsignal(signum)
+    stop, reached = callbacks.SignalStop(), []
+    with pytest.raises(raised) as caught:
+        with stop.noting():
+            os.kill(os.getpid(), signum)
+            time.sleep(0.01)
+            reached.append("after the signal")  # its handler only noted it
+            stop.on_train_batch_end(0)
+    assert reached and caught.traceback[-2].name == "on_train_batch_end"
+    assert signal.getsignal(signum) is before
+    stop = callbacks.SignalStop()
+    with pytest.raises(raised):  # fit ended before another step: raised as it returns
+        with stop.noting():
+            os.kill(os.getpid(), signum)
+            time.sleep(0.01)

@@ -67,12 +67,8 @@ def config_from_flags(flag_values: flags.FlagValues = FLAGS) -> runs.RunConfig:
                              for field in dataclasses.fields(runs.RunConfig)})
 
 
-class Terminated(Exception):
-    """SIGTERM arrived (a scheduler or `kill` stopping the run)."""
-
-
 def _raise_terminated(signum, frame):
-    raise Terminated()
+    raise callbacks.Terminated()
 
 
 def interrupted_message(model_dir: str) -> str:
@@ -99,7 +95,7 @@ def main(argv, flag_values: flags.FlagValues = FLAGS) -> None:
     except (callbacks.LossDiverged, callbacks.NoData, files.WriteFailed,
             training.OutOfMemory) as error:
         raise SystemExit(f"{PROGRAM}: {error}") from error
-    except (KeyboardInterrupt, Terminated) as interrupt:
+    except (KeyboardInterrupt, callbacks.Terminated) as interrupt:
         print(interrupted_message(config.model_dir), file=sys.stderr, flush=True)
         raise SystemExit(EXIT_INTERRUPTED if isinstance(interrupt, KeyboardInterrupt)
                          else EXIT_TERMINATED) from None
