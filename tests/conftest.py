@@ -127,11 +127,17 @@ def run_command(module, *args: str) -> int:
     try:
         module.main(values([module.PROGRAM, *args]), values)
     except SystemExit as exit:
-        if isinstance(exit.code, str):
-            print(exit.code, file=sys.stderr)
-            return 1
-        return exit.code or 0
+        return exit_status(exit)
     return 0
+
+
+def exit_status(exit: SystemExit) -> int:
+    """The status a process ending with `exit` returns, as Python gives it: 1 for a
+    message, which goes to stderr."""
+    if isinstance(exit.code, str):
+        print(exit.code, file=sys.stderr)
+        return 1
+    return exit.code or 0
 
 
 def run_recipe(name: str, *args: str) -> tuple[int, str]:
@@ -154,9 +160,7 @@ def run_recipe(name: str, *args: str) -> tuple[int, str]:
             module.main([])
         status = 0
     except SystemExit as exit:
-        if isinstance(exit.code, str):
-            print(exit.code, file=sys.stderr)
-        status = 1 if isinstance(exit.code, str) else exit.code or 0
+        status = exit_status(exit)
     finally:
         flags.FLAGS.unparse_flags()
         by_module = flags.FLAGS.flags_by_module_dict()
