@@ -45,6 +45,7 @@ def in_layout(images, layout):
 # --- keras.applications' contract, case by case, in both layouts ----------------------
 
 
+@pytest.mark.full_size
 @pytest.mark.parametrize("builder, last_dim", [(keras_vgg.VGG16, 512), (keras_vgg.VGG19, 512)])
 def test_notop_takes_any_number_of_channels(builder, last_dim, layout):
     for channels in (1, 3, 4):
@@ -54,6 +55,7 @@ def test_notop_takes_any_number_of_channels(builder, last_dim, layout):
         assert list(model.outputs[0].shape) == [None, *expected]
 
 
+@pytest.mark.full_size
 def test_notop_takes_a_custom_input_shape_and_tensor(layout):
     model = keras_vgg.VGG16(weights=None, include_top=False,
                             input_shape=shaped(123, 123, 3, layout))
@@ -65,6 +67,7 @@ def test_notop_takes_a_custom_input_shape_and_tensor(layout):
     assert list(model.output_shape) == [None, *shaped(3, 3, 512, layout)]
 
 
+@pytest.mark.full_size
 @pytest.mark.parametrize("pooling", ["avg", "max"])
 def test_pooling_gives_one_vector_per_image(pooling, layout):
     model = keras_vgg.VGG16(weights=None, include_top=False, pooling=pooling)
