@@ -215,9 +215,9 @@ def run_workers(model_dir, images, *, workers=2, timeout=420):
     try:
         while any(p.poll() is None for p in processes) and time.monotonic() < deadline:
             if any(p.poll() not in (None, 0) for p in processes):
-                time.sleep(5)  # let the others report the failure, then stop them
-                break
-            time.sleep(0.5)
+                # One failed: the others have 5 s to report it and end before they are stopped.
+                deadline = min(deadline, time.monotonic() + 5)
+            time.sleep(0.1)
     finally:
         for process in processes:
             if process.poll() is None:
