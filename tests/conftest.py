@@ -159,27 +159,19 @@ def run_recipe(name: str, *args: str) -> tuple[int, str]:
     import io
 
     from absl import flags
+    from flag_scope import forgotten_afterwards
 
-    imported = set(sys.modules)
     printed = io.StringIO()
-    try:
-        module = importlib.import_module(name)
-        flags.FLAGS.unparse_flags()  # every flag but `args` at its default
-        flags.FLAGS([f"{name}.py", *args])
-        with contextlib.redirect_stdout(printed):
-            module.main([])
-        status = 0
-    except SystemExit as exit:
-        status = exit_status(exit)
-    finally:
-        flags.FLAGS.unparse_flags()
-        by_module = flags.FLAGS.flags_by_module_dict()
-        for recipe in set(sys.modules) - imported:
-            if Path(getattr(sys.modules[recipe], "__file__", None) or "/").parent == (
-                    ROOT / "recipes"):
-                for flag in list(by_module.get(recipe, [])):
-                    delattr(flags.FLAGS, flag.name)
-                del sys.modules[recipe]
+    with forgotten_afterwards(ROOT / "recipes"):
+        try:
+            module = importlib.import_module(name)
+            flags.FLAGS.unparse_flags()  # every flag but `args` at its default
+            flags.FLAGS([f"{name}.py", *args])
+            with contextlib.redirect_stdout(printed):
+                module.main([])
+            status = 0
+        except SystemExit as exit:
+            status = exit_status(exit)
     return status, printed.getvalue()
 
 

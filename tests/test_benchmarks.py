@@ -34,22 +34,17 @@ def quick_runs(names_and_flags) -> subprocess.CompletedProcess:
     """`python -m benchmarks.<name> --quick <flags>` for each, one after the other in one
     fresh process (one TensorFlow start); each one's output follows a line `=== <name>`."""
     script = textwrap.dedent(f"""
-        import importlib, sys
+        import importlib, pathlib, sys
         from absl import flags
+        sys.path.insert(0, "tests")
+        from flag_scope import forgotten_afterwards
         for name, extra in {list(names_and_flags)!r}:
-            imported = set(sys.modules)
-            module = importlib.import_module("benchmarks." + name)
-            flags.FLAGS.unparse_flags()
-            flags.FLAGS(["benchmarks." + name, "--quick", *extra])
-            print("=== " + name, flush=True)
-            module.main([name])
-            by_module = flags.FLAGS.flags_by_module_dict()
-            for brought in set(sys.modules) - imported:
-                if brought.startswith("benchmarks."):
-                    for flag in list(by_module.get(brought, [])):
-                        delattr(flags.FLAGS, flag.name)
-                    del sys.modules[brought]
-                    delattr(sys.modules["benchmarks"], brought.split(".")[1])
+            with forgotten_afterwards(pathlib.Path("benchmarks").resolve()):
+                module = importlib.import_module("benchmarks." + name)
+                flags.FLAGS.unparse_flags()
+                flags.FLAGS(["benchmarks." + name, "--quick", *extra])
+                print("=== " + name, flush=True)
+                module.main([name])
     """)
     return subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True,
                           text=True, timeout=900, check=False)
