@@ -55,7 +55,7 @@ lint: $(VENV)/.test-installed
 # installed in the background meanwhile (pip, on the core the tests leave idle: they run
 # TensorFlow one process at a time); its log is printed if it fails.
 INSTALLED_LOG := build/installed_package.log
-# Its Pythons keep the bytecode of the modules they import, in __pycache__, as Python does
+# make test's Pythons keep the bytecode of the modules they import, in __pycache__, as Python does
 # unless PYTHONDONTWRITEBYTECODE is set (an empty value unsets it): the first import
 # compiles each module once, 5,100 of the environment's 16,700, where compiling them all
 # ahead took 23-34 s on two cores here, and compiling on every import costs each process.
