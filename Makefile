@@ -47,14 +47,18 @@ lint: $(VENV)/.test-installed
 	$(BIN)/ruff check .
 
 # The whole suite on the TensorFlow backend in one session (the quick tests with the
-# full-size and slow ones: the shared runs train once), then the model tests on JAX
-# (full-size graph comparisons are backend-independent and run in the TensorFlow pass, and
-# the slow ones start processes of their own backend), then the package as pip installs
-# it: its wheel in a new environment, and an installed command run. The log ends the first
-# pass with its 20 slowest tests, where the suite's time goes. The wheel's environment is
-# installed in the background meanwhile (pip, on the core the tests leave idle: they run
-# TensorFlow one process at a time); its log is printed if it fails.
+# full-size and slow ones: the shared runs train once), and beside it, on the core it leaves
+# idle (it runs TensorFlow one process at a time, at 1.2 cores on average), what needs no
+# TensorFlow process: the wheel's environment (pip), then, under KERAS_BACKEND=jax, the
+# model tests (full-size graph comparisons are backend-independent and run in the
+# TensorFlow pass; the other slow ones start TensorFlow processes) and the tests whose
+# processes run no TensorFlow. Their logs follow the TensorFlow pass's, which ends with its
+# 20 slowest tests, where the suite's time goes. Then the package as pip installs it: an
+# installed command run in the wheel's environment.
 INSTALLED_LOG := build/installed_package.log
+BESIDE_LOG := build/beside_tensorflow.log
+BESIDE_TESTS := tests/test_backends.py tests/test_contract.py tests/test_kerashub.py \
+	tests/test_benchmarks.py -m "(not full_size and not slow) or without_tensorflow"
 # make test's Pythons keep the bytecode of the modules they import, in __pycache__, as Python does
 # unless PYTHONDONTWRITEBYTECODE is set (an empty value unsets it): the first import
 # compiles each module once, 5,100 of the environment's 16,700, where compiling them all
@@ -62,13 +66,15 @@ INSTALLED_LOG := build/installed_package.log
 test: export PYTHONDONTWRITEBYTECODE :=
 test: lint
 	mkdir -p build
-	bash .ci/installed_package.sh install $(BIN)/python > $(INSTALLED_LOG) 2>&1 & installing=$$!; \
-	$(BIN)/python -m pytest -m "" --durations=20 \
-	&& KERAS_BACKEND=jax $(BIN)/python -m pytest tests/test_backends.py tests/test_contract.py \
-	    tests/test_kerashub.py -m "not full_size and not slow"; \
-	tests=$$?; \
-	wait $$installing || { cat $(INSTALLED_LOG); exit 1; }; \
-	exit $$tests
+	{ bash .ci/installed_package.sh install $(BIN)/python > $(INSTALLED_LOG) 2>&1; \
+	  echo $$? > build/installed_package.status; \
+	  KERAS_BACKEND=jax $(BIN)/python -m pytest $(BESIDE_TESTS) > $(BESIDE_LOG) 2>&1; } & \
+	beside=$$!; \
+	$(BIN)/python -m pytest -m "not without_tensorflow" --durations=20; tests=$$?; \
+	wait $$beside; beside=$$?; \
+	echo "Beside it, on JAX and without TensorFlow ($(BESIDE_LOG)):"; cat $(BESIDE_LOG); \
+	[ "$$(cat build/installed_package.status)" = 0 ] || { cat $(INSTALLED_LOG); exit 1; }; \
+	exit $$(( tests || beside ))
 	bash .ci/installed_package.sh check $(BIN)/python
 
 # torchvision, the input pipeline's peer, in an environment of its own: its only wheels are

@@ -195,6 +195,7 @@ def test_the_papers_dropout_is_where_the_readme_says():
 
 @pytest.mark.parametrize("backend", ["jax", "torch"])
 @pytest.mark.slow
+@pytest.mark.without_tensorflow
 def test_the_models_need_no_tensorflow(backend, tmp_path):
     """With TensorFlow made unimportable: the model code builds, trains, loads weights,
     runs dense evaluation and the anatomy; the TensorFlow parts say what to install."""

@@ -63,6 +63,7 @@ def test_every_benchmark_runs_quick(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.without_tensorflow
 def test_the_gpu_benchmark_runs_on_jax_without_tensorflow():
     """`--quick`, then the real run, which finds no GPU here: in one process with
     TensorFlow made unimportable, as on the GPU machines."""
