@@ -108,7 +108,7 @@ def fit_under_multi_worker(model: keras.Model, strategy: tf.distribute.Strategy)
     """Lets Keras 3.15's `model.fit` / `evaluate` run `model` under MultiWorkerMirroredStrategy
     with several workers; does nothing otherwise.
 
-    Keras' own code fails there twice (tests/test_recipes.py runs two real workers):
+    Keras' own code fails there twice, with two real workers:
     - keras-team/keras#20585: before the first step, fit all-reduces a whole input batch
       across workers to build the model symbolically (`Model._maybe_symbolic_build`), and
       MultiWorkerMirroredStrategy cannot reduce a nested batch. The build only needs

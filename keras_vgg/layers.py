@@ -1,8 +1,9 @@
 """Layers the paper needs that Keras does not ship.
 
 `LocalResponseNormalization` is AlexNet's LRN, which configuration A-LRN uses. It is written in
-`keras.ops`, so it runs on every backend, and it is checked against
-`tf.nn.local_response_normalization` and `torch.nn.LocalResponseNorm`.
+`keras.ops`, so it runs on every backend, and gives, to float32 round-off, what
+`torch.nn.LocalResponseNorm(size, alpha, beta, k)` and `tf.nn.local_response_normalization(
+depth_radius=size // 2, bias=k, alpha=alpha / size, beta=beta)` give.
 """
 
 from __future__ import annotations
@@ -25,8 +26,8 @@ class LocalResponseNormalization(keras.layers.Layer):
     as in Caffe (which the paper's authors used) and `torch.nn.LocalResponseNorm`.
 
     Keras has no such layer (it dropped LRN with Keras 2), hence this one, written in
-    `keras.ops` for every backend (checked against `tf.nn.local_response_normalization` and
-    `torch.nn.LocalResponseNorm`). Input and output: `[batch, height, width, channels]`,
+    `keras.ops` for every backend (the module's docstring gives its torch and `tf.nn`
+    equivalents). Input and output: `[batch, height, width, channels]`,
     or `[batch, channels, height, width]` with `data_format="channels_first"` (default
     `keras.config.image_data_format()`), float.
     """

@@ -36,6 +36,16 @@ def test_lrn_is_caffe_and_torch_local_response_norm():
     )
 
 
+@pytest.mark.parametrize("size, alpha, beta, k", [(5, 1e-4, 0.75, 2.0), (3, 0.5, 0.5, 1.0)])
+def test_lrn_is_tf_nn_local_response_normalization(size, alpha, beta, k):
+    tf = pytest.importorskip("tensorflow")
+    x = np.random.default_rng(2).normal(0, 30, (2, 6, 7, 16)).astype("float32")
+    reference = tf.nn.local_response_normalization(
+        x, depth_radius=size // 2, bias=k, alpha=alpha / size, beta=beta)
+    layer = LocalResponseNormalization(size=size, alpha=alpha, beta=beta, k=k)
+    np.testing.assert_allclose(np.asarray(layer(x)), reference.numpy(), rtol=1e-5, atol=1e-6)
+
+
 def test_lrn_serializes():
     layer = LocalResponseNormalization(size=3, alpha=0.1, name="lrn")
     restored = keras.layers.deserialize(keras.layers.serialize(layer))

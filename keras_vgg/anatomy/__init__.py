@@ -8,15 +8,16 @@ output positions, receptive fields from the kernels, strides and dilations of th
 Only weight layers (Conv2D, Dense) count multiply-adds; pooling, ReLU, LRN and BatchNorm
 cost a few operations per activation and are left out, as in the usual GFLOPs figures.
 
-Receptive fields are checked by a test against the network's own response to a perturbed
-pixel. `dense_costs` compares dense evaluation at each test scale Q with the 50 crops
-multi-crop evaluation takes there (150 over the paper's three scales). `stack_comparison`
-sets a stack of n 3x3 convolutions beside the single conv with the same receptive field
-(2n+1): three 3x3 layers see 7x7 with 27C^2 weights and three ReLUs, one 7x7 layer needs
-49C^2 (1.81x) with one. For D the tables show what the paper's argument rests on: the 13
-convs hold 14,714,688 of the 138,357,544 parameters (10.6%) but 99.2% of the 15.47 G
-multiply-adds per 224 image, while fc1 alone holds 102,764,544 (74.3%). The functions
-(`layer_rows`, `stage_rows`, `ladder`, `stack_comparison`, `dense_costs`) return dataclasses.
+A receptive field is the side of the input window that reaches one output position of a
+layer: a pixel outside it leaves that output unchanged. `dense_costs` compares dense
+evaluation at each test scale Q with the 50 crops multi-crop evaluation takes there (150
+over the paper's three scales). `stack_comparison` sets a stack of n 3x3 convolutions
+beside the single conv with the same receptive field (2n+1): three 3x3 layers see 7x7 with
+27C^2 weights and three ReLUs, one 7x7 layer needs 49C^2 (1.81x) with one. For D the tables
+show what the paper's argument rests on: the 13 convs hold 14,714,688 of the 138,357,544
+parameters (10.6%) but 99.2% of the 15.47 G multiply-adds per 224 image, while fc1 alone
+holds 102,764,544 (74.3%). The functions (`layer_rows`, `stage_rows`, `ladder`,
+`stack_comparison`, `dense_costs`) return dataclasses.
 """
 
 from __future__ import annotations
