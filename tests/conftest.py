@@ -127,6 +127,21 @@ def forward(model, inputs):
     return keras.tree.map_structure(keras.ops.convert_to_numpy, model(inputs, training=False))
 
 
+def names(text: str, *facts: str) -> bool:
+    """Whether a line of `text` names each of `facts` (substrings: numbers, flags, paths,
+    names), in this order. Tests read a message's facts, not its wording."""
+    for line in text.splitlines():
+        position = 0
+        for fact in facts:
+            position = line.find(fact, position)
+            if position < 0:
+                break
+            position += len(fact)
+        else:
+            return True
+    return False
+
+
 def run_command(module, *args: str) -> int:
     """Runs a `keras_vgg.cli` command in this process, with flags of its own, as its console
     command would: returns its exit status; a message it exits with goes to stderr."""

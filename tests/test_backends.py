@@ -12,7 +12,7 @@ import sys
 import keras
 import numpy as np
 import pytest
-from conftest import NARROW, ROOT, forward
+from conftest import NARROW, ROOT, forward, names
 
 import keras_vgg
 from keras_vgg import anatomy, configs
@@ -226,5 +226,4 @@ except ImportError as error:
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0] == f"{backend} (1, 2, 2, 4) 20"
-    assert lines[1].startswith("this part of keras_vgg (the tf.data pipeline, training, "
-                               "evaluation or serving) needs TensorFlow: pip install")
+    assert names(lines[1], "needs TensorFlow", "pip install"), lines

@@ -7,7 +7,7 @@ import time
 import keras
 import numpy as np
 import pytest
-from conftest import NARROW, tiny_run_config
+from conftest import NARROW, names, tiny_run_config
 
 import keras_vgg
 from keras_vgg import callbacks, checkpoints, runs, tasks, weights
@@ -55,11 +55,9 @@ def test_schedule_divides_by_ten_three_times_then_stops_each_announced_after_its
     epoch_2 = lines.index("Epoch 2/40")
     assert lines[epoch_2 + 1].startswith("1/1 - ") and "val_loss" in lines[epoch_2 + 1]
     assert not any(name in lines[epoch_2 + 1] for name in callbacks.EpochLine.NOT_METRICS)
-    assert lines[epoch_2 + 2] == ("Epoch 2: the validation loss stopped improving; learning "
-                                  "rate 1e-09 -> 1e-10 (drop 1 of 3).")
+    assert names(lines[epoch_2 + 2], "Epoch 2", "1e-09 -> 1e-10", "1 of 3"), lines
     assert lines[epoch_2 + 3] == "Epoch 3/40"
-    assert lines[-1] == ("The validation loss stopped improving after 3 learning-rate "
-                         "drops: stopping, as the paper does.")
+    assert names(lines[-1], "3 learning-rate drops", "stopping"), lines
 
 
 def schedule_rates(accuracies, *, steps_per_epoch=10, **options):
@@ -156,12 +154,9 @@ def fit_until_it_blows_up(tmp_path, factor, **fit_options):
 
 def test_nan_loss_stops_and_keeps_the_last_good_epoch(tmp_path):
     message, blow_up = fit_until_it_blows_up(tmp_path, np.inf, validation_data=random_batches(8))
-    assert message.startswith("training diverged in epoch 2: the training loss became nan at "
-                              "step 1. Lower the rate (growth). The last good epoch's weights "
-                              "are in ")
     # the run ended by raising: the checkpoint of epoch 1 is kept, and named
     last_good_path = os.path.join(checkpoints.latest(str(tmp_path)), checkpoints.WEIGHTS_FILE)
-    assert message.endswith(f"are in {last_good_path}.")
+    assert names(message, "epoch 2", "nan", "step 1", advise("growth"), last_good_path), message
     assert checkpoints.saved_epoch(str(tmp_path)) == 1
     last_good = tiny_model()
     weights.load_weights(last_good, last_good_path)
@@ -171,8 +166,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_epoch(tmp_path):
 
 def test_a_loss_grown_by_orders_of_magnitude_stops_before_it_is_nan(tmp_path):
     message, _ = fit_until_it_blows_up(tmp_path, 1e4, validation_data=random_batches(8))
-    assert "training diverged in epoch 2: the training loss grew from" in message
-    assert "at step 1, over 100 times. Lower the rate (growth)." in message
+    assert names(message, "epoch 2", "grew", "step 1", "100 times", advise("growth")), message
 
 
 def test_a_first_loss_far_above_chance_stops_at_once(tmp_path):
@@ -180,11 +174,10 @@ def test_a_first_loss_far_above_chance_stops_at_once(tmp_path):
     model = keras_vgg.vgg("A", width_multiplier=NARROW, input_shape=(32, 32, 3), classes=4,
                           kernel_initializer=keras.initializers.RandomNormal(stddev=0.5))
     tasks.compile_for_training(model, learning_rate=1e-3)
-    with pytest.raises(callbacks.LossDiverged,
-                       match=r"the training loss started at .* over 100 times the 1.39 \(ln of "
-                             r"the number of classes\).* No epoch completed before it."):
+    with pytest.raises(callbacks.LossDiverged) as error:
         model.fit(x, y, epochs=1, batch_size=8, verbose=0,
                   callbacks=run_callbacks(tmp_path, global_batch_size=8))
+    assert names(str(error.value), "started at", "100 times", "1.39", "No epoch"), error.value
 
 
 @pytest.mark.parametrize("val_loss", [float("inf"), float("nan")])
@@ -193,10 +186,10 @@ def test_an_infinite_validation_loss_stops(tmp_path, val_loss):
                                       model_dir=str(tmp_path))
     guard.set_model(tiny_model())
     guard.on_epoch_begin(2)
-    with pytest.raises(callbacks.LossDiverged,
-                       match=rf"in epoch 3: the validation loss is {val_loss}. Lower the rate "
-                             r"\(growth\). No epoch completed before it.$"):
+    with pytest.raises(callbacks.LossDiverged) as error:
         guard.on_epoch_end(2, {"loss": 1.0, "val_loss": val_loss})
+    assert names(str(error.value), "epoch 3", f"validation loss is {val_loss}",
+                 advise("growth"), "No epoch"), error.value
     guard.on_epoch_end(2, {"loss": 1.0, "val_loss": 1.0})
 
 
@@ -273,10 +266,9 @@ def test_one_images_loss_at_a_batch_of_one_is_not_divergence(tmp_path):
     # Growth that lasts still stops a batch of 1, on the mean of its last 32 steps.
     growing = callbacks.DivergenceGuard(checkpoints.RunState(), num_classes=2, advice=str,
                                         model_dir=str(tmp_path), global_batch_size=1)
-    with pytest.raises(callbacks.LossDiverged,
-                       match=r"grew from 0.0693 to 7.51 \(the mean of the last 32 steps\) at "
-                             r"step 52, over 100 times"):
+    with pytest.raises(callbacks.LossDiverged) as error:
         step_losses_to_guard(growing, [0.01] * 40 + [20.0] * 40)
+    assert names(str(error.value), "0.0693 to 7.51", "last 32 steps", "step 52"), error.value
 
 
 @pytest.mark.parametrize("signum, raised", [(signal.SIGINT, KeyboardInterrupt),

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from absl import flags
-from conftest import NARROW, ROOT, run_command
+from conftest import NARROW, ROOT, names, run_command
 from image_files import imagenet_folder
 
 import keras_vgg
@@ -77,10 +77,9 @@ def test_a_run_that_ends_at_chance_exits_2_with_what_to_try(demo_images, tmp_pat
                        f"--width_multiplier={NARROW}", "--scale=40", "--crop_size=32",
                        "--epochs=1", "--learning_rate=1e-9", "--seed=0") == 2
     error = capsys.readouterr().err.strip()
-    assert error.startswith("keras-vgg-train: the run did not learn: its validation accuracy ")
-    assert "is no better than guessing among 10 classes (10.0%)" in error
-    assert "Try a higher rate (--learning_rate=3e-09; it started at 1e-09, --learning_rate), " \
-           "more epochs (--epochs, now 1)" in error
+    assert error.startswith("keras-vgg-train: ")
+    assert names(error, "did not learn", "10 classes (10.0%)", "--learning_rate=3e-09",
+                 "1e-09", "--epochs", "1"), error
     assert (tmp_path / "run" / "final.weights.h5").exists()  # the run itself is complete
 
 

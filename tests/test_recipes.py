@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import ROOT, run_command, run_recipe, tmpfs
+from conftest import ROOT, names, run_command, run_recipe, tmpfs
 from image_files import imagenet_folder
 
 from keras_vgg import runs
@@ -51,8 +51,7 @@ def test_demo_trains_from_the_defaults_evaluates_exports_and_fine_tunes(demo):
     assert summary, result.stdout[-3000:]
     epochs, loss, accuracy = int(summary[1]), float(summary[2]), float(summary[3])
     assert accuracy >= 90 and loss < 0.5 * math.log(10)  # chance: 10%, loss ln 10
-    assert ("batch 32, learning rate 0.00125 (the paper's rate, 0.01 at batch 256, x 32/256)"
-            in result.stdout)
+    assert names(result.stdout, "batch 32", "learning rate 0.00125", "0.01 at batch 256, x 32/256")
     assert (tmp_path / "shapes" / "training_curves.png").stat().st_size > 10_000
     trained = runs.load(tmp_path / "shapes")
     assert trained.class_names == tuple(sorted(demo_data.CLASSES))
@@ -86,11 +85,11 @@ def test_demo_trains_from_the_defaults_evaluates_exports_and_fine_tunes(demo):
     # A new classifier: the paper's initial rate, not its fine-tuning rate for a net whose
     # every layer is loaded (the fusion net's, from the same classes).
     assert tuned_run.new_layers == ("predictions",)
-    assert ("batch 4, learning rate 0.00015625 (the paper's rate with new layers "
-            "(predictions), 0.01 at batch 256, x 4/256)") in result.stdout
+    assert names(result.stdout, "batch 4", "learning rate 0.00015625", "(predictions)",
+                 "0.01 at batch 256, x 4/256")
     assert runs.load(tmp_path / "shapes_s72").new_layers == ()
-    assert ("learning rate 0.000125 (the paper's fine-tuning rate, 0.001 at batch 256, "
-            "x 32/256)") in result.stdout
+    assert names(result.stdout, "learning rate 0.000125", "fine-tuning rate",
+                 "0.001 at batch 256, x 32/256")
     assert (tuned_run.config.config, tuned_run.config.crop_size) == ("A", 48)  # the run's
     fusion = re.fullmatch(r"Fusion \(Sect. 4.4\), top-1 error of dense evaluation on 400 "
                           r"held-out images: A/\[54;72\]/63 ([0-9.]+)%, A/72/72 ([0-9.]+)%, "
@@ -149,8 +148,8 @@ def test_demo_localisation_reports_both_protocols_and_draws_boxes(demo, capsys):
     cli = capsys.readouterr()
     # One epoch of 12 images a class puts no box right yet: the run says so (status 2).
     assert status == NOT_LEARNT, cli.err[-3000:]
-    assert "no validation box overlaps its target by IoU > 0.5" in cli.err
-    assert "the paper's localisation rate, 0.001 at batch 256, x 16/256" in cli.out
+    assert names(cli.err, "no validation box", "IoU > 0.5"), cli.err[-3000:]
+    assert names(cli.out, "localisation rate", "0.001 at batch 256, x 16/256")
     assert runs.load(tmp_path / "scr").build_model().output_shape == (None, 4)
     status = run_command(train, "--task=localisation", f"--init_from={tmp_path}/shapes",
                          f"--data=folder:{tmp_path}/images/train",
@@ -171,8 +170,7 @@ def test_config_a_at_full_width_trains_from_the_recipe_defaults(tmp_path, capsys
                          "--batch_size=4", "--epochs=2")
     result = capsys.readouterr()
     assert status == 0, result.err[-3000:]
-    assert ("learning rate 0.00015625 (the paper's rate, 0.01 at batch 256, x 4/256)"
-            in result.out)
+    assert names(result.out, "learning rate 0.00015625", "0.01 at batch 256, x 4/256")
     with open(tmp_path / "run" / "history.csv") as file:
         losses = [float(row["loss"]) for row in csv.DictReader(file)]
     assert len(losses) == 2 and all(math.isfinite(loss) for loss in losses)
@@ -376,8 +374,8 @@ def test_a_full_disk_stops_the_run_with_its_files_intact_and_it_resumes(tmp_path
                             ballast.write(bytes(1 << 16))
                             ballast.flush()
         assert training.wait(timeout=120) == 1, "".join(output)
-        assert "keras-vgg-train: no space left for" in "".join(output)
-        assert "free some space and run the same command again to resume" in "".join(output)
+        assert names("".join(output), "keras-vgg-train: ", "no space left", "free some space",
+                     "same command"), "".join(output)
         run = runs.load(disk / "run")
         assert checkpoints.saved_epoch(str(disk / "run")) == 1
         keras_vgg.load_weights(run.build_model(weights=False), os.path.join(
@@ -416,9 +414,9 @@ def test_an_interrupted_run_says_what_is_saved_and_resumes(tmp_path, capsys, sig
     assert training.wait(timeout=120) == status
     errors = training.stderr.read()
     assert "Traceback" not in errors, errors
-    assert errors.strip().splitlines()[-1] == (
-        f"keras-vgg-train: interrupted; epoch 1 is saved in {tmp_path}/run. Run the same "
-        "command to resume from it.")
+    last_line = errors.strip().splitlines()[-1]
+    assert last_line.startswith("keras-vgg-train: ")
+    assert names(last_line, "interrupted", "epoch 1", f"{tmp_path}/run", "same command"), errors
     if signum == signal.SIGTERM:
         status = run_command(train, *command[2:])  # the same command, in this process
         resumed = capsys.readouterr()

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import NARROW, REPLICA_DEVICES, forward, tiny_run_config
+from conftest import NARROW, REPLICA_DEVICES, forward, names, tiny_run_config
 from image_files import imagenet_folder, write
 
 import keras_vgg
@@ -136,11 +136,8 @@ def test_a_rate_too_high_stops_with_what_to_change(demo_images, tmp_path):
     with pytest.raises(callbacks.LossDiverged) as error:
         training.train(config, verbose=0)
     message = str(error.value)
-    assert message.startswith("training diverged in epoch 1: the training loss")
-    assert ("The learning rate 50 (--learning_rate) is likely too high: start again with "
-            "--learning_rate=5 or lower, or leave --learning_rate unset for 0.00015625 (the "
-            "paper's rate, 0.01 at batch 256, x 4/256), in a new --model_dir (resuming this one "
-            "repeats the same steps and diverges again).") in message
+    assert names(message, "epoch 1", "rate 50", "--learning_rate=5 or lower", "0.00015625",
+                 "0.01 at batch 256, x 4/256", "new --model_dir"), message
     assert not (tmp_path / "run" / "final.weights.h5").exists()
 
 
@@ -149,12 +146,11 @@ def test_divergence_advice_names_the_initialisation_where_it_is_the_cause():
     run = runs.Run.of(config, ["a", "b"])
     advice = training.divergence_advice(run, "growth")
     assert "--learning_rate=1.56e-05 or lower" in advice
-    assert "with --init=glorot, which trains every config from scratch" in advice
+    assert "--init=glorot" in advice
     assert "leave --learning_rate unset" not in advice
     start = training.divergence_advice(run, "start")  # before any update: not the rate
-    assert start.startswith("The initialisation (--init=gaussian) or the inputs are likely "
-                            "off: check that --preprocessing=caffe is the one the data needs; "
-                            "start again with --init=glorot, in a new --model_dir")
+    assert names(start, "--init=gaussian", "--preprocessing=caffe", "--init=glorot",
+                 "new --model_dir"), start
     assert "learning_rate" not in start
 
 
@@ -223,8 +219,8 @@ def test_warm_start_and_init_from_take_run_directories(tiny_run, demo_images, tm
     training.train(tuned, verbose=0)
     output = capsys.readouterr().out
     assert f"Initialised from {tiny_run.directory}: loaded 11 layers (" in output
-    assert "learning rate 1.5625e-05 (the paper's fine-tuning rate, 0.001 at batch 256, " \
-           "x 4/256)" in output
+    assert names(output, "learning rate 1.5625e-05", "fine-tuning rate",
+                 "0.001 at batch 256, x 4/256"), output
     with pytest.raises(ValueError, match="init_from: /no/run: no such weights file, preset or "
                                          "run directory"):
         tiny_run_config(tmp_path / "x", demo_images, init_from="/no/run")
@@ -462,5 +458,6 @@ def test_the_default_batch_is_set_from_the_training_data(demo_images, tmp_path, 
     training.train(config, verbose=0)
     # 20 images: batch 1 gives 20 steps, the 32 of MIN_STEPS_PER_EPOCH being out of reach
     assert runs.load(tmp_path / "run").config.batch_size == 1
-    assert ("batch 1, learning rate 3.90625e-05 (the paper's rate, 0.01 at batch 256, x "
-            "1/256)") in capsys.readouterr().out
+    output = capsys.readouterr().out
+    assert names(output, "batch 1", "learning rate 3.90625e-05", "0.01 at batch 256, x 1/256"), \
+        output
