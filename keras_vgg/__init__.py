@@ -8,15 +8,19 @@
 import os
 
 # TensorFlow's C++ start-up lines (CPU features, oneDNN notices) are noise to our users and
-# in logs; this must be set before TensorFlow loads, and a value the user set wins.
+# in logs; this must be set before TensorFlow loads, and a value the user set wins. Keras
+# loads TensorFlow here, where the lines the level does not reach are held back too.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from keras_vgg.configs import CONFIGS, TABLE_1, VGGConfig  # noqa: E402
-from keras_vgg.dense import fully_convolutional  # noqa: E402
-from keras_vgg.imagenet import class_index, decode_predictions, preprocess_input  # noqa: E402
-from keras_vgg.layers import LocalResponseNormalization  # noqa: E402
-from keras_vgg.models import VGG11, VGG13, VGG16, VGG19, vgg  # noqa: E402
-from keras_vgg.weights import load_weights  # noqa: E402
+from keras_vgg.native_log import start_up_lines_hidden  # noqa: E402
+
+with start_up_lines_hidden():
+    from keras_vgg.configs import CONFIGS, TABLE_1, VGGConfig
+    from keras_vgg.dense import fully_convolutional
+    from keras_vgg.imagenet import class_index, decode_predictions, preprocess_input
+    from keras_vgg.layers import LocalResponseNormalization
+    from keras_vgg.models import VGG11, VGG13, VGG16, VGG19, vgg
+    from keras_vgg.weights import load_weights
 
 __version__ = "0.1.0"
 
