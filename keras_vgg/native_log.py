@@ -7,6 +7,10 @@ port.cc:153] oneDNN custom operations are on ..."). `start_up_lines_hidden()` ho
 process's stderr (file descriptor 2) while its block runs, and writes back, as they come,
 all the lines but absl's lines below the level (1 hides INFO, 2 WARNING too, 3 ERROR too;
 FATAL always shows) and that preamble. The lines it hid are in `hidden`.
+
+A thread of this process does the writing back, so a process that aborts inside the block
+may lose the last lines it wrote (TensorFlow's FATAL line before an abort as it loads).
+`TF_CPP_MIN_LOG_LEVEL=0` turns all of this off and shows every line.
 """
 
 from __future__ import annotations
