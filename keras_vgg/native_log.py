@@ -55,14 +55,13 @@ def start_up_lines_hidden() -> Iterator[None]:
     """Runs the block with stderr's lines below `level()` hidden (see the module's
     docstring); everything else the block writes to stderr, from Python or C++, passes."""
     min_level = level()
+    if min_level < 1:
+        yield
+        return
     try:
         sys.stderr.flush()
         stderr = os.dup(2)
     except (AttributeError, OSError, ValueError):  # no stderr to hold
-        yield
-        return
-    if min_level < 1:
-        os.close(stderr)
         yield
         return
     read_end, write_end = os.pipe()
